@@ -1,0 +1,1 @@
+"""Plan (dry run), run, journal and resume, confirmation and locking."""

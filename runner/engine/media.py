@@ -1,0 +1,205 @@
+"""Media access for actions: atomic, repeatable writes, and a dry-run overlay.
+
+All media reads and writes of an action go through `MediaStore`, so that:
+- in a real run every write is atomic (temp file, fsync, rename) and safe to
+  repeat after a crash: re-running a step rewrites the same bytes;
+- in a dry run nothing under the site changes: writes land in a scratch
+  overlay outside the site, and later reads in the same plan see them, so a
+  plan of many steps predicts exactly what the run would do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from runner.errors import MediaError
+from runner.site import Site, safe_relpath
+
+
+@dataclass
+class MediaChange:
+    """One predicted or performed media change, for plans and the journal."""
+
+    op: str  # write | copy | move | remove | mkdir
+    path: str
+    source: str | None = None
+    size: int | None = None
+
+    def describe(self) -> str:
+        size = f" ({self.size:,} bytes)" if self.size is not None else ""
+        if self.source:
+            return f"{self.op} {self.source} -> {self.path}{size}"
+        return f"{self.op} {self.path}{size}"
+
+
+@dataclass
+class MediaStore:
+    """Site media, seen through an overlay when `dry_run` is set."""
+
+    site: Site
+    dry_run: bool = False
+    overlay_dir: Path | None = None
+    changes: list[MediaChange] = field(default_factory=list)
+    _redirect: dict[str, Path] = field(default_factory=dict)  # rel -> where its bytes are
+    _removed: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.dry_run and self.overlay_dir is None:
+            self.overlay_dir = Path(tempfile.mkdtemp(prefix="recover-plan-media-"))
+
+    # -- reading -----------------------------------------------------------
+    def path(self, rel: str) -> Path:
+        """Where to read `rel` from right now (the overlay's copy in a dry run)."""
+        key = str(safe_relpath(rel))
+        if key in self._redirect:
+            return self._redirect[key]
+        if key in self._removed:
+            return self.site.path(key) / "\x00removed-in-plan"  # never exists
+        return self.site.path(key)
+
+    def exists(self, rel: str) -> bool:
+        key = str(safe_relpath(rel))
+        if key in self._redirect:
+            return True
+        if key in self._removed:
+            return False
+        return self.site.path(key).exists()
+
+    def listdir(self, rel: str) -> list[str]:
+        """Names in a site directory, including planned writes, sorted."""
+        key = str(safe_relpath(rel))
+        real = self.site.path(key)
+        names = set(os.listdir(real)) if real.is_dir() else set()
+        prefix = key + "/"
+        for planned in self._redirect:
+            if planned.startswith(prefix) and "/" not in planned[len(prefix) :]:
+                names.add(planned[len(prefix) :])
+        for gone in self._removed:
+            if gone.startswith(prefix):
+                names.discard(gone[len(prefix) :])
+        return sorted(names)
+
+    def open(self, rel: str) -> BinaryIO:
+        try:
+            return open(self.path(rel), "rb")  # noqa: SIM115 - returned to caller
+        except FileNotFoundError as exc:
+            raise MediaError(f"media file {rel} is missing") from exc
+        except OSError as exc:
+            raise MediaError(f"media file {rel} cannot be read: {exc.strerror}") from exc
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.open(rel) as handle:
+            return handle.read()
+
+    # -- writing -----------------------------------------------------------
+    @contextlib.contextmanager
+    def writer(self, rel: str) -> Iterator[BinaryIO]:
+        """Write a whole file atomically; it appears complete or not at all."""
+        key = str(safe_relpath(rel))
+        target = self._write_target(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield handle
+                handle.flush()
+                if not self.dry_run:
+                    os.fsync(handle.fileno())
+            size = tmp.stat().st_size
+            os.replace(tmp, target)
+            if not self.dry_run:
+                _fsync_dir(target.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._landed(key, target)
+        self.changes.append(MediaChange("write", key, size=size))
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        with self.writer(rel) as handle:
+            handle.write(data)
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy a file atomically (streaming, so large media stay out of memory)."""
+        with self.open(src) as source, self.writer(dst) as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        self.changes[-1] = MediaChange("copy", str(safe_relpath(dst)), source=src,
+                                       size=self.changes[-1].size)
+
+    def move(self, src: str, dst: str) -> None:
+        """Rename within the site. Repeatable: an already-done move is a no-op."""
+        skey, dkey = str(safe_relpath(src)), str(safe_relpath(dst))
+        if not self.exists(skey):
+            if self.exists(dkey):
+                return  # done before an interruption
+            raise MediaError(f"cannot move {src}: it is missing")
+        if self.dry_run:
+            self._redirect[dkey] = self.path(skey)
+            self._removed.discard(dkey)
+            self._redirect.pop(skey, None)
+            self._removed.add(skey)
+        else:
+            source, target = self.site.path(skey), self.site.path(dkey)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+            _fsync_dir(target.parent)
+        self.changes.append(MediaChange("move", dkey, source=skey))
+
+    def remove(self, rel: str) -> None:
+        """Delete a file. Repeatable: a missing file is already removed."""
+        key = str(safe_relpath(rel))
+        if not self.exists(key):
+            return
+        if self.dry_run:
+            self._redirect.pop(key, None)
+            self._removed.add(key)
+        else:
+            self.site.path(key).unlink()
+        self.changes.append(MediaChange("remove", key))
+
+    def mkdir(self, rel: str) -> None:
+        key = str(safe_relpath(rel))
+        if self.exists(key):
+            return
+        if not self.dry_run:
+            self.site.path(key).mkdir(parents=True, exist_ok=True)
+        else:
+            assert self.overlay_dir is not None
+            (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
+            self._redirect[key] = self.overlay_dir / key
+        self.changes.append(MediaChange("mkdir", key))
+
+    def close(self) -> None:
+        """Drop the dry-run overlay."""
+        if self.dry_run and self.overlay_dir is not None:
+            shutil.rmtree(self.overlay_dir, ignore_errors=True)
+
+    # -- internals ---------------------------------------------------------
+    def _write_target(self, key: str) -> Path:
+        if not self.dry_run:
+            return self.site.path(key)
+        assert self.overlay_dir is not None
+        return self.overlay_dir / key
+
+    def _landed(self, key: str, target: Path) -> None:
+        if self.dry_run:
+            self._redirect[key] = target
+            self._removed.discard(key)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (power cut safety)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,60 @@
+"""The procedures the runner knows. Each package exposes one `PROCEDURE`.
+
+Adding a procedure = one package under runner/procedures/ and one line in
+`_MODULES`; the core never imports a procedure's internals.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import click
+
+    from runner.engine.action import Action, Finding, StepView
+
+_MODULES = (
+    "runner.procedures.archive_volume",
+)
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One demo: a generated site and the shipped playbook to run on it."""
+
+    title: str
+    playbook: Path
+    site: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    confirm: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str  # action prefix and `recover world NAME`
+    title: str
+    actions: tuple[type[Action], ...]
+    world: click.Command | None = None
+    #: builds demo site(s) under the given directory and says what to run on them
+    demo: Callable[[Path], list[DemoCase]] | None = None
+    #: static, cross-step checks of a playbook (e.g. mode order), no site needed
+    validate_steps: Callable[[list[StepView]], list[Finding]] | None = None
+
+
+@cache
+def procedures() -> tuple[Procedure, ...]:
+    return tuple(importlib.import_module(name).PROCEDURE for name in _MODULES)
+
+
+@cache
+def action_registry() -> dict[str, type[Action]]:
+    registry: dict[str, type[Action]] = {}
+    for procedure in procedures():
+        for action in procedure.actions:
+            registry[action.name] = action
+    return registry
