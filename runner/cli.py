@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -249,6 +250,7 @@ def run(
       recover run playbooks/archive-volume-recovery.yaml --site SITE --yes --plan plan.json
     """
     request = make_request(load_playbook(playbook), site, _params(params), confirms)
+    signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
     result = execute_run(
         request,
@@ -269,6 +271,10 @@ def run(
         f"Run {result.run_id} {'resumed and ' if result.resumed else ''}finished. "
         f"Log: {result.log_path}"
     )
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _ask(plan_result: PlanResult) -> bool:

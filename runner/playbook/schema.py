@@ -52,7 +52,9 @@ def bundle() -> dict[str, Any]:
     }
     rules = []
     for name in names:
-        sub = {k: v for k, v in action_schema(name).items() if k not in ("$schema", "$id")}
+        sub = _templatable(
+            {k: v for k, v in action_schema(name).items() if k not in ("$schema", "$id")}
+        )
         key = "action:" + name
         schema["$defs"][key] = sub
         rules.append(
@@ -63,6 +65,26 @@ def bundle() -> dict[str, Any]:
         )
     step["allOf"] = rules
     return schema
+
+
+_EXPRESSION = {"type": "string", "pattern": "\\{\\{", "description": "a {{ expression }}"}
+
+
+def _templatable(schema: dict[str, Any]) -> dict[str, Any]:
+    """Let editors accept `"{{ param }}"` wherever an argument value goes.
+
+    `recover validate` checks arguments after rendering, with the real types;
+    this only keeps editors from flagging expressions as type errors.
+    """
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {
+            key: {"anyOf": [_templatable(sub), _EXPRESSION]} if isinstance(sub, dict) else sub
+            for key, sub in out["properties"].items()
+        }
+    if isinstance(out.get("items"), dict):
+        out["items"] = {"anyOf": [_templatable(out["items"]), _EXPRESSION]}
+    return out
 
 
 def bundle_text() -> str:
