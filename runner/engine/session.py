@@ -181,26 +181,33 @@ class Session:
             record.media += [c.describe() for c in self.media.changes[media_mark:]]
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            self._restore(record)
-            raise StepFailed(
-                f"step {step.id!r}: database error: {exc}",
-                fix="check that the catalog is intact (sqlite3 FILE 'PRAGMA "
-                "integrity_check') and matches this procedure",
-            ) from exc
-        except (RecoverError, KeyboardInterrupt) as exc:
+        except BaseException as exc:
             _rollback(conn)
             self._restore(record)
             record.seconds += time.monotonic() - started
+            error: BaseException = exc
+            if isinstance(exc, sqlite3.Error):
+                error = StepFailed(
+                    f"step {step.id!r}: database error: {exc}",
+                    fix="check that the catalog is intact (sqlite3 FILE 'PRAGMA "
+                    "integrity_check') and matches this procedure",
+                )
             if not self.dry_run:
                 record.state = (
                     "interrupted"
-                    if isinstance(exc, KeyboardInterrupt)
-                    else ("refused" if isinstance(exc, SafetyRefusal) else "failed")
+                    if isinstance(error, KeyboardInterrupt)
+                    else "refused"
+                    if isinstance(error, SafetyRefusal)
+                    else "failed"
                 )
-                record.error = getattr(exc, "message", "interrupted")
+                record.error = getattr(error, "message", None) or (
+                    "interrupted"
+                    if isinstance(error, KeyboardInterrupt)
+                    else f"internal error: {type(error).__name__}: {error}"
+                )
                 self._persist(conn, record)
+            if error is not exc:
+                raise error from exc
             raise
         finally:
             conn.close()
