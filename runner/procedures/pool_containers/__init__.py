@@ -1,0 +1,41 @@
+"""Storage pool container reconstruction: check the pools, rebuild missing containers.
+
+See docs/pool_containers.md and the domain note pool-containers.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner import PLAYBOOKS_DIR, clock
+from runner.procedures import DemoCase, Procedure
+from runner.procedures.pool_containers.actions import CheckPools, FixPools
+from runner.procedures.pool_containers.cli import world
+from runner.procedures.pool_containers.world import Options, build
+
+PLAYBOOK = PLAYBOOKS_DIR / "pool-container-fix.yaml"
+
+
+def demo(base: Path) -> list[DemoCase]:
+    """A small repository, fixed under the window its scenario assumes."""
+    site = base / "repository"
+    # The repository's present is the run's clock, so "yesterday" means yesterday.
+    scenario = build(site, Options(seed=7, elements=60, now=clock.now()))
+    return [
+        DemoCase(
+            "storage pools: check, then rebuild missing containers (force+fix, window "
+            f"since {scenario['window']})",
+            playbook=PLAYBOOK,
+            site=site,
+            params={"since": scenario["window"]},
+        )
+    ]
+
+
+PROCEDURE = Procedure(
+    name="pools",
+    title="Storage pool container reconstruction",
+    actions=(CheckPools, FixPools),
+    world=world,
+    demo=demo,
+)

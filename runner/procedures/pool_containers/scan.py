@@ -1,0 +1,259 @@
+"""Scanning the pools into temporary tables, shared by check and fix.
+
+Every file of every pool (except `lost+found/` and hidden files, such as the
+temporary files of an interrupted atomic write) is listed and its header read.
+What the scan learns lands in two TEMP tables on the step's connection, so
+the joins with the catalog are set-based SQL and memory stays flat however
+big the pools are:
+
+- `temp.pools_file`: one row per file: pool, path, the referencing container
+  (NULL when unreferenced), the identity and type manager in its header, and,
+  when digests were checked, which versions are corrupt;
+- `temp.pools_file_ver`: the versions held by unreferenced source-pool files
+  and cleartext copies (the candidates for a rebuild).
+
+Structural damage (not a container, truncated, wrong identity at a referenced
+path) is collected over the whole scan and raised as one MediaError before
+anything is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+from runner.engine.action import StepContext
+from runner.errors import MediaError, SiteError
+from runner.procedures.pool_containers import catalog, media
+
+LOST_FOUND = "lost+found"
+CHUNK = 2000
+_SHOW = 10
+
+_TEMP = (
+    "DROP TABLE IF EXISTS temp.pools_file",
+    "DROP TABLE IF EXISTS temp.pools_file_ver",
+    """CREATE TEMP TABLE pools_file (
+        id INTEGER PRIMARY KEY,
+        pool TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        relpath TEXT NOT NULL,
+        container_id INTEGER,
+        oid TEXT NOT NULL,
+        type_manager TEXT NOT NULL,
+        versions INTEGER NOT NULL,
+        checked INTEGER NOT NULL,
+        corrupt TEXT
+    )""",
+    """CREATE TEMP TABLE pools_file_ver (
+        file_id INTEGER NOT NULL,
+        branch TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        PRIMARY KEY (file_id, branch, number)
+    ) WITHOUT ROWID""",
+)
+_INDEXES = (
+    "CREATE INDEX temp.pools_file_container ON pools_file(container_id)",
+    "CREATE INDEX temp.pools_file_oid ON pools_file(oid, kind)",
+)
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    path: str
+    kind: str
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    referenced: int = 0
+    unreferenced: int = 0
+    cleartext: int = 0
+    checked: int = 0
+    corrupt: int = 0
+    damaged: list[str] = field(default_factory=list)
+    damaged_count: int = 0
+
+    def damage(self, text: str) -> None:
+        self.damaged_count += 1
+        if len(self.damaged) < _SHOW:
+            self.damaged.append(text)
+
+
+def load_pools(db: sqlite3.Connection) -> list[Pool]:
+    """The catalog's pools, refusing any whose path is not a clean site path."""
+    bad = catalog.bad_pool_paths(db)
+    if bad:
+        raise SiteError(
+            "pool paths in the catalog are unusable: " + "; ".join(bad),
+            fix="correct the path in the catalog's pools table to a directory inside the site",
+        )
+    return [Pool(n, p.rstrip("/"), k) for n, p, k in catalog.pools(db)]
+
+
+def drop_temp(db: sqlite3.Connection) -> None:
+    for statement in _TEMP[:2]:
+        db.execute(statement)
+
+
+def scan(
+    ctx: StepContext,
+    pools: list[Pool],
+    *,
+    verify: Callable[[Pool], bool],
+    label: str = "pool files",
+) -> ScanStats:
+    """Fill the temp tables from the pools; raise MediaError on structural damage."""
+    db = ctx.db
+    for statement in _TEMP:
+        db.execute(statement)
+    stats = ScanStats()
+    files = ((pool, rel) for pool in pools for rel in walk(ctx, pool.path))
+    chunk_iter = ctx.progress(files, None, label)
+    next_id = 1
+    while True:
+        chunk = list(islice(chunk_iter, CHUNK))
+        if not chunk:
+            break
+        rows: list[tuple[object, ...]] = []
+        vers: list[tuple[int, str, int]] = []
+        for pool, group in _by_pool(chunk):
+            refs = _referenced(db, pool.name, group)
+            for rel in group:
+                row = _examine(ctx, pool, rel, refs.get(rel), verify(pool), stats)
+                if row is None:
+                    continue
+                header, container_id, corrupt = row
+                stats.files += 1
+                if pool.kind == "cleartext":
+                    stats.cleartext += 1
+                elif container_id is None:
+                    stats.unreferenced += 1
+                else:
+                    stats.referenced += 1
+                rows.append(
+                    (
+                        next_id,
+                        pool.name,
+                        pool.kind,
+                        rel,
+                        container_id,
+                        header.oid,
+                        header.type_manager,
+                        len(header.entries),
+                        corrupt is not None,
+                        json.dumps([f"{b}/{n}" for b, n in corrupt]) if corrupt else None,
+                    )
+                )
+                if container_id is None:
+                    vers.extend((next_id, e.branch, e.number) for e in header.entries)
+                next_id += 1
+        db.executemany("INSERT INTO temp.pools_file VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany("INSERT INTO temp.pools_file_ver VALUES (?,?,?)", vers)
+    for statement in _INDEXES:
+        db.execute(statement)
+    if stats.damaged_count:
+        more = stats.damaged_count - len(stats.damaged)
+        raise MediaError(
+            f"{stats.damaged_count} damaged pool file(s): "
+            + "; ".join(stats.damaged)
+            + (f"; and {more} more" if more > 0 else "")
+            + ". Nothing was changed",
+            fix="move each damaged file out of the pool (e.g. into the pool's lost+found) or "
+            "restore it from a backup, then run the step again",
+        )
+    return stats
+
+
+def walk(ctx: StepContext, pool_path: str, rel: str = "") -> Iterator[str]:
+    """Pool-relative paths of the files in a pool, in sorted order."""
+    here = f"{pool_path}/{rel}" if rel else pool_path
+    real = ctx.media.path(here)
+    kinds: dict[str, bool] = {}
+    try:
+        with os.scandir(real) as entries:
+            for entry in entries:
+                kinds[entry.name] = entry.is_dir(follow_symlinks=False)
+    except FileNotFoundError:
+        if not rel:
+            raise MediaError(
+                f"pool directory {pool_path} is missing",
+                fix="restore the pool directory, or correct its path in the catalog",
+            ) from None
+    except NotADirectoryError:
+        raise MediaError(f"pool path {here} is not a directory") from None
+    for name in ctx.media.listdir(here):
+        if name.startswith(".") or (not rel and name == LOST_FOUND):
+            continue
+        sub = f"{rel}/{name}" if rel else name
+        is_dir = kinds.get(name)
+        if is_dir is None:
+            is_dir = ctx.media.path(f"{pool_path}/{sub}").is_dir()
+        if is_dir:
+            yield from walk(ctx, pool_path, sub)
+        else:
+            yield sub
+
+
+def _by_pool(chunk: list[tuple[Pool, str]]) -> Iterator[tuple[Pool, list[str]]]:
+    current: Pool | None = None
+    group: list[str] = []
+    for pool, rel in chunk:
+        if pool is not current:
+            if current is not None:
+                yield current, group
+            current, group = pool, []
+        group.append(rel)
+    if current is not None:
+        yield current, group
+
+
+def _referenced(
+    db: sqlite3.Connection, pool: str, rels: list[str]
+) -> dict[str, tuple[int, str, str]]:
+    """relpath -> (container id, element oid, type manager) for the referenced ones."""
+    rows = db.execute(
+        """SELECT c.relpath, c.id, e.oid, c.type_manager
+           FROM containers c JOIN elements e ON e.id = c.element_id
+           WHERE c.pool = ? AND c.relpath IN (SELECT value FROM json_each(?))""",
+        (pool, json.dumps(rels)),
+    )
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def _examine(
+    ctx: StepContext,
+    pool: Pool,
+    rel: str,
+    ref: tuple[int, str, str] | None,
+    verify: bool,
+    stats: ScanStats,
+) -> tuple[media.Header, int | None, list[media.VersionKey] | None] | None:
+    name = f"{pool.path}/{rel}"
+    try:
+        with ctx.media.open(name) as handle:
+            header = media.read_header(handle, name)
+            corrupt = media.corrupt_versions(handle, header) if verify else None
+    except MediaError as exc:
+        stats.damage(exc.message)
+        return None
+    if pool.kind == "cleartext" and header.type_manager != "whole_copy":
+        stats.damage(f"cleartext pool file {name} is not a whole copy")
+        return None
+    if ref is not None and (header.oid != ref[1] or header.type_manager != ref[2]):
+        stats.damage(
+            f"container {name} has the wrong identity: it holds element {header.oid} "
+            f"({header.type_manager}), the catalog expects element {ref[1]} ({ref[2]})"
+        )
+        return None
+    if verify:
+        stats.checked += 1
+        if corrupt:
+            stats.corrupt += 1
+    return header, (ref[0] if ref else None), corrupt
