@@ -82,7 +82,9 @@ class CheckPools(_PoolAction):
         selected = self.selected(pools)
         verify = bool(self.args.get("verify_digests", True))
         stats = scan.scan(
-            ctx, pools, verify=lambda p: verify and (p.kind == "cleartext" or p.name in selected)
+            ctx,
+            pools,
+            verify=lambda p, _ref: verify and (p.kind == "cleartext" or p.name in selected),
         )
         counts = scan_counts(ctx.db, selected)
         counts["corrupt"] = stats.corrupt
@@ -240,7 +242,9 @@ class FixPools(_PoolAction):
     ) -> dict[str, Any]:
         pools = scan.load_pools(ctx.db)
         selected = self.selected(pools)
-        stats = scan.scan(ctx, pools, verify=lambda _p: False)
+        # Unreferenced containers and cleartext copies are the candidate sources:
+        # their digests are checked while they are read anyway.
+        stats = scan.scan(ctx, pools, verify=lambda _p, referenced: not referenced)
         summary = Summary(scan_counts(ctx.db, selected))
         summary.counts["cleartext_copies"] = stats.cleartext
         examples = analyse(ctx, pools, selected, win, mode, work, summary)

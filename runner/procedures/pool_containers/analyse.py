@@ -88,13 +88,16 @@ def analyse(
     by_name = {p.name: p for p in pools}
     stamp = ctx.now.strftime("%Y%m%dT%H%M%SZ")
     examples: list[str] = []
+    taken: dict[str, set[str]] = {}  # lost+found folder -> names present or planned
     notes = 0
     rows = _missing_rows(ctx.db, selected, sorted(mode.named))
     total = _count_elements(ctx.db, selected, sorted(mode.named))
     with ctx.media.writer(work) as out:
         grouped = groupby(rows, key=lambda r: r[0])
         for element_id, group in ctx.progress(grouped, total, "elements with missing containers"):
-            line = _element(ctx, by_name, element_id, list(group), window, mode, stamp, summary)
+            line = _element(
+                ctx, by_name, element_id, list(group), window, mode, stamp, summary, taken
+            )
             out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
             if line["apply"]:
                 for lost in line["lost_accepted"]:
@@ -147,6 +150,7 @@ def _element(
     mode: Mode,
     stamp: str,
     summary: Summary,
+    taken: dict[str, set[str]],
 ) -> dict[str, Any]:
     db = ctx.db
     oid, path, tm = db.execute(
@@ -195,7 +199,7 @@ def _element(
         "apply": applied,
         "guard": decision.guard_branches,
         "containers": [_container(pools, oid, tm, c, stamp) for c in decision.containers],
-        "alternates": [_alternate(ctx, pools[a.pool], a, stamp) for a in alternates],
+        "alternates": [_alternate(ctx, pools[a.pool], a, stamp, taken) for a in alternates],
         "lost_accepted": [_lost(v) for v in decision.lost_accepted],
         "lost_refused": [_lost(v) for v in decision.lost_refused],
     }
@@ -268,16 +272,33 @@ def _container(
     }
 
 
-def _alternate(ctx: StepContext, pool: Pool, a: Candidate, stamp: str) -> list[Any]:
-    """[path, lost+found path, type manager, versions, corrupt versions]."""
+def _alternate(
+    ctx: StepContext, pool: Pool, a: Candidate, stamp: str, taken: dict[str, set[str]]
+) -> list[Any]:
+    """[path, lost+found path, type manager, versions, corrupt versions].
+
+    A name already in lost+found (left by an earlier fix) is never overwritten:
+    the new one gets the run's stamp appended.
+    """
     dest = f"{pool.path}/{LOST_FOUND}/{a.relpath}"
-    if ctx.media.exists(dest):  # left there by an earlier fix: never overwrite it
-        base, n = f"{dest}.{stamp}", 1
-        dest = base
-        while ctx.media.exists(dest):
+    folder, _, name = dest.rpartition("/")
+    if folder not in taken:
+        taken[folder] = set(ctx.media.listdir(folder)) if ctx.media.exists(folder) else set()
+    names = taken[folder]
+    if name in names:
+        base, n = f"{name}.{stamp}", 1
+        name = base
+        while name in names:
             n += 1
-            dest = f"{base}.{n}"
-    return [f"{pool.path}/{a.relpath}", dest, a.type_manager, len(a.keys), len(a.corrupt)]
+            name = f"{base}.{n}"
+    names.add(name)
+    return [
+        f"{pool.path}/{a.relpath}",
+        f"{folder}/{name}",
+        a.type_manager,
+        len(a.keys),
+        len(a.corrupt),
+    ]
 
 
 def _lost(v: Version) -> list[Any]:

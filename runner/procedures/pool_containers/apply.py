@@ -106,9 +106,13 @@ def write_rebuilt(
         def source(path: str) -> tuple[BinaryIO, media.Header]:
             if path not in opened:
                 where = path
-                if not ctx.media.exists(path) and path in moved:
+                try:
+                    handle = stack.enter_context(ctx.media.open(path))
+                except MediaError:
+                    if path not in moved:
+                        raise
                     where = moved[path]  # moved to lost+found before an interruption
-                handle = stack.enter_context(ctx.media.open(where))
+                    handle = stack.enter_context(ctx.media.open(where))
                 opened[path] = (handle, media.read_header(handle, where))
             return opened[path]
 

@@ -43,7 +43,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from runner.errors import MediaError
 
@@ -72,8 +72,9 @@ class CorruptVersion(MediaError):
     """A version's stored data does not match its digest (or does not decompress)."""
 
 
-@dataclass(frozen=True)
-class VersionEntry:
+class VersionEntry(NamedTuple):
+    """One row of the version table (a tuple: headers are parsed by the hundred thousand)."""
+
     branch: str
     number: int
     offset: int
@@ -209,20 +210,42 @@ def _check_branch(branch: str, encoded: bytes) -> None:
         raise MediaError(f"bad branch name {branch!r}")
 
 
+class _Short(Exception):
+    """The bytes at hand end before the header does."""
+
+
 def read_header(handle: BinaryIO, name: str, size: int | None = None) -> Header:
     """Parse and check the header; MediaError (naming `name`) for structural damage."""
     if size is None:
         size = os.fstat(handle.fileno()).st_size
-    buf = bytearray(handle.read(_FIRST_READ))
-
-    def need(end: int) -> None:
-        while len(buf) < end:
-            more = handle.read(max(end - len(buf), _FIRST_READ))
+    buf = handle.read(_FIRST_READ)
+    while True:
+        try:
+            return _parse(buf, name, size)
+        except _Short:
+            more = handle.read(max(len(buf), _FIRST_READ))
             if not more:
-                raise MediaError(f"container {name} is truncated (header cut short)", fix=_FIX_HINT)
-            buf.extend(more)
+                raise _truncated(name) from None
+            buf += more
 
-    need(_FIXED.size)
+
+def parse(blob: bytes, name: str) -> Header:
+    """The header of a container held whole in memory (small containers: one read)."""
+    try:
+        return _parse(blob, name, len(blob))
+    except _Short:
+        raise _truncated(name) from None
+
+
+def _truncated(name: str) -> MediaError:
+    return MediaError(f"container {name} is truncated (header cut short)", fix=_FIX_HINT)
+
+
+def _parse(buf: bytes, name: str, size: int) -> Header:
+    """Header from the first bytes of a container of `size` bytes (_Short if too few)."""
+    have = len(buf)
+    if have < _FIXED.size:
+        raise _Short
     magic, version, code, reserved, oid, count, data_len = _FIXED.unpack_from(buf, 0)
     if magic != MAGIC:
         raise MediaError(f"{name} is not a pool container (bad magic)", fix=_FIX_HINT)
@@ -234,20 +257,23 @@ def read_header(handle: BinaryIO, name: str, size: int | None = None) -> Header:
         raise MediaError(f"container {name} has an impossible version count", fix=_FIX_HINT)
     pos = _FIXED.size
     entries: list[VersionEntry] = []
+    unpack_u16, unpack_entry, entry_size = _U16.unpack_from, _ENTRY.unpack_from, _ENTRY.size
     for _ in range(count):
-        need(pos + _U16.size)
-        (length,) = _U16.unpack_from(buf, pos)
-        pos += _U16.size
-        need(pos + length + _ENTRY.size)
+        end = pos + 2
+        if end > have:
+            raise _Short
+        (length,) = unpack_u16(buf, pos)
+        pos, end = end, end + length
+        if end + entry_size > have:
+            raise _Short
         try:
-            branch = bytes(buf[pos : pos + length]).decode("utf-8")
+            branch = buf[pos:end].decode("utf-8")
         except UnicodeDecodeError:
             branch = ""
-        pos += length
-        number, offset, stored, raw, digest = _ENTRY.unpack_from(buf, pos)
-        pos += _ENTRY.size
-        entries.append(VersionEntry(branch, number, offset, stored, raw, digest))
-    need(pos + _CRC.size)
+        entries.append(VersionEntry(branch, *unpack_entry(buf, end)))
+        pos = end + entry_size
+    if pos + _CRC.size > have:
+        raise _Short
     (crc,) = _CRC.unpack_from(buf, pos)
     if zlib.crc32(memoryview(buf)[:pos]) != crc:
         raise MediaError(f"container {name} has a damaged header (CRC mismatch)", fix=_FIX_HINT)
@@ -294,6 +320,22 @@ def read_version(handle: BinaryIO, header: Header, entry: VersionEntry) -> bytes
     if len(raw) != entry.raw or hashlib.sha256(raw).digest() != entry.digest:
         raise CorruptVersion(f"version {entry.branch}/{entry.number} does not match its digest")
     return raw
+
+
+def corrupt_in(blob: bytes, header: Header) -> list[VersionKey]:
+    """Like corrupt_versions, for a container held whole in memory."""
+    bad = []
+    view = memoryview(blob)
+    for item in header.entries:
+        start = header.data_start + item.offset
+        try:
+            raw = unstore(header.type_manager, bytes(view[start : start + item.stored]), item.raw)
+        except CorruptVersion:
+            bad.append(item.key)
+            continue
+        if len(raw) != item.raw or hashlib.sha256(raw).digest() != item.digest:
+            bad.append(item.key)
+    return bad
 
 
 def corrupt_versions(handle: BinaryIO, header: Header) -> list[VersionKey]:

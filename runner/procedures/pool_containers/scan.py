@@ -32,6 +32,7 @@ from runner.procedures.pool_containers import catalog, media
 
 LOST_FOUND = "lost+found"
 CHUNK = 2000
+SMALL = 1 << 20  # containers up to this size are read in one go
 _SHOW = 10
 
 _TEMP = (
@@ -106,15 +107,18 @@ def scan(
     ctx: StepContext,
     pools: list[Pool],
     *,
-    verify: Callable[[Pool], bool],
+    verify: Callable[[Pool, bool], bool],
     label: str = "pool files",
 ) -> ScanStats:
-    """Fill the temp tables from the pools; raise MediaError on structural damage."""
+    """Fill the temp tables from the pools; raise MediaError on structural damage.
+
+    `verify(pool, referenced)` says whether to check a file's version digests.
+    """
     db = ctx.db
     for statement in _TEMP:
         db.execute(statement)
     stats = ScanStats()
-    files = ((pool, rel) for pool in pools for rel in walk(ctx, pool.path))
+    files = ((pool, item) for pool in pools for item in walk(ctx, pool.path))
     chunk_iter = ctx.progress(files, None, label)
     next_id = 1
     while True:
@@ -124,9 +128,10 @@ def scan(
         rows: list[tuple[object, ...]] = []
         vers: list[tuple[int, str, int]] = []
         for pool, group in _by_pool(chunk):
-            refs = _referenced(db, pool.name, group)
-            for rel in group:
-                row = _examine(ctx, pool, rel, refs.get(rel), verify(pool), stats)
+            refs = _referenced(db, pool.name, [rel for rel, _direct in group])
+            for rel, direct in group:
+                ref = refs.get(rel)
+                row = _examine(ctx, pool, rel, direct, ref, verify(pool, ref is not None), stats)
                 if row is None:
                     continue
                 header, container_id, corrupt = row
@@ -171,45 +176,81 @@ def scan(
     return stats
 
 
-def walk(ctx: StepContext, pool_path: str, rel: str = "") -> Iterator[str]:
-    """Pool-relative paths of the files in a pool, in sorted order."""
+def walk(ctx: StepContext, pool_path: str) -> Iterator[tuple[str, str | None]]:
+    """(pool-relative path, direct path or None) of a pool's files, in sorted order.
+
+    The pool directory is resolved once through ctx.media (which refuses paths
+    and links leading out of the site). Below it, plain files and directories
+    that no earlier step of this run or plan touched are read directly, which
+    is what keeps a scan of a big pool close to raw I/O speed; symbolic links,
+    and anything a dry run's overlay may hold, go through ctx.media.
+    """
+    touched = _touched(ctx)
+    real = ctx.media.path(pool_path)
+    if not ctx.media.exists(pool_path):
+        raise MediaError(
+            f"pool directory {pool_path} is missing",
+            fix="restore the pool directory, or correct its path in the catalog",
+        )
+    if not real.is_dir():
+        raise MediaError(f"pool path {pool_path} is not a directory")
+    yield from _walk(ctx, pool_path, "", None if pool_path in touched else str(real), touched)
+
+
+def _walk(
+    ctx: StepContext, pool_path: str, rel: str, real: str | None, touched: set[str]
+) -> Iterator[tuple[str, str | None]]:
     here = f"{pool_path}/{rel}" if rel else pool_path
-    real = ctx.media.path(here)
-    kinds: dict[str, bool] = {}
-    try:
+    kinds: dict[str, str] = {}
+    if real is not None:
         with os.scandir(real) as entries:
             for entry in entries:
-                kinds[entry.name] = entry.is_dir(follow_symlinks=False)
-    except FileNotFoundError:
-        if not rel:
-            raise MediaError(
-                f"pool directory {pool_path} is missing",
-                fix="restore the pool directory, or correct its path in the catalog",
-            ) from None
-    except NotADirectoryError:
-        raise MediaError(f"pool path {here} is not a directory") from None
-    for name in ctx.media.listdir(here):
+                kinds[entry.name] = (
+                    "dir"
+                    if entry.is_dir(follow_symlinks=False)
+                    else "file"
+                    if entry.is_file(follow_symlinks=False)
+                    else "other"
+                )
+    names = ctx.media.listdir(here) if real is None or here in touched else sorted(kinds)
+    for name in names:
         if name.startswith(".") or (not rel and name == LOST_FOUND):
             continue
         sub = f"{rel}/{name}" if rel else name
-        is_dir = kinds.get(name)
-        if is_dir is None:
-            is_dir = ctx.media.path(f"{pool_path}/{sub}").is_dir()
-        if is_dir:
-            yield from walk(ctx, pool_path, sub)
+        full = f"{here}/{name}"
+        kind = kinds.get(name) if real is not None and full not in touched else None
+        if kind == "dir":
+            yield from _walk(ctx, pool_path, sub, f"{real}/{name}", touched)
+        elif kind == "file":
+            yield sub, f"{real}/{name}"
+        elif ctx.media.path(full).is_dir():
+            yield from _walk(ctx, pool_path, sub, None, touched)
         else:
-            yield sub
+            yield sub, None
 
 
-def _by_pool(chunk: list[tuple[Pool, str]]) -> Iterator[tuple[Pool, list[str]]]:
+def _touched(ctx: StepContext) -> set[str]:
+    """Site paths (and their parent directories) changed earlier in this run or plan."""
+    out: set[str] = set()
+    for change in ctx.media.changes:
+        for path in (change.path, change.source):
+            while path:
+                out.add(path)
+                path = path.rpartition("/")[0]
+    return out
+
+
+def _by_pool(
+    chunk: list[tuple[Pool, tuple[str, str | None]]],
+) -> Iterator[tuple[Pool, list[tuple[str, str | None]]]]:
     current: Pool | None = None
-    group: list[str] = []
-    for pool, rel in chunk:
+    group: list[tuple[str, str | None]] = []
+    for pool, item in chunk:
         if pool is not current:
             if current is not None:
                 yield current, group
             current, group = pool, []
-        group.append(rel)
+        group.append(item)
     if current is not None:
         yield current, group
 
@@ -231,15 +272,14 @@ def _examine(
     ctx: StepContext,
     pool: Pool,
     rel: str,
+    direct: str | None,
     ref: tuple[int, str, str] | None,
     verify: bool,
     stats: ScanStats,
 ) -> tuple[media.Header, int | None, list[media.VersionKey] | None] | None:
     name = f"{pool.path}/{rel}"
     try:
-        with ctx.media.open(name) as handle:
-            header = media.read_header(handle, name)
-            corrupt = media.corrupt_versions(handle, header) if verify else None
+        header, corrupt = _read(ctx, name, direct, verify)
     except MediaError as exc:
         stats.damage(exc.message)
         return None
@@ -257,3 +297,21 @@ def _examine(
         if corrupt:
             stats.corrupt += 1
     return header, (ref[0] if ref else None), corrupt
+
+
+def _read(
+    ctx: StepContext, name: str, direct: str | None, verify: bool
+) -> tuple[media.Header, list[media.VersionKey] | None]:
+    """Header (and corrupt versions when verifying); small files in one read."""
+    if direct is not None:
+        try:
+            with open(direct, "rb", buffering=0) as raw:
+                if os.fstat(raw.fileno()).st_size <= SMALL:
+                    blob = raw.readall()
+                    header = media.parse(blob, name)
+                    return header, (media.corrupt_in(blob, header) if verify else None)
+        except OSError as exc:
+            raise MediaError(f"pool file {name} cannot be read: {exc.strerror}") from exc
+    with ctx.media.open(name) as handle:
+        header = media.read_header(handle, name)
+        return header, (media.corrupt_versions(handle, header) if verify else None)
