@@ -8,12 +8,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runner.engine.action import Action, Check, StepContext
-from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal
+from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.pool_containers import catalog, scan, window
 from runner.procedures.pool_containers.analyse import Mode, Summary, analyse
-from runner.procedures.pool_containers.apply import replay
+from runner.procedures.pool_containers.apply import clear_stale_temps, replay
 from runner.procedures.pool_containers.reporting import elements, fix_context, lost_rows
 from runner.procedures.pool_containers.scan import Pool
+from runner.reports import free_name
 from runner.site import Site
 
 CHECK_REPORT = "reports/pools-check.txt"
@@ -221,19 +222,18 @@ class FixPools(_PoolAction):
         report = self.args.get("report", FIX_REPORT)
         work = _work_path(report, ctx.step_id)
         state: dict[str, Any] = dict(ctx.state)
-        if not state.get("phase"):
+        resumed = bool(state.get("phase"))
+        for rel in (work, report, self.args.get("versions_csv", FIX_CSV)):
+            clear_stale_temps(ctx, rel)  # left by a write a crash cut short
+        if not resumed:
             state = self._analyse(ctx, win, mode, work)
         if state["phase"] == "apply":
-            replay(ctx, work, state, int(self.args.get("batch_size", BATCH)), ctx.checkpoint)
+            batch = int(self.args.get("batch_size", BATCH))
+            replay(ctx, work, state, batch, ctx.checkpoint, resumed=resumed)
             state = {**state, "phase": "report"}
             ctx.checkpoint(state)
         if state["phase"] == "report":
-            state = {
-                **state,
-                "phase": "done",
-                "reports": self._reports(ctx, win, mode, work, state),
-            }
-            ctx.checkpoint(state)
+            state = self._reports(ctx, win, mode, work, state)
         ctx.media.remove(work)
         self._finish(ctx, win, mode, state)
 
@@ -265,19 +265,34 @@ class FixPools(_PoolAction):
 
     def _reports(
         self, ctx: StepContext, win: window.Window, mode: Mode, work: str, state: dict[str, Any]
-    ) -> list[str]:
+    ) -> dict[str, Any]:
+        """Render both reports to names fixed (and checkpointed) beforehand, so that a
+        run interrupted while rendering rewrites its own files instead of adding
+        time-stamped copies."""
+        targets = state.get("report_paths")
+        if targets:
+            for path in targets:
+                ctx.media.remove(path)  # ours, from the interrupted attempt
+        else:
+            targets = [
+                free_name(ctx.media, self.args.get("report", FIX_REPORT), ctx.now),
+                free_name(ctx.media, self.args.get("versions_csv", FIX_CSV), ctx.now),
+            ]
+            if targets[0] == targets[1]:
+                raise StepFailed("report and versions_csv name the same file")
+            ctx.checkpoint({**state, "report_paths": targets})
         common = fix_context(ctx, win, mode, state["summary"])
         text = ctx.report(
-            "pool_containers/fix.txt.j2",
-            self.args.get("report", FIX_REPORT),
-            {**common, "elements": elements(ctx, work)},
+            "pool_containers/fix.txt.j2", targets[0], {**common, "elements": elements(ctx, work)}
         )
         table = ctx.report(
             "pool_containers/fix-versions.csv.j2",
-            self.args.get("versions_csv", FIX_CSV),
+            targets[1],
             {"rows": lost_rows(elements(ctx, work), win)},
         )
-        return [text, table]
+        state = {**state, "phase": "done", "report_paths": targets, "reports": [text, table]}
+        ctx.checkpoint(state)
+        return state
 
     def _finish(
         self, ctx: StepContext, win: window.Window, mode: Mode, state: dict[str, Any]

@@ -244,6 +244,8 @@ def _truncated(name: str) -> MediaError:
 def _parse(buf: bytes, name: str, size: int) -> Header:
     """Header from the first bytes of a container of `size` bytes (_Short if too few)."""
     have = len(buf)
+    if buf[: len(MAGIC)] != MAGIC[:have]:
+        raise MediaError(f"{name} is not a pool container (bad magic)", fix=_FIX_HINT)
     if have < _FIXED.size:
         raise _Short
     magic, version, code, reserved, oid, count, data_len = _FIXED.unpack_from(buf, 0)
