@@ -126,9 +126,9 @@ def scan_counts(db: sqlite3.Connection, selected: list[str]) -> dict[str, int]:
            SELECT
              (SELECT count(*) FROM containers WHERE pool IN sel),
              (SELECT count(*) FROM containers c WHERE c.pool IN sel AND NOT EXISTS
-                (SELECT 1 FROM temp.pools_file f WHERE f.container_id = c.id)),
+                (SELECT 1 FROM temp.pools_present p WHERE p.container_id = c.id)),
              (SELECT count(DISTINCT c.element_id) FROM containers c WHERE c.pool IN sel
-                AND NOT EXISTS (SELECT 1 FROM temp.pools_file f WHERE f.container_id = c.id)),
+                AND NOT EXISTS (SELECT 1 FROM temp.pools_present p WHERE p.container_id = c.id)),
              (SELECT count(*) FROM temp.pools_file f WHERE f.kind = 'source'
                 AND f.container_id IS NULL AND f.pool IN sel),
              (SELECT count(*) FROM temp.pools_file f WHERE f.kind = 'source'
@@ -148,7 +148,7 @@ def check_rows(db: sqlite3.Connection, selected: list[str]) -> Iterator[dict[str
                   (SELECT count(*) FROM container_versions cv WHERE cv.container_id = c.id), ''
            FROM containers c JOIN elements e ON e.id = c.element_id
            WHERE c.pool IN sel
-             AND NOT EXISTS (SELECT 1 FROM temp.pools_file f WHERE f.container_id = c.id)
+             AND NOT EXISTS (SELECT 1 FROM temp.pools_present p WHERE p.container_id = c.id)
            UNION ALL
            SELECT coalesce(e.path, '(unknown element ' || f.oid || ')'), 'unreferenced',
                   f.pool, f.relpath, f.type_manager, f.versions, coalesce(f.corrupt, '')
@@ -282,9 +282,8 @@ class FixPools(_PoolAction):
                 raise StepFailed("report and versions_csv name the same file")
             ctx.checkpoint({**state, "report_paths": targets})
         common = fix_context(ctx, win, mode, state["summary"])
-        text = ctx.report(
-            "pool_containers/fix.txt.j2", targets[0], {**common, "elements": elements(ctx, work)}
-        )
+        lines = ctx.progress(elements(ctx, work), state.get("lines"), "report lines")
+        text = ctx.report("pool_containers/fix.txt.j2", targets[0], {**common, "elements": lines})
         table = ctx.report(
             "pool_containers/fix-versions.csv.j2",
             targets[1],

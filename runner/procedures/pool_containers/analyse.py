@@ -122,7 +122,7 @@ def _missing_rows(
            WHERE c.pool IN (SELECT value FROM json_each(:pools))
              AND (json_array_length(:named) = 0
                   OR e.path IN (SELECT value FROM json_each(:named)))
-             AND NOT EXISTS (SELECT 1 FROM temp.pools_file f WHERE f.container_id = c.id)
+             AND NOT EXISTS (SELECT 1 FROM temp.pools_present p WHERE p.container_id = c.id)
            ORDER BY c.element_id, c.id""",
         {"pools": json.dumps(selected), "named": json.dumps(named)},
     )
@@ -135,7 +135,7 @@ def _count_elements(db: sqlite3.Connection, selected: list[str], named: list[str
            WHERE c.pool IN (SELECT value FROM json_each(:pools))
              AND (json_array_length(:named) = 0
                   OR e.path IN (SELECT value FROM json_each(:named)))
-             AND NOT EXISTS (SELECT 1 FROM temp.pools_file f WHERE f.container_id = c.id)""",
+             AND NOT EXISTS (SELECT 1 FROM temp.pools_present p WHERE p.container_id = c.id)""",
         {"pools": json.dumps(selected), "named": json.dumps(named)},
     ).fetchone()
     return int(row[0])

@@ -97,7 +97,7 @@ class Header:
     data_start: int
     data_len: int
 
-    def keys(self) -> frozenset[VersionKey]:
+    def held(self) -> frozenset[VersionKey]:
         return frozenset(e.key for e in self.entries)
 
     def entry(self, key: VersionKey) -> VersionEntry | None:

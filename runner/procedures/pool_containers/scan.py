@@ -6,9 +6,11 @@ What the scan learns lands in two TEMP tables on the step's connection, so
 the joins with the catalog are set-based SQL and memory stays flat however
 big the pools are:
 
-- `temp.pools_file`: one row per file: pool, path, the referencing container
-  (NULL when unreferenced), the identity and type manager in its header, and,
-  when digests were checked, which versions are corrupt;
+- `temp.pools_present`: the ids of the referenced containers found in place;
+- `temp.pools_file`: one row per file that is unreferenced, a cleartext copy or
+  corrupt: pool, path, the referencing container (NULL when unreferenced), the
+  identity and type manager in its header, and, when digests were checked,
+  which versions are corrupt;
 - `temp.pools_file_ver`: the versions held by unreferenced source-pool files
   and cleartext copies (the candidates for a rebuild).
 
@@ -38,6 +40,7 @@ _SHOW = 10
 _TEMP = (
     "DROP TABLE IF EXISTS temp.pools_file",
     "DROP TABLE IF EXISTS temp.pools_file_ver",
+    "DROP TABLE IF EXISTS temp.pools_present",
     """CREATE TEMP TABLE pools_file (
         id INTEGER PRIMARY KEY,
         pool TEXT NOT NULL,
@@ -50,6 +53,7 @@ _TEMP = (
         checked INTEGER NOT NULL,
         corrupt TEXT
     )""",
+    "CREATE TEMP TABLE pools_present (container_id INTEGER PRIMARY KEY)",
     """CREATE TEMP TABLE pools_file_ver (
         file_id INTEGER NOT NULL,
         branch TEXT NOT NULL,
@@ -99,7 +103,7 @@ def load_pools(db: sqlite3.Connection) -> list[Pool]:
 
 
 def drop_temp(db: sqlite3.Connection) -> None:
-    for statement in _TEMP[:2]:
+    for statement in _TEMP[:3]:
         db.execute(statement)
 
 
@@ -127,6 +131,7 @@ def scan(
             break
         rows: list[tuple[object, ...]] = []
         vers: list[tuple[int, str, int]] = []
+        present: list[tuple[int]] = []
         for pool, group in _by_pool(chunk):
             refs = _referenced(db, pool.name, [rel for rel, _direct in group])
             for rel, direct in group:
@@ -142,6 +147,9 @@ def scan(
                     stats.unreferenced += 1
                 else:
                     stats.referenced += 1
+                    present.append((container_id,))
+                    if not corrupt:
+                        continue  # a healthy referenced container needs no more than that
                 rows.append(
                     (
                         next_id,
@@ -161,6 +169,7 @@ def scan(
                 next_id += 1
         db.executemany("INSERT INTO temp.pools_file VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         db.executemany("INSERT INTO temp.pools_file_ver VALUES (?,?,?)", vers)
+        db.executemany("INSERT OR IGNORE INTO temp.pools_present VALUES (?)", present)
     for statement in _INDEXES:
         db.execute(statement)
     if stats.damaged_count:
@@ -185,7 +194,7 @@ def walk(ctx: StepContext, pool_path: str) -> Iterator[tuple[str, str | None]]:
     is what keeps a scan of a big pool close to raw I/O speed; symbolic links,
     and anything a dry run's overlay may hold, go through ctx.media.
     """
-    touched = _touched(ctx)
+    touched, new_dirs = _touched(ctx)
     real = ctx.media.path(pool_path)
     if not ctx.media.exists(pool_path):
         raise MediaError(
@@ -194,11 +203,17 @@ def walk(ctx: StepContext, pool_path: str) -> Iterator[tuple[str, str | None]]:
         )
     if not real.is_dir():
         raise MediaError(f"pool path {pool_path} is not a directory")
-    yield from _walk(ctx, pool_path, "", None if pool_path in touched else str(real), touched)
+    direct = None if pool_path in touched else str(real)
+    yield from _walk(ctx, pool_path, "", direct, touched, new_dirs)
 
 
 def _walk(
-    ctx: StepContext, pool_path: str, rel: str, real: str | None, touched: set[str]
+    ctx: StepContext,
+    pool_path: str,
+    rel: str,
+    real: str | None,
+    touched: set[str],
+    new_dirs: set[str],
 ) -> Iterator[tuple[str, str | None]]:
     here = f"{pool_path}/{rel}" if rel else pool_path
     kinds: dict[str, str] = {}
@@ -212,7 +227,12 @@ def _walk(
                     if entry.is_file(follow_symlinks=False)
                     else "other"
                 )
-    names = ctx.media.listdir(here) if real is None or here in touched else sorted(kinds)
+    if real is None or here in touched:
+        # Planned writes may have created directories a listing cannot show yet.
+        planned = {d[len(here) + 1 :] for d in new_dirs if d.rpartition("/")[0] == here}
+        names = sorted(set(ctx.media.listdir(here)) | planned)
+    else:
+        names = sorted(kinds)
     for name in names:
         if name.startswith(".") or (not rel and name == LOST_FOUND):
             continue
@@ -220,24 +240,32 @@ def _walk(
         full = f"{here}/{name}"
         kind = kinds.get(name) if real is not None and full not in touched else None
         if kind == "dir":
-            yield from _walk(ctx, pool_path, sub, f"{real}/{name}", touched)
+            yield from _walk(ctx, pool_path, sub, f"{real}/{name}", touched, new_dirs)
         elif kind == "file":
             yield sub, f"{real}/{name}"
-        elif ctx.media.path(full).is_dir():
-            yield from _walk(ctx, pool_path, sub, None, touched)
+        elif full in new_dirs or ctx.media.path(full).is_dir():
+            yield from _walk(ctx, pool_path, sub, None, touched, new_dirs)
         else:
             yield sub, None
 
 
-def _touched(ctx: StepContext) -> set[str]:
-    """Site paths (and their parent directories) changed earlier in this run or plan."""
-    out: set[str] = set()
+def _touched(ctx: StepContext) -> tuple[set[str], set[str]]:
+    """Site paths changed earlier in this run or plan, with their parent directories;
+    and the directories that hold something written (which may exist only in a dry
+    run's overlay)."""
+    touched: set[str] = set()
+    new_dirs: set[str] = set()
     for change in ctx.media.changes:
         for path in (change.path, change.source):
             while path:
-                out.add(path)
+                touched.add(path)
                 path = path.rpartition("/")[0]
-    return out
+        path = change.path if change.op == "mkdir" else change.path.rpartition("/")[0]
+        if change.op != "remove":
+            while path:
+                new_dirs.add(path)
+                path = path.rpartition("/")[0]
+    return touched, new_dirs
 
 
 def _by_pool(
@@ -259,11 +287,13 @@ def _referenced(
     db: sqlite3.Connection, pool: str, rels: list[str]
 ) -> dict[str, tuple[int, str, str]]:
     """relpath -> (container id, element oid, type manager) for the referenced ones."""
+    # One range scan of the (pool, relpath) index covers the chunk; the rows of
+    # the range that are not in the chunk are simply not looked up.
     rows = db.execute(
         """SELECT c.relpath, c.id, e.oid, c.type_manager
            FROM containers c JOIN elements e ON e.id = c.element_id
-           WHERE c.pool = ? AND c.relpath IN (SELECT value FROM json_each(?))""",
-        (pool, json.dumps(rels)),
+           WHERE c.pool = ? AND c.relpath BETWEEN ? AND ?""",
+        (pool, min(rels), max(rels)),
     )
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
@@ -306,10 +336,10 @@ def _read(
     if direct is not None:
         try:
             with open(direct, "rb", buffering=0) as raw:
-                if os.fstat(raw.fileno()).st_size <= SMALL:
-                    blob = raw.readall()
-                    header = media.parse(blob, name)
-                    return header, (media.corrupt_in(blob, header) if verify else None)
+                blob = raw.read(SMALL + 1)  # one read: a regular file returns short only at EOF
+            if len(blob) <= SMALL:
+                header = media.parse(blob, name)
+                return header, (media.corrupt_in(blob, header) if verify else None)
         except OSError as exc:
             raise MediaError(f"pool file {name} cannot be read: {exc.strerror}") from exc
     with ctx.media.open(name) as handle:

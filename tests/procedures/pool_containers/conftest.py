@@ -85,7 +85,13 @@ def run_playbook(
     site: Site, *extra: str, playbook: Path = PLAYBOOK, since: str | None = None
 ) -> Result:
     return recover(
-        "run", playbook, "--site", site.root, "--yes", "--param", f"since={since or site.since}",
+        "run",
+        playbook,
+        "--site",
+        site.root,
+        "--yes",
+        "--param",
+        f"since={since or site.since}",
         *extra,
     )
 
@@ -136,8 +142,7 @@ def outputs(site: Site, step: str) -> dict[str, Any]:
     conn = sqlite3.connect(site.root / ".recover" / "journal.sqlite")
     try:
         row = conn.execute(
-            "SELECT outputs_json FROM recover_steps WHERE step_id = ? "
-            "ORDER BY rowid DESC LIMIT 1",
+            "SELECT outputs_json FROM recover_steps WHERE step_id = ? ORDER BY rowid DESC LIMIT 1",
             (step,),
         ).fetchone()
     finally:

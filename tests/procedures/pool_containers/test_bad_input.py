@@ -47,8 +47,10 @@ def truncated_alternate(site: Site) -> None:
     alternates = sorted((site.root / "pools" / "s2").rglob("*.*"))
     referenced_names = {r for (r,) in site.query("SELECT relpath FROM containers")}
     spare = next(
-        p for p in alternates if p.relative_to(site.root / "pools" / "s2").as_posix()
-        not in referenced_names and "lost+found" not in p.parts
+        p
+        for p in alternates
+        if p.relative_to(site.root / "pools" / "s2").as_posix() not in referenced_names
+        and "lost+found" not in p.parts
     )
     spare.write_bytes(spare.read_bytes()[:30])
 

@@ -43,18 +43,19 @@ def containers(root: Path) -> Counter[str]:
     return Counter(v for k, v in tree(root).items() if k.startswith("pools/"))
 
 
-@pytest.mark.parametrize("where", ["analysis", "apply-early", "apply-late"])
+@pytest.mark.parametrize("where", ["analysis", "apply-early", "apply-late", "report"])
 def test_killed_fix_resumes_to_the_same_end(
     template_site: Site, uninterrupted: Path, tmp_path: Path, where: str
 ) -> None:
     scenario = template_site.scenario
     examined = scenario["expected"]["fix"]["elements_examined"]
     scanned = scenario["pool_files"]
-    # progress items of the fix step: pool files, then elements analysed, then applied
+    # progress items of the fix step: pool files, elements analysed, applied, reported
     kill_after = {
         "analysis": scanned + examined // 2,
         "apply-early": scanned + examined + 3,
         "apply-late": scanned + examined + examined - 2,
+        "report": scanned + 3 * examined - 2,  # while the text report is being written
     }[where]
     site = tmp_path / "site"
     shutil.copytree(template_site.root, site)

@@ -26,8 +26,13 @@ def versions(n: int, branch: str = "/main", created: str = OLD, start: int = 1) 
     return [Version(start + i, branch, i, created) for i in range(n)]
 
 
-def alt(keys: list[Version] | list[tuple[str, int]], tm: str = "delta", name: str = "a",
-        kind: str = "source", corrupt: frozenset[tuple[str, int]] = frozenset()) -> Candidate:
+def alt(
+    keys: list[Version] | list[tuple[str, int]],
+    tm: str = "delta",
+    name: str = "a",
+    kind: str = "source",
+    corrupt: frozenset[tuple[str, int]] = frozenset(),
+) -> Candidate:
     ks = frozenset(k.key if isinstance(k, Version) else k for k in keys)
     return Candidate("sdft", name, kind, tm, ks, corrupt)
 
@@ -146,8 +151,11 @@ def test_window_refusal_comes_before_the_branch_guard() -> None:
 
 
 def test_branch_guard_counts_only_present_versions_above_zero() -> None:
-    main = [Version(1, "/main", 0, OLD), Version(2, "/main", 1, OLD, present=False),
-            Version(3, "/main", 2, OLD)]
+    main = [
+        Version(1, "/main", 0, OLD),
+        Version(2, "/main", 1, OLD, present=False),
+        Version(3, "/main", 2, OLD),
+    ]
     assert branches_emptied(main, [main[2]]) == ["/main"]  # /main/1's data is already gone
     assert branches_emptied(main, [main[0]]) == []  # losing /main/0 alone empties nothing
     dev = [Version(4, "/main/dev", 0, OLD)]

@@ -52,7 +52,7 @@ def assert_container_holds_catalog_data(site: Site, path: str) -> None:
         blob = (site.root / "pools" / pool / relpath).read_bytes()
         header = media.parse(blob, relpath)
         assert (header.oid, header.type_manager) == (oid, tm) == (oid, ctm)
-        assert sorted(f"{b}/{n}" for b, n in header.keys()) == sorted(listed.split())
+        assert sorted(f"{b}/{n}" for b, n in header.held()) == sorted(listed.split())
         assert media.corrupt_in(blob, header) == []
         for entry in header.entries:
             start = header.data_start + entry.offset
@@ -134,7 +134,9 @@ def test_plan_changes_nothing_and_predicts_the_run(site: Site, tmp_path: Path) -
         assert {k: v for k, v in guess.items() if k != "reports"} == {
             k: v for k, v in real.items() if k != "reports"
         }
-    assert predicted["fix"]["loss"] == {"versions": site.scenario["expected"]["fix"]["versions_lost"]}
+    assert predicted["fix"]["loss"] == {
+        "versions": site.scenario["expected"]["fix"]["versions_lost"]
+    }
 
 
 def test_report_only_changes_nothing_but_reports(site: Site, tmp_path: Path) -> None:
@@ -213,9 +215,10 @@ def test_loss_budget_refuses_and_changes_nothing(site: Site) -> None:
 
 def test_second_fix_changes_nothing_more(site: Site) -> None:
     assert run_playbook(site).exit_code == 0
-    dump, pools = catalog_dump(site.root), {
-        k: v for k, v in tree(site.root).items() if k.startswith("pools/")
-    }
+    dump, pools = (
+        catalog_dump(site.root),
+        {k: v for k, v in tree(site.root).items() if k.startswith("pools/")},
+    )
     again = run_playbook(site, "--new-run")
     assert again.exit_code == 0, again.output
     assert catalog_dump(site.root) == dump
@@ -239,3 +242,49 @@ def test_demo_runs(tmp_path: Path) -> None:
     result = recover("demo", tmp_path / "demo")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "demo" / "pools" / "repository" / "reports" / "pools-fix.txt").exists()
+
+
+def test_plan_of_fix_then_check_sees_its_own_changes(site: Site, tmp_path: Path) -> None:
+    """In a dry run the second step reads the first one's writes and moves (the overlay)."""
+    playbook = tmp_path / "fix-check.yaml"
+    playbook.write_text(
+        "version: 1\nname: pools-fix-check\nsite: {catalog: catalog.sqlite}\n"
+        "safety: {allow_loss: {versions: unlimited}}\nsteps:\n"
+        "  - id: fix\n    action: pools.fix\n    args: {force: true, fix: true, "
+        f"allow_missing_data_since: '{site.since}'}}\n"
+        "  - id: check\n    action: pools.check\n    args: {report: reports/after.txt}\n"
+    )
+    saved = tmp_path / "plan.json"
+    before = snapshot(site.root)
+    assert recover("plan", playbook, "--site", site.root, "-o", saved).exit_code == 0
+    assert snapshot(site.root) == before
+    predicted = {s["id"]: s["outputs"] for s in json.loads(saved.read_text())["steps"]}
+    assert recover("run", playbook, "--site", site.root, "--yes").exit_code == 0
+    real = outputs(site, "check")
+    left = [p for p, w in site.scenario["damaged"].items() if w["outcome"] in LEFT]
+    assert real["elements_with_missing"] == len(left)
+    assert {k: v for k, v in predicted["check"].items() if k != "report"} == {
+        k: v for k, v in real.items() if k != "report"
+    }
+
+
+def test_check_options(site: Site, tmp_path: Path) -> None:
+    playbook = tmp_path / "check.yaml"
+    playbook.write_text(
+        "version: 1\nname: pools-check\nsite: {catalog: catalog.sqlite}\nsteps:\n"
+        "  - id: check\n    action: pools.check\n"
+        "    args: {pools: [s2], verify_digests: false, report: out/check.txt}\n"
+    )
+    result = recover("run", playbook, "--site", site.root, "--yes")
+    assert result.exit_code == 0, result.output
+    out = outputs(site, "check")
+    in_s2 = site.query("SELECT count(*) FROM containers WHERE pool = 's2'")[0][0]
+    assert out["containers_checked"] == in_s2 < site.scenario["expected"]["check"][
+        "containers_checked"
+    ]
+    assert out["corrupt"] == 0 and out["digests_checked"] == 0
+    assert "not checked" in (site.root / "out" / "check.txt").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(playbook.read_text().replace("[s2]", "[cdft]").replace("pools-check", "b"))
+    result = recover("run", bad, "--site", site.root, "--yes")
+    assert result.exit_code == 1 and "unknown: cdft" in result.output

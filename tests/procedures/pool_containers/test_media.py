@@ -74,7 +74,9 @@ def test_a_byte_flip_never_yields_wrong_data(
     expected = media.parse(original, "c")
     for entry in header.entries:
         assert media.read_version(handle, header, entry) == media.read_version(
-            io.BytesIO(original), expected, expected.entry(entry.key)  # type: ignore[arg-type]
+            io.BytesIO(original),
+            expected,
+            expected.entry(entry.key),  # type: ignore[arg-type]
         )
 
 
