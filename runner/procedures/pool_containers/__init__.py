@@ -11,6 +11,7 @@ from runner import PLAYBOOKS_DIR, clock
 from runner.procedures import DemoCase, Procedure
 from runner.procedures.pool_containers.actions import CheckPools, FixPools
 from runner.procedures.pool_containers.cli import world
+from runner.procedures.pool_containers.rules import validate_steps
 from runner.procedures.pool_containers.world import Options, build
 
 PLAYBOOK = PLAYBOOKS_DIR / "pool-container-fix.yaml"
@@ -38,4 +39,5 @@ PROCEDURE = Procedure(
     actions=(CheckPools, FixPools),
     world=world,
     demo=demo,
+    validate_steps=validate_steps,
 )

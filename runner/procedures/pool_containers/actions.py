@@ -283,7 +283,11 @@ class FixPools(_PoolAction):
             ctx.checkpoint({**state, "report_paths": targets})
         common = fix_context(ctx, win, mode, state["summary"])
         lines = ctx.progress(elements(ctx, work), state.get("lines"), "report lines")
-        text = ctx.report("pool_containers/fix.txt.j2", targets[0], {**common, "elements": lines})
+        text = ctx.report(
+            "pool_containers/fix.txt.j2",
+            targets[0],
+            {**common, "elements": lines, "lost": lost_rows(elements(ctx, work), win)},
+        )
         table = ctx.report(
             "pool_containers/fix-versions.csv.j2",
             targets[1],
