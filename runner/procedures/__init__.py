@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from runner.engine.action import Action, Finding, StepView
 
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("runner.procedures.archive_volume",)
 
 
 def _module_names() -> tuple[str, ...]:

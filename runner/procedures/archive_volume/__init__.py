@@ -25,7 +25,7 @@ PLAYBOOK = PLAYBOOKS_DIR / "archive-volume-recovery.yaml"
 
 def demo(base_dir: Path) -> list[DemoCase]:
     """A small damaged archive and the shipped recovery playbook, run end to end."""
-    site = base_dir / "archive"
+    site = base_dir
     generate(site, WorldOptions(studies=120))
     return [DemoCase("Recover the damaged archive volume VOL0002", PLAYBOOK, site)]
 

@@ -159,9 +159,11 @@ class PreRecoveryAssessment(_Assessment):
                 copies = [c for c in (row[14] or "").split(" ") if c]
                 if row[13]:
                     copies.append("cache")
+                location = f"{ref}:{row[10]}:{row[11]}"
                 objects.append({
                     "object_id": row[9],
-                    "location": f"{ref}:{row[10]}:{row[11]}",
+                    "location": location,
+                    "summary": f"{row[9]} {location} copies " + ("+".join(copies) or "none"),
                     "recoverable": bool(row[12]),
                     "copies": copies,
                 })
