@@ -21,8 +21,14 @@ if TYPE_CHECKING:
     from runner.engine.action import StepContext
 
 _META = "s.study_uid, s.accession_number, s.patient_name, s.patient_id, s.modality, s.station_name"
-_META_KEYS = ("study_uid", "accession_number", "patient_name", "patient_id", "modality",
-              "station_name")
+_META_KEYS = (
+    "study_uid",
+    "accession_number",
+    "patient_name",
+    "patient_id",
+    "modality",
+    "station_name",
+)
 
 #: One row per study in recovery on the volume (locations R, S or F).
 _AGGREGATE = f"""
@@ -111,25 +117,32 @@ class PreRecoveryAssessment(_Assessment):
         }
         report, csv = self.report_paths()
         written = ctx.report(
-            "archive_volume/pre_report.txt.j2", report,
+            "archive_volume/pre_report.txt.j2",
+            report,
             {**context, "studies": self._studies(db, ref)},
         )
         written_csv = ctx.report(
-            "archive_volume/pre_report.csv.j2", csv,
+            "archive_volume/pre_report.csv.j2",
+            csv,
             {**context, "studies": self._studies(db, ref)},
         )
         db.execute("DROP TABLE temp.archive_pre")
         if studies == 0:
-            ctx.warn(f"{ref}: no location is in recovery; run archive.mark_affected_locations first")
+            ctx.warn(
+                f"{ref}: no location is in recovery; run archive.mark_affected_locations first"
+            )
         ctx.note(
             f"{ref}: {studies:,} study(ies), {objects:,} object(s) in recovery: "
             f"{recoverable:,} recoverable, {objects - recoverable:,} unrecoverable"
         )
-        to_load = [c["carrier_id"] for c in carriers if not c["loaded"]]
+        to_load = [str(c["carrier_id"]) for c in carriers if not c["loaded"]]
         ctx.note("carriers to load: " + (", ".join(to_load) if to_load else "none"))
         ctx.output(
-            report=written, csv=written_csv, carriers=[c["carrier_id"] for c in carriers],
-            carriers_to_load=to_load, **totals,
+            report=written,
+            csv=written_csv,
+            carriers=[c["carrier_id"] for c in carriers],
+            carriers_to_load=to_load,
+            **totals,
         )
 
     def _studies(self, db: sqlite3.Connection, ref: str) -> Iterator[dict[str, Any]]:
@@ -160,13 +173,15 @@ class PreRecoveryAssessment(_Assessment):
                 if row[13]:
                     copies.append("cache")
                 location = f"{ref}:{row[10]}:{row[11]}"
-                objects.append({
-                    "object_id": row[9],
-                    "location": location,
-                    "summary": f"{row[9]} {location} copies " + ("+".join(copies) or "none"),
-                    "recoverable": bool(row[12]),
-                    "copies": copies,
-                })
+                objects.append(
+                    {
+                        "object_id": row[9],
+                        "location": location,
+                        "summary": f"{row[9]} {location} copies " + ("+".join(copies) or "none"),
+                        "recoverable": bool(row[12]),
+                        "copies": copies,
+                    }
+                )
             assert first is not None
             yield {
                 "study_ref": study_ref,
@@ -200,14 +215,27 @@ class PostRecoveryAssessment(_Assessment):
                       coalesce(sum(recovered), 0)
                FROM temp.archive_post"""
         ).fetchone()
-        totals = dict(zip(
-            ("studies", "processed", "fully", "partially", "unrecoverable", "objects",
-             "recoverable", "recovered"),
-            row, strict=True,
-        ))
+        totals = dict(
+            zip(
+                (
+                    "studies",
+                    "processed",
+                    "fully",
+                    "partially",
+                    "unrecoverable",
+                    "objects",
+                    "recoverable",
+                    "recovered",
+                ),
+                row,
+                strict=True,
+            )
+        )
         totals["pending"] = totals["studies"] - totals["processed"]
         context: dict[str, Any] = {
-            "volume": ref, "generated_at": ctx.now.isoformat(), "totals": totals,
+            "volume": ref,
+            "generated_at": ctx.now.isoformat(),
+            "totals": totals,
         }
         report, csv = self.report_paths()
         written = ctx.report(

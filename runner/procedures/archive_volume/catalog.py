@@ -169,8 +169,7 @@ def count_states(db: sqlite3.Connection, volume_ref: str) -> dict[str, int]:
     """Locations on a volume per state (uses the primary key, no table scan)."""
     counts = {GOOD: 0, IN_RECOVERY: 0, SENT: 0, FINISHED: 0}
     for state, n in db.execute(
-        "SELECT state, count(*) FROM catalog.object_locations WHERE volume_ref = ?"
-        " GROUP BY state",
+        "SELECT state, count(*) FROM catalog.object_locations WHERE volume_ref = ? GROUP BY state",
         (volume_ref,),
     ):
         counts[state] = n
@@ -230,8 +229,10 @@ def parse_ranges(raw: Sequence[object]) -> list[tuple[int, int | None]]:
                 fix="write each range as {begin: N} or {begin: N, end: M}",
             )
         begin, end = item["begin"], item.get("end")
-        if not isinstance(begin, int) or begin < 0 or (
-            end is not None and (not isinstance(end, int) or end < begin)
+        if (
+            not isinstance(begin, int)
+            or begin < 0
+            or (end is not None and (not isinstance(end, int) or end < begin))
         ):
             raise PreconditionFailed(
                 f"ordinal range {item!r} is invalid",

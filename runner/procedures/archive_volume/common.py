@@ -49,8 +49,9 @@ class ArchiveAction(Action):
             "volume exists",
             volume is not None,
             f"volume {self.volume_ref}" + ("" if volume else " is not in the catalog"),
-            None if volume else "check the volume_ref in table volumes (a cleaned-up "
-            "volume is removed)",
+            None
+            if volume
+            else "check the volume_ref in table volumes (a cleaned-up volume is removed)",
         )
         if volume is None:
             return
@@ -59,15 +60,18 @@ class ArchiveAction(Action):
                 "volume closed",
                 volume.status == "closed",
                 f"volume {volume.volume_ref} is {volume.status}",
-                None if volume.status == "closed" else "close the volume in the archive "
-                "before recovering it",
+                None
+                if volume.status == "closed"
+                else "close the volume in the archive before recovering it",
             )
         if online is True:
             yield Check(
                 "volume online",
                 volume.online,
                 f"volume {volume.volume_ref} is {'online' if volume.online else 'offline'}",
-                None if volume.online else f"load carrier {volume.carrier_id} "
+                None
+                if volume.online
+                else f"load carrier {volume.carrier_id} "
                 f"(step archive.load with volume: {volume.volume_ref})",
             )
         elif online is False:
@@ -75,7 +79,9 @@ class ArchiveAction(Action):
                 "volume offline",
                 not volume.online,
                 f"volume {volume.volume_ref} is {'online' if volume.online else 'offline'}",
-                None if not volume.online else f"unload carrier {volume.carrier_id} "
+                None
+                if not volume.online
+                else f"unload carrier {volume.carrier_id} "
                 f"(step archive.unload with volume: {volume.volume_ref})",
             )
 

@@ -114,7 +114,8 @@ def encode_block(header: VolumeHeader, block: Block) -> bytes:
             f"object {block.object_id} ({len(block.payload)} bytes) does not fit a "
             f"{header.block_size}-byte block"
         )
-    head = _BLOCK.pack(block.ordinal, block.object_id, len(block.payload), zlib.crc32(block.payload))
+    payload = block.payload
+    head = _BLOCK.pack(block.ordinal, block.object_id, len(payload), zlib.crc32(payload))
     return (head + block.payload).ljust(header.block_size, b"\x00")
 
 

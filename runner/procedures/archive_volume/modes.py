@@ -28,9 +28,12 @@ class MarkAffectedLocations(ArchiveAction):
         if raw == "scanned":
             found = cat.scanned_ranges(ctx.db, self.volume_ref)
             yield Check(
-                "volume scanned", found is not None,
+                "volume scanned",
+                found is not None,
                 "no scan recorded" if found is None else f"{len(found)} unreadable range(s)",
-                None if found is not None else "run archive.scan_volume first (with the "
+                None
+                if found is not None
+                else "run archive.scan_volume first (with the "
                 "volume online), or give the ranges explicitly",
             )
         elif raw is not None:
@@ -105,17 +108,21 @@ class CleanUp(ArchiveAction):
         target = self.target(ctx)
         wanted = self.args.get("target_volume")
         yield Check(
-            "open volume available", target is not None,
-            f"re-archive to {target}" if target else (
-                f"volume {wanted} is not an open volume" if wanted else "no open volume"),
+            "open volume available",
+            target is not None,
+            f"re-archive to {target}"
+            if target
+            else (f"volume {wanted} is not an open volume" if wanted else "no open volume"),
             None if target else "open a writable volume in the archive (status 'open')",
         )
         pending = cat.count_states(ctx.db, self.volume_ref)[cat.IN_RECOVERY]
         yield Check(
-            "recovery attempted for every study", pending == 0,
+            "recovery attempted for every study",
+            pending == 0,
             f"{pending:,} location(s) still in recovery (R)" if pending else "no R locations left",
             "run archive.recovery_attempt (batches: all) until every study is processed"
-            if pending else None,
+            if pending
+            else None,
         )
 
     def run(self, ctx: StepContext) -> None:
@@ -156,14 +163,17 @@ class CleanUp(ArchiveAction):
         ).rowcount
         ctx.changed("object_locations", "state S -> F", finished)
         # 3. recovered studies: unprotect, and queue them to be archived again.
-        recovered = "SELECT study_ref FROM catalog.send_jobs WHERE volume_ref = ? AND objects_copied > 0"
+        recovered = (
+            "SELECT study_ref FROM catalog.send_jobs WHERE volume_ref = ? AND objects_copied > 0"
+        )
         unprotected = db.execute(
             "UPDATE catalog.cache_locations SET protected = 0"
             f" WHERE protected = 1 AND study_ref IN ({recovered})",
             (ref,),
         ).rowcount
         queued = db.execute(
-            "INSERT INTO catalog.archive_destinations (study_ref, volume_ref, from_volume, queued_at)"
+            "INSERT INTO catalog.archive_destinations"
+            " (study_ref, volume_ref, from_volume, queued_at)"
             f" SELECT j.study_ref, ?, ?, ? FROM ({recovered}) j"
             " WHERE EXISTS (SELECT 1 FROM catalog.studies s WHERE s.study_ref = j.study_ref)"
             " ON CONFLICT (study_ref, from_volume) DO NOTHING",
@@ -196,6 +206,10 @@ class CleanUp(ArchiveAction):
         else:
             ctx.note(f"{ref}: {live:,} good location(s) remain; the volume stays in the catalog")
         ctx.output(
-            deleted_objects=doomed, finished=finished, queued=queued, unprotected=unprotected,
-            volume_removed=removed, target_volume=target,
+            deleted_objects=doomed,
+            finished=finished,
+            queued=queued,
+            unprotected=unprotected,
+            volume_removed=removed,
+            target_volume=target,
         )

@@ -41,7 +41,9 @@ class _CarrierAction(ArchiveAction):
     def check(self, ctx: StepContext) -> Iterable[Check]:
         if not any(self.args.get(k) for k in ("carriers", "volume", "copies_of")):
             yield Check(
-                "carriers named", False, "no carriers, volume or copies_of given",
+                "carriers named",
+                False,
+                "no carriers, volume or copies_of given",
                 "name what to act on: carriers: [...], volume: REF or copies_of: REF",
             )
             return
@@ -49,7 +51,9 @@ class _CarrierAction(ArchiveAction):
             ref = self.args.get(key)
             if ref and cat.get_volume(ctx.db, str(ref)) is None:
                 yield Check(
-                    "volume exists", False, f"{key}: volume {ref} is not in the catalog",
+                    "volume exists",
+                    False,
+                    f"{key}: volume {ref} is not in the catalog",
                     "check the volume_ref in table volumes",
                 )
                 return
@@ -57,7 +61,8 @@ class _CarrierAction(ArchiveAction):
         carriers = self.carriers(ctx)
         unknown = [c for c in carriers if c not in known]
         yield Check(
-            "carriers exist", not unknown,
+            "carriers exist",
+            not unknown,
             f"unknown carrier(s): {', '.join(unknown)}" if unknown else ", ".join(carriers),
             "check the carrier ids in table carriers" if unknown else None,
         )
@@ -73,7 +78,8 @@ class _CarrierAction(ArchiveAction):
             volume = cat.require_volume(ctx.db, ref)
             problem = media_problem(ctx, volume)
             yield Check(
-                "volume media readable", problem is None,
+                "volume media readable",
+                problem is None,
                 problem or f"{ref}: header and size are sound",
                 "restore the volume file, or leave this carrier out" if problem else None,
             )
@@ -120,7 +126,9 @@ class ScanVolume(ArchiveAction):
         if all(c.ok for c in checks):
             problem = media_problem(ctx, cat.require_volume(ctx.db, self.volume_ref))
             yield Check(
-                "volume media readable", problem is None, problem or "header and size are sound",
+                "volume media readable",
+                problem is None,
+                problem or "header and size are sound",
                 "restore the volume file from the repair shop's image" if problem else None,
             )
 
@@ -143,7 +151,9 @@ class ScanVolume(ArchiveAction):
             if start is not None:
                 ranges.append((start, last))
         stamp = ctx.now.isoformat()
-        ctx.db.execute("DELETE FROM catalog.volume_scans WHERE volume_ref = ?", (volume.volume_ref,))
+        ctx.db.execute(
+            "DELETE FROM catalog.volume_scans WHERE volume_ref = ?", (volume.volume_ref,)
+        )
         rows = ranges or [(-1, -1)]  # (-1, -1) records "scanned, nothing unreadable"
         ctx.db.executemany(
             "INSERT INTO catalog.volume_scans (volume_ref, begin, end, scanned_at)"

@@ -47,17 +47,22 @@ class RecoveryAttempt(ArchiveAction):
         volume = cat.require_volume(ctx.db, self.volume_ref)
         problem = media_problem(ctx, volume)
         yield Check(
-            "volume media readable", problem is None, problem or "header and size are sound",
+            "volume media readable",
+            problem is None,
+            problem or "header and size are sound",
             "restore the volume file from the repair shop's image" if problem else None,
         )
         needed = cat.carriers_needed(ctx.db, self.volume_ref)[1:]
         missing = [c for c, loaded, _ in needed if not loaded]
         yield Check(
-            "carriers with copies loaded", not missing,
-            f"not loaded: {', '.join(missing)}" if missing
+            "carriers with copies loaded",
+            not missing,
+            f"not loaded: {', '.join(missing)}"
+            if missing
             else f"{len(needed)} carrier(s) with copies, all loaded",
             f"load them first (archive.load with copies_of: {self.volume_ref})"
-            if missing else None,
+            if missing
+            else None,
         )
         for (ref,) in ctx.db.execute(
             "SELECT volume_ref FROM catalog.volumes WHERE online = 1 AND volume_ref <> ?"
@@ -68,7 +73,9 @@ class RecoveryAttempt(ArchiveAction):
             problem = media_problem(ctx, source)
             if problem:
                 yield Check(
-                    "source media readable", False, problem,
+                    "source media readable",
+                    False,
+                    problem,
                     f"restore {source.media_path} or unload carrier {source.carrier_id}",
                 )
 

@@ -41,22 +41,41 @@ def expected_outcome(
         " GROUP BY o.study_ref ORDER BY o.study_ref"
     )
     studies: dict[str, dict[str, Any]] = {}
-    totals = {"studies": 0, "objects": 0, "recoverable": 0, "fully": 0, "partially": 0,
-              "unrecoverable_studies": 0, "studies_deleted": 0}
+    totals = {
+        "studies": 0,
+        "objects": 0,
+        "recoverable": 0,
+        "fully": 0,
+        "partially": 0,
+        "unrecoverable_studies": 0,
+        "studies_deleted": 0,
+    }
     for study_ref, objects, recoverable, all_objects in per_study:
-        status = ("fully recovered" if recoverable == objects else
-                  "partially recovered" if recoverable else "unrecoverable")
+        status = (
+            "fully recovered"
+            if recoverable == objects
+            else "partially recovered"
+            if recoverable
+            else "unrecoverable"
+        )
         totals["studies"] += 1
         totals["objects"] += objects
         totals["recoverable"] += recoverable
-        totals[{"fully recovered": "fully", "partially recovered": "partially",
-                "unrecoverable": "unrecoverable_studies"}[status]] += 1
+        totals[
+            {
+                "fully recovered": "fully",
+                "partially recovered": "partially",
+                "unrecoverable": "unrecoverable_studies",
+            }[status]
+        ] += 1
         if recoverable == 0 and objects == all_objects:
             totals["studies_deleted"] += 1
         if len(studies) < PER_STUDY_LIMIT:
             studies[study_ref] = {
-                "objects": objects, "recoverable": recoverable,
-                "unrecoverable": objects - recoverable, "status": status,
+                "objects": objects,
+                "recoverable": recoverable,
+                "unrecoverable": objects - recoverable,
+                "status": status,
             }
     on_volume, locations, block_count, carrier = db.execute(
         "SELECT (SELECT count(DISTINCT o.study_ref) FROM catalog.object_locations l"

@@ -26,10 +26,43 @@ from runner.procedures.archive_volume.media import (
 )
 from runner.procedures.archive_volume.scenario import expected_outcome
 
-FIRST_NAMES = ("ANNA", "BERND", "CARLA", "DIRK", "EVA", "FRANK", "GRETA", "HANS", "INGE",
-               "JONAS", "KARIN", "LUKAS", "MARIA", "NILS", "OLGA", "PETER", "RITA", "SVEN")
-LAST_NAMES = ("MUELLER", "SCHMIDT", "SCHNEIDER", "FISCHER", "WEBER", "MEYER", "WAGNER",
-              "BECKER", "SCHULZ", "HOFFMANN", "KOCH", "RICHTER", "KLEIN", "WOLF", "NEUMANN")
+FIRST_NAMES = (
+    "ANNA",
+    "BERND",
+    "CARLA",
+    "DIRK",
+    "EVA",
+    "FRANK",
+    "GRETA",
+    "HANS",
+    "INGE",
+    "JONAS",
+    "KARIN",
+    "LUKAS",
+    "MARIA",
+    "NILS",
+    "OLGA",
+    "PETER",
+    "RITA",
+    "SVEN",
+)
+LAST_NAMES = (
+    "MUELLER",
+    "SCHMIDT",
+    "SCHNEIDER",
+    "FISCHER",
+    "WEBER",
+    "MEYER",
+    "WAGNER",
+    "BECKER",
+    "SCHULZ",
+    "HOFFMANN",
+    "KOCH",
+    "RICHTER",
+    "KLEIN",
+    "WOLF",
+    "NEUMANN",
+)
 #: modality -> (stations, relative object count): CT and MR studies are large.
 MODALITIES = {
     "CT": (("CT01", "CT02"), 1.0),
@@ -76,8 +109,12 @@ class WorldOptions:
             problems.append("--studies must be at least 1")
         if self.block_size < BLOCK_HEADER_SIZE + 40:
             problems.append(f"--block-size must be at least {BLOCK_HEADER_SIZE + 40}")
-        for name in ("copy_fraction", "partial_copy_fraction", "cached_fraction",
-                     "damaged_fraction"):
+        for name in (
+            "copy_fraction",
+            "partial_copy_fraction",
+            "cached_fraction",
+            "damaged_fraction",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"--{name.replace('_', '-')} must be between 0 and 1")
         if self.media not in ("all", "none"):
@@ -98,9 +135,7 @@ def generate(root: Path, options: WorldOptions) -> dict[str, Any]:
     """Build the site under `root` (empty or missing) and return scenario.json's data."""
     options.validate()
     if root.exists() and any(root.iterdir()):
-        raise SiteError(
-            f"{root} is not empty", fix="generate into a new or empty directory"
-        )
+        raise SiteError(f"{root} is not empty", fix="generate into a new or empty directory")
     root.mkdir(parents=True, exist_ok=True)
     (root / cat.VOLUMES_DIR).mkdir()
     (root / cat.CACHE_DIR).mkdir()
@@ -134,7 +169,10 @@ class _Generator:
         self.master = random.Random(options.seed ^ 0x5EED).randbytes(1 << 16)
         self.capacity = options.block_size - BLOCK_HEADER_SIZE
         self.rows: dict[str, list[tuple[Any, ...]]] = {
-            "studies": [], "objects": [], "object_locations": [], "cache_locations": [],
+            "studies": [],
+            "objects": [],
+            "object_locations": [],
+            "cache_locations": [],
             "cached_objects": [],
         }
         self.next_ordinal = dict.fromkeys(self.refs, 0)
@@ -169,16 +207,18 @@ class _Generator:
         study_ref = f"ST{index + 1:08d}"
         patient = rng.randrange(1, max(2, o.studies // 3) + 1)
         prng = random.Random(patient * 7919 + o.seed)
-        self.rows["studies"].append((
-            study_ref,
-            f"1.2.826.0.1.3680043.9.{o.seed}.{index + 1}",
-            f"ACC{o.seed % 100:02d}{index + 1:07d}",
-            f"{prng.choice(LAST_NAMES)}^{prng.choice(FIRST_NAMES)}",
-            f"PID{patient:07d}",
-            modality,
-            rng.choice(stations),
-            0,  # archived_count, set once the locations are known
-        ))
+        self.rows["studies"].append(
+            (
+                study_ref,
+                f"1.2.826.0.1.3680043.9.{o.seed}.{index + 1}",
+                f"ACC{o.seed % 100:02d}{index + 1:07d}",
+                f"{prng.choice(LAST_NAMES)}^{prng.choice(FIRST_NAMES)}",
+                f"PID{patient:07d}",
+                modality,
+                rng.choice(stations),
+                0,  # archived_count, set once the locations are known
+            )
+        )
         primary = self.refs[min(index * len(self.refs) // o.studies, len(self.refs) - 1)]
         policy = rng.random()
         full_copy = policy < o.copy_fraction
@@ -244,8 +284,9 @@ class _Generator:
         o = self.o
         damaged_carrier = carrier_id(self.refs.index(o.damaged) + 1, o.volumes_per_carrier)
         open_carrier = carrier_id(len(self.refs), o.volumes_per_carrier)
-        carriers = sorted({carrier_id(i, o.volumes_per_carrier) for i in
-                           range(1, len(self.refs) + 1)})
+        carriers = sorted(
+            {carrier_id(i, o.volumes_per_carrier) for i in range(1, len(self.refs) + 1)}
+        )
         loaded = {}
         for carrier in carriers:
             if carrier == damaged_carrier:
@@ -264,8 +305,14 @@ class _Generator:
             carrier = carrier_id(i, o.volumes_per_carrier)
             self.db.execute(
                 "INSERT INTO catalog.volumes VALUES (?, ?, ?, ?, ?, ?)",
-                (ref, carrier, "open" if is_open else "closed", loaded[carrier], blocks,
-                 _media_path(ref)),
+                (
+                    ref,
+                    carrier,
+                    "open" if is_open else "closed",
+                    loaded[carrier],
+                    blocks,
+                    _media_path(ref),
+                ),
             )
 
     def _damage(self) -> None:
