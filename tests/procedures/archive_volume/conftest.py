@@ -20,8 +20,16 @@ from runner.procedures.archive_volume.world import WorldOptions, generate
 PLAYBOOK = PLAYBOOKS_DIR / "archive-volume-recovery.yaml"
 NOW = "2026-01-02T03:04:05+00:00"
 TABLES = (
-    "carriers", "volumes", "studies", "objects", "object_locations", "cache_locations",
-    "cached_objects", "archive_destinations", "send_jobs", "volume_scans",
+    "carriers",
+    "volumes",
+    "studies",
+    "objects",
+    "object_locations",
+    "cache_locations",
+    "cached_objects",
+    "archive_destinations",
+    "send_jobs",
+    "volume_scans",
 )
 
 
@@ -53,12 +61,16 @@ def write_playbook(path: Path, steps: list[dict[str, Any]], allow_loss: Any = "u
     """A minimal playbook (JSON is YAML) with the given steps."""
     path.write_text(
         "# yaml-language-server: $schema=../schemas/playbook.bundle.schema.json\n"
-        + json.dumps({
-            "version": 1, "name": path.stem, "description": "test playbook",
-            "site": {"root": ".", "catalog": "catalog.sqlite"},
-            "safety": {"allow_loss": {"objects": allow_loss}},
-            "steps": steps,
-        })
+        + json.dumps(
+            {
+                "version": 1,
+                "name": path.stem,
+                "description": "test playbook",
+                "site": {"root": ".", "catalog": "catalog.sqlite"},
+                "safety": {"allow_loss": {"objects": allow_loss}},
+                "steps": steps,
+            }
+        )
     )
     return path
 

@@ -29,8 +29,9 @@ def _step(id: str, action: str, **args: Any) -> dict[str, Any]:
 
 
 def _states(root: Path) -> dict[int, str]:
-    return dict(query(root, "SELECT ordinal, state FROM object_locations WHERE volume_ref = ?",
-                      (VOL,)))
+    return dict(
+        query(root, "SELECT ordinal, state FROM object_locations WHERE volume_ref = ?", (VOL,))
+    )
 
 
 def _archived(root: Path) -> dict[str, int]:
@@ -44,16 +45,24 @@ def _archived(root: Path) -> dict[str, int]:
         ([], lambda o, n: True),
         ([{"begin": 100}], lambda o, n: o >= 100),
         ([{"begin": 10, "end": 20}], lambda o, n: 10 <= o <= 20),
-        ([{"begin": 0, "end": 0}, {"begin": 50, "end": 60}, {"begin": 200}],
-         lambda o, n: o == 0 or 50 <= o <= 60 or o >= 200),
+        (
+            [{"begin": 0, "end": 0}, {"begin": 50, "end": 60}, {"begin": 200}],
+            lambda o, n: o == 0 or 50 <= o <= 60 or o >= 200,
+        ),
         ([{"begin": 5, "end": 30}, {"begin": 20, "end": 40}], lambda o, n: 5 <= o <= 40),
     ],
 )
 def test_mark_ordinal_ranges(site: tuple[Path, dict[str, Any]], ranges: Any, expected: Any) -> None:
     root, scenario = site
     before = _archived(root)
-    owner = dict(query(root, "SELECT l.ordinal, o.study_ref FROM object_locations l JOIN objects"
-                             " o USING (object_id) WHERE l.volume_ref = ?", (VOL,)))
+    owner = dict(
+        query(
+            root,
+            "SELECT l.ordinal, o.study_ref FROM object_locations l JOIN objects"
+            " o USING (object_id) WHERE l.volume_ref = ?",
+            (VOL,),
+        )
+    )
     args = {} if ranges is None else {"ranges": ranges}
     result = _run(root, "mark", _step("mark", "mark_affected_locations", **args))
     assert result.exit_code == 0, result.output
@@ -71,15 +80,24 @@ def test_mark_ordinal_ranges(site: tuple[Path, dict[str, Any]], ranges: Any, exp
     again = _run(root, "mark2", _step("mark", "mark_affected_locations", **args))
     assert again.exit_code == 0
     assert _states(root) == states and _archived(root) == {
-        s: c - drop.get(s, 0) for s, c in before.items()}
+        s: c - drop.get(s, 0) for s, c in before.items()
+    }
 
 
 def test_mark_several_runs_cover_several_ranges(site: tuple[Path, dict[str, Any]]) -> None:
     root, _ = site
-    assert _run(root, "a", _step("m", "mark_affected_locations",
-                                 ranges=[{"begin": 10, "end": 19}])).exit_code == 0
-    assert _run(root, "b", _step("m", "mark_affected_locations",
-                                 ranges=[{"begin": 15, "end": 29}])).exit_code == 0
+    assert (
+        _run(
+            root, "a", _step("m", "mark_affected_locations", ranges=[{"begin": 10, "end": 19}])
+        ).exit_code
+        == 0
+    )
+    assert (
+        _run(
+            root, "b", _step("m", "mark_affected_locations", ranges=[{"begin": 15, "end": 29}])
+        ).exit_code
+        == 0
+    )
     marked = sorted(o for o, s in _states(root).items() if s == "R")
     assert marked == list(range(10, 30))
 
@@ -89,11 +107,21 @@ def test_mark_refuses_an_online_or_open_or_unknown_volume(
 ) -> None:
     root, scenario = site
     before = snapshot(root)
-    result = _run(root, "x", {"id": "m", "action": "archive.mark_affected_locations",
-                              "args": {"volume": "VOL0099"}})
+    result = _run(
+        root,
+        "x",
+        {"id": "m", "action": "archive.mark_affected_locations", "args": {"volume": "VOL0099"}},
+    )
     assert result.exit_code == 1 and "VOL0099 is not in the catalog" in result.output
-    result = _run(root, "y", {"id": "m", "action": "archive.mark_affected_locations",
-                              "args": {"volume": scenario["open_volume"]}})
+    result = _run(
+        root,
+        "y",
+        {
+            "id": "m",
+            "action": "archive.mark_affected_locations",
+            "args": {"volume": scenario["open_volume"]},
+        },
+    )
     assert result.exit_code == 1 and "volume closed" in result.output
     assert _run(root, "z", _step("l", "load")).exit_code == 0
     result = _run(root, "w", _step("m", "mark_affected_locations"))
@@ -108,18 +136,27 @@ def test_attempt_in_batches_and_reruns(tmp_path: Path) -> None:
     root, scenario = make_site(tmp_path / "site", studies=150, damage_ranges=5)
     affected = sorted(scenario["studies"])
     assert len(affected) > 8
-    assert _run(root, "prep",
-                _step("mark", "mark_affected_locations", ranges=scenario["unreadable_ranges"]),
-                _step("pre", "pre_recovery_assessment"),
-                _step("load", "load", copies_of=VOL)).exit_code == 0
+    assert (
+        _run(
+            root,
+            "prep",
+            _step("mark", "mark_affected_locations", ranges=scenario["unreadable_ranges"]),
+            _step("pre", "pre_recovery_assessment"),
+            _step("load", "load", copies_of=VOL),
+        ).exit_code
+        == 0
+    )
     result = _run(root, "one", _step("attempt", "recovery_attempt", max_jobs=3))
     assert result.exit_code == 0, result.output
     assert [r[0] for r in query(root, "SELECT study_ref FROM send_jobs ORDER BY 1")] == affected[:3]
     post = _run(root, "post1", _step("post", "post_recovery_assessment"))
     assert post.exit_code == 0
     assert "3 of " + str(len(affected)) + " study(ies) processed" in post.output
-    blanks = [line for line in (root / "reports" / "post_report.csv").read_text().splitlines()
-              if line.startswith(",ST")]
+    blanks = [
+        line
+        for line in (root / "reports" / "post_report.csv").read_text().splitlines()
+        if line.startswith(",ST")
+    ]
     assert len(blanks) == len(affected) - 3  # not processed yet: blank status
     # clean_up refuses while studies are still in recovery.
     cleanup = _run(root, "early", _step("unload", "unload"), _step("clean", "clean_up"))
@@ -136,25 +173,36 @@ def test_attempt_in_batches_and_reruns(tmp_path: Path) -> None:
     # A second post report never overwrites the first.
     assert _run(root, "post2", _step("post", "post_recovery_assessment")).exit_code == 0
     names = sorted(p.name for p in (root / "reports").iterdir() if p.name.startswith("post"))
-    assert names == ["post_report.csv", "post_report.csv.20260102_030405",
-                     "post_report.txt", "post_report.txt.20260102_030405"]
+    assert names == [
+        "post_report.csv",
+        "post_report.csv.20260102_030405",
+        "post_report.txt",
+        "post_report.txt.20260102_030405",
+    ]
     # clean_up now works, and running it again on the finished catalog changes nothing.
     assert _run(root, "fin", _step("unload", "unload"), _step("clean", "clean_up")).exit_code == 0
     first = query(root, "SELECT * FROM object_locations ORDER BY 1, 2")
     assert _run(root, "fin2", _step("clean", "clean_up")).exit_code == 0
     assert query(root, "SELECT * FROM object_locations ORDER BY 1, 2") == first
     assert len(query(root, "SELECT * FROM archive_destinations")) == sum(
-        1 for s in scenario["studies"].values() if s["status"] != "unrecoverable")
+        1 for s in scenario["studies"].values() if s["status"] != "unrecoverable"
+    )
 
 
 def test_attempt_needs_the_carriers_with_copies(site: tuple[Path, dict[str, Any]]) -> None:
     root, scenario = site
     missing = [c["carrier_id"] for c in scenario["expected"]["carriers_with_copies"]]
     assert missing
-    assert _run(root, "prep", _step("mark", "mark_affected_locations",
-                                    ranges=scenario["unreadable_ranges"]),
-                {"id": "u", "action": "archive.unload", "args": {"carriers": missing}},
-                _step("load", "load")).exit_code == 0
+    assert (
+        _run(
+            root,
+            "prep",
+            _step("mark", "mark_affected_locations", ranges=scenario["unreadable_ranges"]),
+            {"id": "u", "action": "archive.unload", "args": {"carriers": missing}},
+            _step("load", "load"),
+        ).exit_code
+        == 0
+    )
     result = _run(root, "attempt", _step("attempt", "recovery_attempt"))
     assert result.exit_code == 1
     assert "carriers with copies loaded" in result.output and missing[0] in result.output
@@ -201,8 +249,12 @@ def test_bad_volume_file_fails_cleanly_and_changes_nothing(
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert "volume media readable" in result.output
-    assert {"truncate": "truncated", "magic": "not an archive volume", "header": "corrupt",
-            "missing": "missing"}[damage] in result.output
+    assert {
+        "truncate": "truncated",
+        "magic": "not an archive volume",
+        "header": "corrupt",
+        "missing": "missing",
+    }[damage] in result.output
     assert snapshot(root) == before
 
 
@@ -211,7 +263,8 @@ def test_scan_finds_the_generated_damage(site: tuple[Path, dict[str, Any]]) -> N
     result = _run(root, "scan", _step("l", "load"), _step("scan", "scan_volume"))
     assert result.exit_code == 0
     assert query(root, "SELECT begin, end FROM volume_scans ORDER BY 1") == [
-        (r["begin"], r["end"]) for r in scenario["unreadable_ranges"]]
+        (r["begin"], r["end"]) for r in scenario["unreadable_ranges"]
+    ]
 
 
 def test_mark_scanned_needs_a_scan(site: tuple[Path, dict[str, Any]]) -> None:
@@ -235,13 +288,18 @@ def test_corrupt_copy_is_reported_and_kept(site: tuple[Path, dict[str, Any]]) ->
     data = bytearray(path.read_bytes())
     data[64 + ordinal * 256 + 30] ^= 0xFF  # flip a payload byte: CRC mismatch
     path.write_bytes(bytes(data))
-    result = _run(root, "all",
-                  _step("mark", "mark_affected_locations", ranges=scenario["unreadable_ranges"]),
-                  _step("load", "load", copies_of=VOL),
-                  _step("attempt", "recovery_attempt", batches="all"),
-                  _step("unload", "unload"), _step("clean", "clean_up"))
+    result = _run(
+        root,
+        "all",
+        _step("mark", "mark_affected_locations", ranges=scenario["unreadable_ranges"]),
+        _step("load", "load", copies_of=VOL),
+        _step("attempt", "recovery_attempt", batches="all"),
+        _step("unload", "unload"),
+        _step("clean", "clean_up"),
+    )
     assert result.exit_code == 0, result.output
     assert f"{src}: block {ordinal} is corrupt" in result.output
     assert not (root / "cache" / study / str(obj)).exists()
-    assert query(root, "SELECT state FROM object_locations WHERE object_id = ? ORDER BY 1",
-                 (obj,)) == [("A",), ("F",)]
+    assert query(
+        root, "SELECT state FROM object_locations WHERE object_id = ? ORDER BY 1", (obj,)
+    ) == [("A",), ("F",)]
