@@ -16,11 +16,25 @@ from typing import TYPE_CHECKING, Any
 from runner.engine.action import Check
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.common import ArchiveAction, require_checks
+from runner.reports import csvrow
 
 if TYPE_CHECKING:
     from runner.engine.action import StepContext
 
 _META = "s.study_uid, s.accession_number, s.patient_name, s.patient_id, s.modality, s.station_name"
+POST_COLUMNS = (
+    "status",
+    "study_ref",
+    "objects",
+    "recoverable",
+    "recovered",
+    "study_uid",
+    "accession_number",
+    "patient_name",
+    "patient_id",
+    "modality",
+    "station_name",
+)
 _META_KEYS = (
     "study_uid",
     "accession_number",
@@ -119,12 +133,12 @@ class PreRecoveryAssessment(_Assessment):
         written = ctx.report(
             "archive_volume/pre_report.txt.j2",
             report,
-            {**context, "studies": self._studies(db, ref)},
+            {**context, "studies": self._studies(db, ref, "text")},
         )
         written_csv = ctx.report(
             "archive_volume/pre_report.csv.j2",
             csv,
-            {**context, "studies": self._studies(db, ref)},
+            {**context, "studies": self._studies(db, ref, "csv")},
         )
         db.execute("DROP TABLE temp.archive_pre")
         if studies == 0:
@@ -145,11 +159,18 @@ class PreRecoveryAssessment(_Assessment):
             **totals,
         )
 
-    def _studies(self, db: sqlite3.Connection, ref: str) -> Iterator[dict[str, Any]]:
-        """Studies in study_ref order, each with its objects and all their locations."""
+    def _studies(self, db: sqlite3.Connection, ref: str, kind: str) -> Iterator[dict[str, Any]]:
+        """Studies in study_ref order, each with its objects and all their locations.
+
+        The per-object lines are formatted here, not in the template: a study
+        may have thousands of objects, and a million sandboxed template
+        lookups cost more than the SQL. Templates still lay out each study.
+        `kind` "text" fills `object_lines` (one line per object), "csv" fills
+        `locations` (`OBJECT VOL:ORD:STATE copies C1+C2; ...`).
+        """
         cursor = db.execute(
             f"""SELECT a.study_ref, a.objects, a.recoverable, {_META},
-                       l.object_id, l.ordinal, l.state, {cat.RECOVERABLE_SQL},
+                       l.object_id, l.ordinal, l.state,
                        EXISTS (SELECT 1 FROM catalog.cached_objects c
                                WHERE c.object_id = l.object_id),
                        (SELECT group_concat(l3.volume_ref || ':' || l3.ordinal || ':' || l3.state,
@@ -164,32 +185,52 @@ class PreRecoveryAssessment(_Assessment):
                 ORDER BY a.study_ref, l.object_id""",
             (ref,),
         )
+        text = kind == "text"
         for study_ref, rows in groupby(cursor, key=lambda r: r[0]):
             first: tuple[Any, ...] | None = None
-            objects = []
+            parts: list[str] = []
             for row in rows:
                 first = first or row
-                copies = [c for c in (row[14] or "").split(" ") if c]
-                if row[13]:
-                    copies.append("cache")
+                others = row[13] or ""
+                # Recoverable = cached, or a good (A) copy on another volume.
+                good = bool(row[12]) or any(c.endswith(":A") for c in others.split(" ") if c)
+                copies = (others + " cache" if row[12] else others).strip()
                 location = f"{ref}:{row[10]}:{row[11]}"
-                objects.append(
-                    {
-                        "object_id": row[9],
-                        "location": location,
-                        "summary": f"{row[9]} {location} copies " + ("+".join(copies) or "none"),
-                        "recoverable": bool(row[12]),
-                        "copies": copies,
-                    }
-                )
+                if text:
+                    parts.append(
+                        f"  object {row[9]:<10} {location:<22} "
+                        f"{'recoverable  ' if good else 'UNRECOVERABLE'} "
+                        f"copies: {copies or 'none'}"
+                    )
+                else:
+                    parts.append(f"{row[9]} {location} copies {copies.replace(' ', '+') or 'none'}")
             assert first is not None
+            head = (
+                f"STUDY {study_ref}  objects {first[1]}  recoverable {first[2]}  "
+                f"unrecoverable {first[1] - first[2]}\n  uid {first[3]}  accession {first[4]}  "
+                f"patient {first[5]} ({first[6]})  {first[7]} at {first[8]}"
+            )
             yield {
+                "header": head if text else "",
+                "csv": ""
+                if text
+                else csvrow(
+                    [
+                        study_ref,
+                        *first[3:9],
+                        first[1],
+                        first[2],
+                        first[1] - first[2],
+                        "; ".join(parts),
+                    ]
+                ),
                 "study_ref": study_ref,
                 "objects": first[1],
                 "recoverable": first[2],
                 "unrecoverable": first[1] - first[2],
                 **dict(zip(_META_KEYS, first[3:9], strict=True)),
-                "object_list": objects,
+                "object_lines": "\n".join(parts) if text else "",
+                "locations": "" if text else "; ".join(parts),
             }
 
 
@@ -239,10 +280,12 @@ class PostRecoveryAssessment(_Assessment):
         }
         report, csv = self.report_paths()
         written = ctx.report(
-            "archive_volume/post_report.txt.j2", report, {**context, "studies": self._rows(db)}
+            "archive_volume/post_report.txt.j2",
+            report,
+            {**context, "studies": self._rows(db, "text")},
         )
         written_csv = ctx.report(
-            "archive_volume/post_report.csv.j2", csv, {**context, "studies": self._rows(db)}
+            "archive_volume/post_report.csv.j2", csv, {**context, "studies": self._rows(db, "csv")}
         )
         db.execute("DROP TABLE temp.archive_post")
         ctx.note(
@@ -252,17 +295,28 @@ class PostRecoveryAssessment(_Assessment):
         )
         ctx.output(report=written, csv=written_csv, **totals)
 
-    def _rows(self, db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+    def _rows(self, db: sqlite3.Connection, kind: str) -> Iterator[dict[str, Any]]:
+        """Report rows; each carries its preformatted `line` (text) or `csv` line.
+
+        Shipped templates print those (a sandboxed lookup per cell would cost
+        more than the SQL on a big volume); site templates may use the fields.
+        """
+        text = kind == "text"
         for row in db.execute(
             f"""SELECT a.processed, a.study_ref, a.objects, a.recoverable, a.recovered, {_META}
                 FROM temp.archive_post a JOIN catalog.studies s ON s.study_ref = a.study_ref
                 ORDER BY a.study_ref"""
         ):
+            status = study_status(row[0], row[2], row[4])
+            recovered = row[4] if row[0] else 0
+            values = (status, row[1], row[2], row[3], recovered, *row[5:11])
             yield {
-                "status": study_status(row[0], row[2], row[4]),
-                "study_ref": row[1],
-                "objects": row[2],
-                "recoverable": row[3],
-                "recovered": row[4] if row[0] else 0,
-                **dict(zip(_META_KEYS, row[5:11], strict=True)),
+                **dict(zip(POST_COLUMNS, values, strict=True)),
+                "line": (
+                    f"{status:<20} {row[1]:<12} {row[2]:>7} {row[3]:>11} {recovered:>9}  "
+                    + " / ".join(str(v) for v in row[5:11])
+                )
+                if text
+                else "",
+                "csv": "" if text else csvrow(values),
             }

@@ -56,7 +56,7 @@ class MarkAffectedLocations(ArchiveAction):
         require_checks(iter(self.check(ctx)))
         ref = self.volume_ref
         marked = 0
-        studies: set[str] = set()
+        studies = 0  # study updates (a study in two ranges counts twice)
         for begin, end in self.ranges(ctx):
             where = "l.volume_ref = ? AND l.state = 'A' AND l.ordinal >= ?"
             params: list[object] = [ref, begin]
@@ -65,27 +65,26 @@ class MarkAffectedLocations(ArchiveAction):
                 params.append(end)
             # The archived count drops the good locations about to leave 'A';
             # counting first keeps the two statements consistent.
-            hit = ctx.db.execute(
+            studies += ctx.db.execute(
                 "UPDATE catalog.studies SET archived_count = archived_count - m.n"
                 " FROM (SELECT o.study_ref AS study_ref, count(*) AS n"
                 "       FROM catalog.object_locations l"
                 "       JOIN catalog.objects o ON o.object_id = l.object_id"
                 f"      WHERE {where} GROUP BY o.study_ref) AS m"
-                " WHERE studies.study_ref = m.study_ref RETURNING studies.study_ref",
+                " WHERE studies.study_ref = m.study_ref",
                 params,
-            ).fetchall()
-            studies.update(r[0] for r in hit)
+            ).rowcount
             marked += ctx.db.execute(
                 f"UPDATE catalog.object_locations AS l SET state = 'R' WHERE {where}", params
             ).rowcount
         ctx.changed("object_locations", "state A -> R", marked)
-        ctx.changed("studies", "archived_count lowered", len(studies))
+        ctx.changed("studies", "archived_count lowered", studies)
         counts = cat.count_states(ctx.db, ref)
         ctx.note(
-            f"{ref}: {marked:,} location(s) of {len(studies):,} study(ies) marked in recovery;"
+            f"{ref}: {marked:,} location(s) of {studies:,} study(ies) marked in recovery;"
             f" {counts['R']:,} in recovery now"
         )
-        ctx.output(marked=marked, studies=len(studies), in_recovery=counts["R"])
+        ctx.output(marked=marked, studies=studies, in_recovery=counts["R"])
 
 
 class CleanUp(ArchiveAction):
