@@ -79,12 +79,8 @@ class MarkAffectedLocations(ArchiveAction):
             ).rowcount
         ctx.changed("object_locations", "state A -> R", marked)
         ctx.changed("studies", "archived_count lowered", studies)
-        counts = cat.count_states(ctx.db, ref)
-        ctx.note(
-            f"{ref}: {marked:,} location(s) of {studies:,} study(ies) marked in recovery;"
-            f" {counts['R']:,} in recovery now"
-        )
-        ctx.output(marked=marked, studies=studies, in_recovery=counts["R"])
+        ctx.note(f"{ref}: {marked:,} location(s) of {studies:,} study(ies) marked in recovery")
+        ctx.output(marked=marked, studies=studies)
 
 
 class CleanUp(ArchiveAction):
