@@ -110,3 +110,14 @@ def test_world_command(tmp_path: Path) -> None:
         cli, ["world", "archive", str(tmp_path / "v"), "--objects-per-study", "x"]
     )
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_demo_case_runs_the_shipped_playbook(tmp_path: Path) -> None:
+    from runner.procedures.archive_volume import PLAYBOOK, PROCEDURE
+
+    assert PROCEDURE.demo is not None
+    (case,) = PROCEDURE.demo(tmp_path / "demo")
+    assert case.playbook == PLAYBOOK and PLAYBOOK.exists()
+    assert (case.site / "scenario.json").exists()
+    result = CliRunner().invoke(cli, ["run", str(case.playbook), "--site", str(case.site), "--yes"])
+    assert result.exit_code == 0, result.output
