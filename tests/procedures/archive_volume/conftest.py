@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -38,20 +37,6 @@ TABLES = (
 def _pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECOVER_NOW", NOW)
     monkeypatch.delenv("RECOVER_CRASH_AT", raising=False)
-
-
-@pytest.fixture(autouse=True)
-def _forget_cached_help_options() -> Iterator[None]:
-    """Invoking the CLI makes click cache each command's help option with the
-    root's `-h, --help` names, which then leaks into docs/make_cli_md.py's
-    rendering in tests/test_docs.py. Drop the caches after each test."""
-    yield
-    stack: list[click.Command] = [cli]
-    while stack:
-        command = stack.pop()
-        command._help_option = None  # type: ignore[attr-defined]
-        if isinstance(command, click.Group):
-            stack.extend(command.commands.values())
 
 
 def make_site(root: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
