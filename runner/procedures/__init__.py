@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 _MODULES = (
     "runner.procedures.archive_volume",
+    "runner.procedures.roll_forward",
 )
 
 

@@ -1,0 +1,667 @@
+"""Replaying a log set into the attached databases.
+
+One pass over the log, in log order. Each transaction's calls are buffered
+(as runs of same-statement calls, raw JSON) until its END record; completed
+transactions are applied in commit order in batches. A batch is first applied
+optimistically with executemany per run inside one SAVEPOINT; if any call
+misbehaves (duplicate key, missing key, bad values) the batch is rolled back
+to the savepoint and replayed transaction by transaction, call by call, each
+transaction in its own SAVEPOINT, so a failing call suppresses its whole
+transaction and nothing else.
+
+Checkpoints commit the applied batches together with the position reached and
+the earliest BEGIN of every still-open transaction ("rescan"): a resumed run
+reads again from there, rebuilds the open buffers, and skips every transaction
+that ended before the checkpoint. So an interrupted replay ends exactly as an
+uninterrupted one, and memory holds only open transactions and one batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.engine.action import StepContext
+from runner.errors import MediaError, StepFailed
+from runner.procedures.roll_forward.catalog import (
+    RECOVERY_INSERT,
+    StatementCache,
+    write_flags,
+)
+from runner.procedures.roll_forward.logset import LogSet
+from runner.procedures.roll_forward.media import (
+    BEGIN,
+    BEGIN_P,
+    CALL_P,
+    CYCLE_START,
+    DELETE,
+    END,
+    END_P,
+    IDENTITY,
+    PUT,
+    ROLLBACK,
+    SWITCH,
+    SWITCH_P,
+    TIME,
+    TIME_P,
+    TYPE_NAMES,
+    Chunk,
+    iso_us,
+    iter_chunks,
+    parse_identity,
+    read_header,
+)
+
+STATE_VERSION = 1
+MAX_SUPPRESSED_KEYS = 20_000
+
+
+@dataclass
+class Options:
+    stop_us: int | None = None
+    checkpoint_records: int = 200_000
+    flush_calls: int = 20_000
+    spill_calls: int = 50_000
+    chunk_records: int = 4096
+
+
+class Txn:
+    """A transaction seen in the log whose END has not been applied yet."""
+
+    __slots__ = (
+        "alias",
+        "begin_us",
+        "calls",
+        "end_seq",
+        "end_us",
+        "file_no",
+        "first_seq",
+        "offset",
+        "runs",
+        "session",
+        "txn",
+    )
+
+    def __init__(
+        self, txn: int, session: int, alias: str, begin_us: int, seq: int, file_no: int, off: int
+    ) -> None:
+        self.txn = txn
+        self.session = session
+        self.alias = alias
+        self.begin_us = begin_us
+        self.first_seq = seq
+        self.file_no = file_no
+        self.offset = off
+        self.runs: list[list[Any]] | None = []  # [[(type, descriptor), [json, ...]], ...]
+        self.calls = 0
+        self.end_seq: int | None = None
+        self.end_us: int | None = None
+
+
+class _Anomaly(Exception):
+    """A batch cannot be applied optimistically; replay it carefully."""
+
+
+@dataclass
+class Stop:
+    """Why the replay ended."""
+
+    kind: str  # "end" (end of log), "damage", "stop_time", "missing_file"
+    detail: str = ""
+    needed_file: str | None = None
+
+
+@dataclass
+class ReplayState:
+    """Everything a checkpoint carries (JSON-serialisable through as_dict)."""
+
+    targets: dict[str, str]
+    pos: list[Any]  # [file, offset (0 = just after the header), next seq]
+    rescan: list[Any] | None = None
+    sessions: dict[str, list[Any]] = field(default_factory=dict)
+    records: int = 0
+    files_read: list[int] = field(default_factory=list)
+    first_us: int | None = None
+    last_us: int | None = None
+    last_ok: dict[str, Any] | None = None
+    last_txn_record: dict[str, Any] | None = None
+    other_txns: int = 0
+    warnings: list[str] = field(default_factory=list)
+    suppressed_keys: list[list[Any]] = field(default_factory=list)
+    stop: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"v": STATE_VERSION, **self.__dict__}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReplayState:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**fields)
+
+
+class Replay:
+    """Drives one roll-forward over a log set for the target databases."""
+
+    def __init__(
+        self, ctx: StepContext, logset: LogSet, state: ReplayState, options: Options
+    ) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.logset = logset
+        self.st = state
+        self.opt = options
+        self.aliases = state.targets  # database name -> alias
+        self.stmts = StatementCache(ctx.db)
+        self.open: dict[int, Txn] = {}
+        self.others: dict[int, list[Any]] = {}  # other databases' open txns -> begin position
+        self.pending: list[Txn] = []
+        self.pending_calls = 0
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.resume_seq = int(state.pos[2])
+        self.seq = self.resume_seq
+        self.switch_to: int | None = None
+        self.stop: Stop | None = None
+        self.since_checkpoint = 0
+        self.file_no = int(state.pos[0])
+        self.suppressed: dict[tuple[str, str, str], tuple[int, str]] = {
+            (a, t, k): (int(n), r) for a, t, k, n, r in state.suppressed_keys
+        }
+
+    # -- the main loop -----------------------------------------------------
+    def run(self) -> Stop:
+        start = self.st.rescan or self.st.pos
+        for chunk in self.ctx.progress(self._chunks(start), None, "log records"):
+            self._process(chunk)
+            if self.stop is not None:
+                break
+            if chunk.damage is not None:
+                self._damaged(chunk)
+                break
+            if self.switch_to is not None:
+                self.st.pos = [self.switch_to, 0, self.seq]
+            elif chunk.records:
+                self.st.pos = [chunk.file_no, chunk.end_offset, self.seq]
+            if self.pending_calls >= self.opt.flush_calls:
+                self._flush()
+            if self.since_checkpoint >= self.opt.checkpoint_records:
+                self.checkpoint()
+        if self.stop is None:
+            self.stop = Stop("end", "the log ends cleanly")
+        self._flush()
+        if self.stop.kind == "missing_file":
+            self.checkpoint()
+            return self.stop
+        self._suppress_open()
+        self._write_rows()
+        self.st.stop = {"kind": self.stop.kind, "detail": self.stop.detail}
+        return self.stop
+
+    def _chunks(self, start: list[Any]) -> Iterator[Chunk]:
+        file_no, offset, seq = int(start[0]), int(start[1]), int(start[2])
+        while True:
+            if file_no not in self.logset.headers:
+                rel = self.logset.rel(file_no)
+                self.stop = Stop(
+                    "missing_file",
+                    f"the log continues in {rel}, which is not in logs/",
+                    needed_file=rel,
+                )
+                return
+            rel = self.logset.rel(file_no)
+            self.file_no = file_no
+            if file_no not in self.st.files_read:
+                self.st.files_read.append(file_no)
+            with self.ctx.media.open(rel) as handle:
+                header = read_header(handle, rel)
+                if offset == 0:
+                    offset = header.size
+                    if header.first_seq != seq:
+                        raise MediaError(
+                            f"{rel} starts at record {header.first_seq}, expected {seq}: "
+                            "the log is discontinuous",
+                            fix=f"supply the right {rel}",
+                        )
+                verify = file_no == self.logset.last_file
+                for chunk in iter_chunks(
+                    handle,
+                    file_no,
+                    offset,
+                    seq,
+                    verify=verify,
+                    max_records=self.opt.chunk_records,
+                ):
+                    yield chunk
+                    if self.stop is not None or chunk.damage is not None:
+                        return
+            if self.switch_to is None:
+                return  # end of the log
+            file_no, offset, seq = self.switch_to, 0, self.seq
+            self.switch_to = None
+
+    # -- records -----------------------------------------------------------
+    def _process(self, chunk: Chunk) -> None:
+        records = chunk.records
+        if not records:
+            return
+        resume = self.resume_seq
+        opened = self.open
+        others = self.others
+        spill = self.opt.spill_calls
+        unpack_call = CALL_P.unpack_from
+        counted = 0
+        for seq, rtype, payload, off in records:
+            if PUT <= rtype <= DELETE:
+                txn, dlen = unpack_call(payload)
+                t = opened.get(txn)
+                if t is None:
+                    if txn in others or seq < resume:
+                        continue
+                    self._inconsistent(
+                        seq, f"a {TYPE_NAMES[rtype]} for transaction {txn} that has no begin record"
+                    )
+                t.calls += 1
+                runs = t.runs
+                if runs is None:
+                    continue
+                key = (rtype, payload[6 : 6 + dlen])
+                if runs and runs[-1][0] == key:
+                    runs[-1][1].append(payload[6 + dlen :])
+                else:
+                    runs.append([key, [payload[6 + dlen :]]])
+                if t.calls > spill:
+                    t.runs = None  # re-read from its begin when it ends
+                continue
+            if rtype in (BEGIN, END, ROLLBACK, TIME):
+                moment = (
+                    BEGIN_P.unpack_from(payload)[2]
+                    if rtype == BEGIN
+                    else TIME_P.unpack_from(payload)[0]
+                    if rtype == TIME
+                    else END_P.unpack_from(payload)[1]
+                )
+                if self.opt.stop_us is not None and moment > self.opt.stop_us:
+                    self.stop = Stop(
+                        "stop_time",
+                        f"record {seq} is from {iso_us(moment)}, after the stop time "
+                        f"{iso_us(self.opt.stop_us)}",
+                    )
+                    counted = seq - records[0][0]
+                    break
+                if seq >= resume:
+                    if self.st.first_us is None:
+                        self.st.first_us = moment
+                    self.st.last_us = moment
+                if rtype == BEGIN:
+                    self._begin(seq, payload, chunk.file_no, off)
+                elif rtype != TIME:
+                    self._end(seq, rtype, payload)
+            elif rtype == IDENTITY:
+                session, user, program, pid = parse_identity(payload)
+                self.st.sessions[str(session)] = [user, program, pid]
+            elif rtype == SWITCH:
+                self.switch_to = SWITCH_P.unpack_from(payload)[0]
+            elif rtype != CYCLE_START:
+                self._inconsistent(seq, f"a record of unknown type {rtype}")
+        else:
+            counted = len(records)
+        self.seq = records[0][0] + counted
+        first = records[0][0]
+        new = counted - max(0, min(counted, resume - first))
+        self.st.records += new
+        self.since_checkpoint += new
+
+    def _begin(self, seq: int, payload: bytes, file_no: int, off: int) -> None:
+        txn, session, moment = BEGIN_P.unpack_from(payload)
+        name = payload[BEGIN_P.size :].decode("ascii", "replace")
+        alias = self.aliases.get(name)
+        if alias is None:
+            self.others[txn] = [file_no, off, seq]
+        else:
+            self.open[txn] = Txn(txn, session, alias, moment, seq, file_no, off)
+        if seq >= self.resume_seq:
+            self.st.last_txn_record = {
+                "seq": seq,
+                "type": "begin",
+                "txn": txn,
+                "session": session,
+                "time_us": moment,
+                "file": file_no,
+            }
+
+    def _end(self, seq: int, rtype: int, payload: bytes) -> None:
+        txn, moment = END_P.unpack_from(payload)
+        t = self.open.pop(txn, None)
+        if t is None:
+            if self.others.pop(txn, None) is not None:
+                if seq >= self.resume_seq:
+                    self.st.other_txns += 1
+                return
+            if seq < self.resume_seq:
+                return
+            self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
+        if seq < self.resume_seq:
+            return  # applied (or settled) before the checkpoint we resumed from
+        self.st.last_txn_record = {
+            "seq": seq,
+            "type": TYPE_NAMES[rtype],
+            "txn": txn,
+            "session": t.session,
+            "time_us": moment,
+            "file": self.file_no,
+        }
+        t.end_seq, t.end_us = seq, moment
+        if rtype == ROLLBACK:
+            self._row(t, "rolled_back", None, "rolled back by its program")
+            return
+        if t.runs is None:
+            self._flush()
+            self._apply_spilled(t)
+            return
+        self.pending.append(t)
+        self.pending_calls += t.calls
+
+    def _inconsistent(self, seq: int, what: str) -> None:
+        raise MediaError(
+            f"{self.logset.rel(self.file_no)}: record {seq} is {what}; the log is inconsistent",
+            fix="supply intact log files of this cycle",
+        )
+
+    def _damaged(self, chunk: Chunk) -> None:
+        damage = chunk.damage
+        assert damage is not None
+        rel = self.logset.rel(chunk.file_no)
+        what = {
+            "checksum": "a checksum error",
+            "sequence": "a sequence-number error",
+            "truncated": "a truncated record",
+            "length": "an impossible record length",
+        }[damage.reason]
+        message = (
+            f"{rel}: {what} at byte {damage.offset} (record {damage.seq}); "
+            "treated as the end of the log"
+        )
+        later = [n for n in self.logset.headers if n > chunk.file_no]
+        if later:
+            message += f" (files {later} of the set are not read)"
+        self.st.warnings.append(message)
+        self.ctx.warn(message)
+        self.stop = Stop("damage", message)
+
+    # -- applying ----------------------------------------------------------
+    def _flush(self) -> None:
+        """Apply the completed transactions gathered so far, in commit order."""
+        if not self.pending:
+            return
+        db = self.db
+        db.execute("SAVEPOINT rf_batch")
+        try:
+            self._apply_fast(self.pending)
+        except (
+            _Anomaly,
+            sqlite3.IntegrityError,
+            sqlite3.InterfaceError,
+            sqlite3.ProgrammingError,
+            sqlite3.DataError,
+            ValueError,
+        ):
+            db.execute("ROLLBACK TO rf_batch")
+            for t in self.pending:
+                self._apply_careful(t)
+        else:
+            for t in self.pending:
+                self._row(t, "applied", None, None)
+        db.execute("RELEASE rf_batch")
+        last = self._last_applied()
+        if last is not None:
+            self.st.last_ok = last
+        self.pending = []
+        self.pending_calls = 0
+
+    def _apply_fast(self, txns: list[Txn]) -> None:
+        merged: list[list[Any]] = []
+        last_key: tuple[Any, ...] | None = None
+        for t in txns:
+            assert t.runs is not None
+            for key, jsons in t.runs:
+                full = (t.alias, *key)
+                if full == last_key:
+                    merged[-1][1].extend(jsons)
+                else:
+                    merged.append([full, list(jsons)])
+                    last_key = full
+        executemany = self.db.executemany
+        loads = json.loads
+        for (alias, rtype, desc), jsons in merged:
+            stmt = self.stmts.get(alias, rtype, desc)
+            if stmt.sql is None:
+                raise _Anomaly(stmt.problem)
+            rows = loads(b"[" + b",".join(jsons) + b"]")
+            cursor = executemany(stmt.sql, rows)
+            if rtype != PUT and cursor.rowcount != len(rows):
+                raise _Anomaly("a key was missing")
+
+    def _apply_careful(self, t: Txn) -> None:
+        assert t.runs is not None
+        calls = ((rtype, desc, raw) for (rtype, desc), jsons in t.runs for raw in jsons)
+        self._apply_calls(t, calls)
+
+    def _apply_calls(self, t: Txn, calls: Iterator[tuple[int, bytes, bytes]]) -> None:
+        """Apply one transaction call by call; on the first failure undo it all."""
+        db = self.db
+        db.execute("SAVEPOINT rf_txn")
+        failure: tuple[str, str, str] | None = None  # (table, key, why)
+        for number, (rtype, desc, raw) in enumerate(calls, start=1):
+            failure = self._apply_one(t.alias, rtype, desc, raw, number)
+            if failure is not None:
+                break
+        if failure is None:
+            db.execute("RELEASE rf_txn")
+            self._row(t, "applied", None, None)
+            return
+        db.execute("ROLLBACK TO rf_txn")
+        db.execute("RELEASE rf_txn")
+        table, key, why = failure
+        reason, detail = "failed", why
+        cause = self._cause(t, table, key)
+        if cause is not None:
+            reason = "dependent"
+            detail = f"{why}; {cause}"
+        self._remember_keys(t, reason)
+        self._row(t, "suppressed", reason, detail)
+
+    def _apply_one(
+        self, alias: str, rtype: int, desc: bytes, raw: bytes, number: int
+    ) -> tuple[str, str, str] | None:
+        stmt = self.stmts.get(alias, rtype, desc)
+        verb = TYPE_NAMES[rtype]
+        try:
+            params = json.loads(raw)
+            key = json.dumps(params[0])
+        except (ValueError, IndexError, TypeError, KeyError):
+            return (
+                stmt.table,
+                "?",
+                f"call {number} ({verb} on {stmt.table}) has unreadable values",
+            )
+        if stmt.sql is None:
+            return (
+                stmt.table,
+                key,
+                f"call {number} ({verb} on {stmt.table}) cannot be replayed: {stmt.problem}",
+            )
+        try:
+            cursor = self.db.execute(stmt.sql, params)
+        except sqlite3.IntegrityError as exc:
+            text = str(exc)
+            why = "the key already exists" if "UNIQUE" in text or "PRIMARY" in text else text
+            return (
+                stmt.table,
+                key,
+                f"call {number} ({verb} of key {key} in {stmt.table}) failed: {why}",
+            )
+        except (sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError) as exc:
+            return (
+                stmt.table,
+                key,
+                f"call {number} ({verb} on {stmt.table}) has values that do not fit: {exc}",
+            )
+        if rtype != PUT and cursor.rowcount != 1:
+            return (
+                stmt.table,
+                key,
+                f"call {number} ({verb} of key {key} in {stmt.table}) failed: no such key",
+            )
+        return None
+
+    def _cause(self, t: Txn, table: str, key: str) -> str | None:
+        """Which suppressed or unfinished transaction last wrote this key, if any."""
+        known = self.suppressed.get((t.alias, table, key))
+        if known is not None:
+            return f"it depends on transaction {known[0]}, which was suppressed ({known[1]})"
+        assert t.end_seq is not None
+        for other in self.open.values():
+            if other.alias != t.alias or other.first_seq > t.end_seq or other.runs is None:
+                continue
+            for (_rtype, desc), jsons in other.runs:
+                if not desc.startswith(table.encode() + b"("):
+                    continue
+                for raw in jsons:
+                    try:
+                        if json.dumps(json.loads(raw)[0]) == key:
+                            return (
+                                f"it depends on transaction {other.txn}, which had not "
+                                "completed when this one ended"
+                            )
+                    except (ValueError, IndexError, TypeError):
+                        continue
+        return None
+
+    def _remember_keys(self, t: Txn, reason: str) -> None:
+        if t.runs is None or len(self.suppressed) >= MAX_SUPPRESSED_KEYS:
+            return
+        for (_rtype, desc), jsons in t.runs:
+            table = desc.split(b"(", 1)[0].decode("ascii", "replace")
+            for raw in jsons:
+                try:
+                    key = json.dumps(json.loads(raw)[0])
+                except (ValueError, IndexError, TypeError):
+                    continue
+                self.suppressed[(t.alias, table, key)] = (t.txn, reason)
+                self.st.suppressed_keys.append([t.alias, table, key, t.txn, reason])
+
+    def _apply_spilled(self, t: Txn) -> None:
+        """A transaction too big to buffer: stream its calls again from its BEGIN."""
+        self._apply_calls(t, self._calls_of(t))
+
+    def _calls_of(self, t: Txn) -> Iterator[tuple[int, bytes, bytes]]:
+        file_no, offset, seq = t.file_no, t.offset, t.first_seq
+        assert t.end_seq is not None
+        while True:
+            rel = self.logset.rel(file_no)
+            switch = None
+            with self.ctx.media.open(rel) as handle:
+                header = read_header(handle, rel)
+                for chunk in iter_chunks(handle, file_no, offset or header.size, seq):
+                    for rseq, rtype, payload, _off in chunk.records:
+                        if rseq >= t.end_seq:
+                            return
+                        if PUT <= rtype <= DELETE:
+                            txn, dlen = CALL_P.unpack_from(payload)
+                            if txn == t.txn:
+                                yield rtype, payload[6 : 6 + dlen], payload[6 + dlen :]
+                        elif rtype == SWITCH:
+                            switch = SWITCH_P.unpack_from(payload)[0]
+                        seq = rseq + 1
+                    if chunk.damage is not None:
+                        raise MediaError(f"{rel} changed while being replayed")
+            if switch is None:
+                raise MediaError(f"the calls of transaction {t.txn} could not be read again")
+            file_no, offset = switch, 0
+
+    # -- outcomes ----------------------------------------------------------
+    def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
+        user, program, _pid = self.st.sessions.get(str(t.session), ["?", "?", 0])
+        self.rows.setdefault(t.alias, []).append(
+            (
+                self.logset.logging_id,
+                t.txn,
+                user,
+                program,
+                status,
+                reason,
+                detail,
+                t.begin_us,
+                t.end_us,
+                t.first_seq,
+                t.end_seq,
+                t.calls,
+            )
+        )
+
+    def _last_applied(self) -> dict[str, Any] | None:
+        best = None
+        for alias, rows in self.rows.items():
+            for row in reversed(rows):
+                if row[4] == "applied":
+                    if best is None or row[10] > best["end_record"]:
+                        best = {
+                            "txn": row[1],
+                            "first_record": row[9],
+                            "end_record": row[10],
+                            "database": alias,
+                            "end_us": row[8],
+                        }
+                    break
+        return best
+
+    def _write_rows(self) -> None:
+        for alias, rows in self.rows.items():
+            if rows:
+                self.db.executemany(RECOVERY_INSERT.format(schema=f"{alias}."), rows)
+        self.rows = {}
+
+    def _suppress_open(self) -> None:
+        reason = (
+            "stop_time"
+            if self.stop is not None and self.stop.kind == "stop_time"
+            else ("incomplete")
+        )
+        why = (
+            "not completed by the stop time"
+            if reason == "stop_time"
+            else "no end record before the end of the log"
+        )
+        for t in sorted(self.open.values(), key=lambda x: x.first_seq):
+            self._row(t, "suppressed", reason, why)
+        self.open = {}
+
+    def checkpoint(self) -> None:
+        """Commit the applied batches with the position to resume from."""
+        self._flush()
+        self._write_rows()
+        starts = [[t.file_no, t.offset, t.first_seq] for t in self.open.values()]
+        starts += list(self.others.values())
+        self.st.rescan = min(starts, key=lambda s: s[2]) if starts else None
+        for alias in self.aliases.values():
+            write_flags(self.db, alias, {"rolled_forward_to": self.seq - 1})
+        self.since_checkpoint = 0
+        self.ctx.checkpoint(copy.deepcopy(self.st.as_dict()))
+
+
+def last_record_info(st: ReplayState) -> dict[str, Any]:
+    """The last transaction record read, for the abort message."""
+    info = dict(st.last_txn_record or {})
+    session = st.sessions.get(str(info.get("session")), ["?", "?", 0])
+    info["user"], info["program"], info["pid"] = session
+    if "time_us" in info:
+        info["time"] = iso_us(int(info["time_us"]))
+    return info
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise StepFailed(message)
