@@ -6,6 +6,8 @@ to the run log and tells the user where to find it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # invalid playbook, failed precondition, failed step, bad media
 EXIT_USAGE = 2  # wrong command-line usage
@@ -34,8 +36,8 @@ class UsageError(RecoverError):
 class PlaybookError(RecoverError):
     """The playbook is invalid; `diagnostics` holds every problem found."""
 
-    def __init__(self, diagnostics: list[object], message: str | None = None) -> None:
-        self.diagnostics = diagnostics
+    def __init__(self, diagnostics: Sequence[object], message: str | None = None) -> None:
+        self.diagnostics = list(diagnostics)
         super().__init__(message or f"{len(diagnostics)} problem(s) in the playbook")
 
 

@@ -112,6 +112,9 @@ class Action:
     summary: ClassVar[str]
     #: Can this action lose data? Then runs need --yes or an interactive yes.
     destructive: ClassVar[bool] = False
+    #: The args schema inline; shipped actions leave this None and keep theirs in
+    #: schemas/actions/<name>.schema.json instead.
+    args_schema: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.args: dict[str, Any] = dict(args)

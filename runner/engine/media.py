@@ -88,7 +88,7 @@ class MediaStore:
 
     def open(self, rel: str) -> BinaryIO:
         try:
-            return open(self.path(rel), "rb")  # noqa: SIM115 - returned to caller
+            return open(self.path(rel), "rb")
         except FileNotFoundError as exc:
             raise MediaError(f"media file {rel} is missing") from exc
         except OSError as exc:
@@ -131,8 +131,9 @@ class MediaStore:
         """Copy a file atomically (streaming, so large media stay out of memory)."""
         with self.open(src) as source, self.writer(dst) as target:
             shutil.copyfileobj(source, target, 1 << 20)
-        self.changes[-1] = MediaChange("copy", str(safe_relpath(dst)), source=src,
-                                       size=self.changes[-1].size)
+        self.changes[-1] = MediaChange(
+            "copy", str(safe_relpath(dst)), source=src, size=self.changes[-1].size
+        )
 
     def move(self, src: str, dst: str) -> None:
         """Rename within the site. Repeatable: an already-done move is a no-op."""

@@ -7,6 +7,7 @@ Adding a procedure = one package under runner/procedures/ and one line in
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,10 +19,16 @@ if TYPE_CHECKING:
 
     from runner.engine.action import Action, Finding, StepView
 
-_MODULES = (
-    "runner.procedures.archive_volume",
+_MODULES: tuple[str, ...] = (
     "runner.procedures.roll_forward",
 )
+
+
+def _module_names() -> tuple[str, ...]:
+    """Shipped procedures, plus extra ones named in RECOVER_EXTRA_PROCEDURES
+    (comma-separated importable modules: site-specific procedures, test doubles)."""
+    extra = os.environ.get("RECOVER_EXTRA_PROCEDURES", "")
+    return _MODULES + tuple(name.strip() for name in extra.split(",") if name.strip())
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class Procedure:
 
 @cache
 def procedures() -> tuple[Procedure, ...]:
-    return tuple(importlib.import_module(name).PROCEDURE for name in _MODULES)
+    return tuple(importlib.import_module(name).PROCEDURE for name in _module_names())
 
 
 @cache

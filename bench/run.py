@@ -1,0 +1,46 @@
+"""Run every benchmark: `python bench/run.py [--scale X] [NAME ...]`.
+
+Each bench/bench_<name>.py times the runner against a raw SQL or raw I/O
+baseline measured in the same run and prints figures and ratios. `--scale`
+shrinks (or grows) every benchmark's default size, e.g. --scale 0.1 for a
+quick look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", help="only these benchmarks (e.g. archive_volume)")
+    parser.add_argument("--scale", type=float, default=1.0, help="size multiplier")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE.parent))
+    found = sorted(HERE.glob("bench_*.py"))
+    chosen = [p for p in found if not args.names or p.stem.removeprefix("bench_") in args.names]
+    if not chosen:
+        print("no benchmark matched; have: " + ", ".join(p.stem for p in found))
+        return 2
+    worst = 0
+    for path in chosen:
+        print(f"\n##### {path.stem} (scale {args.scale})", flush=True)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        started = time.perf_counter()
+        code = module.main(["--scale", str(args.scale)])
+        print(f"##### {path.stem}: exit {code}, {time.perf_counter() - started:.1f}s", flush=True)
+        worst = max(worst, code or 0)
+    return worst
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

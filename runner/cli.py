@@ -1,0 +1,449 @@
+"""The `recover` command line: thin click commands over runner's API.
+
+Every command returns through one error handler (RecoverGroup.invoke): expected
+errors print a plain message and exit with their code; Ctrl-C exits 130;
+anything else is a bug, logged with its traceback to a file the user can
+attach to a report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from loguru import logger
+
+from runner import SCHEMAS_DIR, __version__, console, logs
+from runner.engine.lock import holder_of
+from runner.engine.plan import PlanResult, make_plan
+from runner.engine.request import make_request
+from runner.engine.run import execute_run
+from runner.engine.session import StepOutcome
+from runner.engine.status import read_status
+from runner.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PlaybookError,
+    RecoverError,
+)
+from runner.playbook.schema import BUNDLE_NAME, bundle_text
+from runner.playbook.validate import check_playbook, load_playbook
+from runner.procedures import procedures
+from runner.site import Site
+
+EXIT_CODES_HELP = """Exit codes: 0 success; 1 invalid playbook, failed precondition, failed
+step or bad media; 2 usage error; 3 refused by a safety gate (confirmation
+missing, loss beyond what the playbook allows, stale plan, site locked);
+130 interrupted (run the same command again to resume)."""
+
+
+class RecoverGroup(click.Group):
+    """Maps errors to messages and exit codes for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PlaybookError as exc:
+            for diagnostic in exc.diagnostics:
+                click.echo(getattr(diagnostic, "render", lambda d=diagnostic: str(d))(), err=True)
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+        except RecoverError as exc:
+            click.echo(f"error: {exc.render()}", err=True)
+            ctx.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo(
+                "\ninterrupted: the current step was rolled back; run the same command "
+                "again to resume",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as exc:  # a bug: keep the details for a bug report
+            crash = Path(tempfile.gettempdir()) / (
+                f"recover-crash-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.log"
+            )
+            crash.write_text(traceback.format_exc(), encoding="utf-8")
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc}\n  details for a bug report: {crash}",
+                err=True,
+            )
+            ctx.exit(EXIT_FAILED)
+
+
+@click.group(
+    cls=RecoverGroup,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("-v", "--verbose", count=True, help="More log detail on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(__version__, prog_name="recover")
+def cli(verbose: int, quiet: bool) -> None:
+    """Run declarative recovery playbooks against catalogs and media.
+
+    \b
+    Typical session:
+      recover validate playbooks/archive-volume-recovery.yaml
+      recover plan playbooks/archive-volume-recovery.yaml --site SITE -o plan.json
+      recover run playbooks/archive-volume-recovery.yaml --site SITE --plan plan.json
+      recover status --site SITE
+    """
+    logs.setup(-1 if quiet else verbose)
+
+
+def _params(values: tuple[str, ...]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        result[name.strip()] = value
+    return result
+
+
+_playbook_arg = click.argument("playbook", type=click.Path(path_type=Path, dir_okay=False))
+_site_opt = click.option(
+    "--site",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Site directory (default: the playbook's site.root).",
+)
+_param_opt = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a playbook param (repeatable).",
+)
+_confirm_opt = click.option(
+    "--confirm",
+    "confirms",
+    multiple=True,
+    metavar="KEY",
+    help="Grant an extra confirmation a step asks for, e.g. wide_loss_window (repeatable).",
+)
+
+
+@cli.command()
+@click.argument(
+    "playbooks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
+def validate(playbooks: tuple[Path, ...], as_json: bool) -> None:
+    """Check playbooks without touching any site.
+
+    Reports every problem at once as FILE:LINE:COL: message [json.path], with a fix.
+
+    \b
+    Example:
+      recover validate playbooks/*.yaml
+    """
+    problems = []
+    for path in playbooks:
+        _, found = check_playbook(path)
+        problems += found
+        if not as_json:
+            for diagnostic in found:
+                click.echo(diagnostic.render())
+            if not found:
+                click.echo(f"{path}: ok")
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for d in problems], indent=2))
+    if problems:
+        if not as_json:
+            click.echo(f"{len(problems)} problem(s) found", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@_playbook_arg
+@_site_opt
+@_param_opt
+@_confirm_opt
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save the plan as JSON (with the site's fingerprint) for `run --plan`.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(
+    playbook: Path,
+    site: Path | None,
+    params: tuple[str, ...],
+    confirms: tuple[str, ...],
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Dry run: show exactly what `run` would change. Changes nothing.
+
+    Checks every step's preconditions on the live site, predicts the changes per
+    table and state, the media writes, the reports and the data loss.
+    Exits 1 if a step would fail, 3 if a safety gate would refuse.
+
+    \b
+    Example:
+      recover plan playbooks/archive-volume-recovery.yaml --site demo-site/archive \\
+          --param volume=VOL0003 -o plan.json
+    """
+    request = make_request(load_playbook(playbook), site, _params(params), confirms)
+    result = make_plan(request)
+    if output is not None:
+        output.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+    else:
+        click.echo(console.describe_plan(result))
+        if output is not None:
+            click.echo(
+                f"Plan saved to {output}; run it with `recover run {playbook} --plan {output}`."
+            )
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@_playbook_arg
+@_site_opt
+@_param_opt
+@_confirm_opt
+@click.option("--yes", is_flag=True, help="Confirm destructive steps (for automation).")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Only run if the site still matches this saved plan (else exit 3).",
+)
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="Start a fresh run even if this playbook already finished on the site.",
+)
+def run(
+    playbook: Path,
+    site: Path | None,
+    params: tuple[str, ...],
+    confirms: tuple[str, ...],
+    yes: bool,
+    plan_file: Path | None,
+    new_run: bool,
+) -> None:
+    """Execute a playbook; run it again to resume after an interruption.
+
+    Each step's catalog changes commit atomically with its journal entry. Steps
+    that can lose data ask for confirmation (or need --yes); without a terminal
+    and without --yes nothing runs (exit 3).
+
+    \b
+    Examples:
+      recover run playbooks/archive-volume-recovery.yaml --site demo-site/archive
+      recover run playbooks/archive-volume-recovery.yaml --site SITE --yes --plan plan.json
+    """
+    request = make_request(load_playbook(playbook), site, _params(params), confirms)
+    signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
+    interactive = sys.stdin.isatty()
+    result = execute_run(
+        request,
+        yes=yes,
+        confirm=_ask if interactive else None,
+        plan_file=plan_file,
+        new_run=new_run,
+        on_step=_print_step,
+    )
+    if result.state == "already-done":
+        click.echo(
+            f"Run {result.run_id} of {request.playbook.name} already finished on this "
+            "site; nothing to do (use --new-run to run it again)."
+        )
+        return
+    _print_summary(result.outcomes, request.allow_loss)
+    click.echo(
+        f"Run {result.run_id} {'resumed and ' if result.resumed else ''}finished. "
+        f"Log: {result.log_path}"
+    )
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _ask(plan_result: PlanResult) -> bool:
+    click.echo(console.describe_plan(plan_result))
+    pending = ", ".join(o.record.step_id for o in plan_result.destructive_pending())
+    return click.confirm(f"\nSteps {pending} can lose data as shown above. Proceed?", default=False)
+
+
+def _print_step(outcome: StepOutcome) -> None:
+    for line in console.describe_step(outcome, planning=False):
+        click.echo(line)
+
+
+def _print_summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> None:
+    totals: dict[str, int] = {}
+    for outcome in outcomes:
+        for unit, count in outcome.record.loss.items():
+            totals[unit] = totals.get(unit, 0) + count
+    for line in console.describe_loss(totals, allowed):
+        click.echo(line)
+    reports = [path for o in outcomes for path in o.record.reports]
+    if reports:
+        click.echo("Reports: " + ", ".join(reports))
+
+
+@cli.command()
+@click.option(
+    "--site",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=".",
+    show_default=True,
+    help="Site directory.",
+)
+@click.option("--limit", default=5, show_default=True, help="How many recent runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(site: Path, limit: int, as_json: bool) -> None:
+    """Show runs on a site: steps, states, counts, timings, and who holds the lock.
+
+    \b
+    Example:
+      recover status --site demo-site/archive
+    """
+    where = Site(site.resolve())
+    where.require_exists()
+    runs = read_status(where, limit)
+    holder = holder_of(where.state_dir)
+    if as_json:
+        click.echo(json.dumps({"locked_by": holder, "runs": runs}, indent=2, default=str))
+    else:
+        click.echo(console.describe_status(runs, holder))
+
+
+@cli.group()
+def world() -> None:
+    """Generate a site (catalogs and media, with damage) for one procedure.
+
+    Each generator is deterministic from --seed and writes scenario.json with
+    the expected outcome.
+
+    \b
+    Example:
+      recover world archive sites/archive --seed 7 --studies 500
+    """
+
+
+for _procedure in procedures():
+    if _procedure.world is not None:
+        world.add_command(_procedure.world, name=_procedure.name)
+
+
+@cli.command()
+@click.argument(
+    "directory",
+    required=False,
+    default="demo-site",
+    type=click.Path(path_type=Path, file_okay=False),
+)
+@click.option("--force", is_flag=True, help="Replace DIRECTORY if it exists.")
+def demo(directory: Path, force: bool) -> None:
+    """Generate demo sites and run the shipped playbooks on them, non-interactively.
+
+    \b
+    Example:
+      recover demo /tmp/recover-demo
+    """
+    if directory.exists() and any(directory.iterdir()):
+        if not force:
+            raise RecoverError(
+                f"{directory} exists and is not empty",
+                fix="choose another directory or pass --force",
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for procedure in procedures():
+        if procedure.demo is None:
+            continue
+        for case in procedure.demo(directory / procedure.name):
+            click.echo(f"\n=== {case.title}")
+            click.echo(f"site: {case.site}\nplaybook: {case.playbook}")
+            try:
+                request = make_request(
+                    load_playbook(case.playbook),
+                    case.site,
+                    {k: str(v) for k, v in case.params.items()},
+                    case.confirm,
+                )
+                result = execute_run(request, yes=True, confirm=None, on_step=_print_step)
+            except PlaybookError as exc:
+                failures += 1
+                for diagnostic in exc.diagnostics:
+                    click.echo(getattr(diagnostic, "render", lambda d=diagnostic: str(d))())
+                continue
+            except RecoverError as exc:
+                failures += 1
+                click.echo(f"error: {exc.render()}")
+                continue
+            _print_summary(result.outcomes, request.allow_loss)
+            click.echo(
+                f"reports are under {case.site / 'reports'}; journal: "
+                f"`recover status --site {case.site}`"
+            )
+    click.echo(f"\nDemo sites are in {directory.resolve()}.")
+    if failures:
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--action", help="Print only this action's argument schema.")
+@click.option("--write", is_flag=True, help=f"Write schemas/{BUNDLE_NAME} (for editors).")
+def schema(action: str | None, write: bool) -> None:
+    """Print the playbook JSON Schema (2020-12), with every action's arguments.
+
+    \b
+    Examples:
+      recover schema > playbook.schema.json
+      recover schema --action archive.recovery_attempt
+    """
+    if action:
+        from runner.playbook.schema import action_schema
+        from runner.procedures import action_registry
+
+        if action not in action_registry():
+            raise RecoverError(
+                f"unknown action {action!r}", fix="run `recover schema` to see every action"
+            )
+        click.echo(json.dumps(action_schema(action), indent=2))
+        return
+    text = bundle_text()
+    if write:
+        (SCHEMAS_DIR / BUNDLE_NAME).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {SCHEMAS_DIR / BUNDLE_NAME}")
+    else:
+        click.echo(text, nl=False)
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    logger.complete()
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

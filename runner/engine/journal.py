@@ -1,0 +1,195 @@
+"""The journal: which runs and steps happened, with their counts and state.
+
+Like sqlite-utils' migrations table: named, ordered steps, each recorded in
+the same transaction as its work, so the journal never claims more (or less)
+than what the catalogs hold. It lives in `<site>/.recover/journal.sqlite` and
+is the `main` database of every step's connection; catalogs are attached.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS recover_runs (
+    run_id TEXT PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    playbook TEXT NOT NULL,
+    playbook_name TEXT NOT NULL,
+    playbook_sha TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    state TEXT NOT NULL,            -- running | done | failed | refused | interrupted
+    clock TEXT NOT NULL,            -- the run's fixed 'now', kept across resume
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    host TEXT, pid INTEGER, user TEXT,
+    plan_fingerprint TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS recover_steps (
+    run_id TEXT NOT NULL REFERENCES recover_runs(run_id),
+    step_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,  -- pending|running|done|skipped|failed|refused|interrupted
+    started_at TEXT, finished_at TEXT,
+    seconds REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    changes_json TEXT NOT NULL DEFAULT '{}',
+    loss_json TEXT NOT NULL DEFAULT '{}',
+    loss_examples_json TEXT NOT NULL DEFAULT '[]',
+    outputs_json TEXT NOT NULL DEFAULT '{}',
+    notes_json TEXT NOT NULL DEFAULT '[]',
+    media_json TEXT NOT NULL DEFAULT '[]',
+    reports_json TEXT NOT NULL DEFAULT '[]',
+    state_json TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    PRIMARY KEY (run_id, step_id)
+);
+"""
+
+
+@dataclass
+class StepRecord:
+    """What one step did (or, in a plan, would do)."""
+
+    step_id: str
+    position: int
+    action: str
+    state: str = "pending"
+    seconds: float = 0.0
+    attempts: int = 0
+    changes: dict[str, dict[str, int]] = field(default_factory=dict)
+    loss: dict[str, int] = field(default_factory=dict)
+    loss_examples: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    notes: list[dict[str, str]] = field(default_factory=list)
+    media: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    state_data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection whose main db is the journal, in explicit-transaction mode."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def write_step(conn: sqlite3.Connection, run_id: str, rec: StepRecord) -> None:
+    conn.execute(
+        """INSERT INTO main.recover_steps (run_id, step_id, position, action, state, started_at,
+               finished_at, seconds, attempts, changes_json, loss_json, loss_examples_json,
+               outputs_json, notes_json, media_json, reports_json, state_json, error)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+           ON CONFLICT (run_id, step_id) DO UPDATE SET
+               state=excluded.state, started_at=excluded.started_at,
+               finished_at=excluded.finished_at, seconds=excluded.seconds,
+               attempts=excluded.attempts, changes_json=excluded.changes_json,
+               loss_json=excluded.loss_json, loss_examples_json=excluded.loss_examples_json,
+               outputs_json=excluded.outputs_json, notes_json=excluded.notes_json,
+               media_json=excluded.media_json, reports_json=excluded.reports_json,
+               state_json=excluded.state_json, error=excluded.error""",
+        (
+            run_id,
+            rec.step_id,
+            rec.position,
+            rec.action,
+            rec.state,
+            rec.started_at,
+            rec.finished_at,
+            rec.seconds,
+            rec.attempts,
+            _dump(rec.changes),
+            _dump(rec.loss),
+            _dump(rec.loss_examples),
+            _dump(rec.outputs),
+            _dump(rec.notes),
+            _dump(rec.media),
+            _dump(rec.reports),
+            _dump(rec.state_data),
+            rec.error,
+        ),
+    )
+
+
+def read_steps(conn: sqlite3.Connection, run_id: str) -> dict[str, StepRecord]:
+    rows = conn.execute(
+        """SELECT step_id, position, action, state, seconds, attempts, changes_json, loss_json,
+                  loss_examples_json, outputs_json, notes_json, media_json, reports_json,
+                  state_json, error, started_at, finished_at
+           FROM main.recover_steps WHERE run_id = ? ORDER BY position""",
+        (run_id,),
+    ).fetchall()
+    return {
+        row[0]: StepRecord(
+            step_id=row[0],
+            position=row[1],
+            action=row[2],
+            state=row[3],
+            seconds=row[4],
+            attempts=row[5],
+            changes=json.loads(row[6]),
+            loss=json.loads(row[7]),
+            loss_examples=json.loads(row[8]),
+            outputs=json.loads(row[9]),
+            notes=json.loads(row[10]),
+            media=json.loads(row[11]),
+            reports=json.loads(row[12]),
+            state_data=json.loads(row[13]),
+            error=row[14],
+            started_at=row[15],
+            finished_at=row[16],
+        )
+        for row in rows
+    }
+
+
+def latest_run(conn: sqlite3.Connection, run_key: str) -> tuple[str, str, str] | None:
+    """(run_id, state, clock) of the newest run of this playbook+params, if any."""
+    row = conn.execute(
+        "SELECT run_id, state, clock FROM main.recover_runs WHERE run_key = ? "
+        "ORDER BY started_at DESC, rowid DESC LIMIT 1",
+        (run_key,),
+    ).fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def set_run_state(
+    conn: sqlite3.Connection,
+    run_id: str,
+    state: str,
+    finished_at: str | None,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        "UPDATE main.recover_runs SET state = ?, finished_at = ?, error = ? WHERE run_id = ?",
+        (state, finished_at, error, run_id),
+    )
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def peek(path: Path, run_key: str) -> tuple[tuple[str, str, str] | None, dict[str, StepRecord]]:
+    """The latest run of a key and its steps, read without creating or changing anything."""
+    if not path.exists():
+        return None, {}
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        latest = latest_run(conn, run_key)
+        return latest, (read_steps(conn, latest[0]) if latest else {})
+    except sqlite3.Error:
+        return None, {}
+    finally:
+        conn.close()

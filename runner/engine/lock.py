@@ -1,0 +1,102 @@
+"""One run per site at a time.
+
+An flock on `.recover/lock` (released by the kernel even on kill -9, so a
+crashed run never leaves a stale lock behind), plus who/since written inside
+it so a refused second run can say who holds the site.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from runner.errors import SiteLocked
+
+
+class SiteLock:
+    def __init__(self, state_dir: Path, what: str) -> None:
+        self.path = state_dir / "lock"
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> SiteLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise SiteLocked(
+                f"the site is locked by another run: {holder}",
+                fix="wait for that run to finish (see `recover status`), then run again",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "user": current_user(),
+                    "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "what": self.what,
+                }
+            ).encode(),
+        )
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def holder_of(state_dir: Path) -> str | None:
+    """Who holds the site's lock right now, or None."""
+    path = state_dir / "lock"
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return "unknown holder"
+    return (
+        f"pid {info.get('pid')} on {info.get('host')} by {info.get('user')} "
+        f"since {info.get('since')} ({info.get('what')})"
+    )
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

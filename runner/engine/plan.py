@@ -1,0 +1,185 @@
+"""The dry run: what `recover run` would do, computed by doing it on copies.
+
+The site's journal and catalogs are copied to a scratch directory and the
+steps run there with media writes captured in an overlay, so the prediction
+is exact (the same code runs) and the site is not changed by a single byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runner import clock
+from runner.engine import journal, lock
+from runner.engine.fingerprint import describe_differences, fingerprint
+from runner.engine.request import run_key
+from runner.engine.session import Request, Session, StepOutcome, copy_database
+from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, SiteLocked, StalePlan
+
+PLAN_FORMAT = 1
+
+
+@dataclass
+class PlanResult:
+    request: Request
+    outcomes: list[StepOutcome]
+    fingerprint: dict[str, str]
+    run_state: str | None  # None (new run), "resumable" or "done"
+    created: datetime
+
+    def destructive_pending(self) -> list[StepOutcome]:
+        return [
+            o
+            for o in self.outcomes
+            if o.destructive and not o.already and o.record.state != "skipped"
+        ]
+
+    def total_loss(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for unit, count in outcome.record.loss.items():
+                totals[unit] = totals.get(unit, 0) + count
+        return totals
+
+    @property
+    def verdict(self) -> str:
+        states = {o.record.state for o in self.outcomes}
+        if "refused" in states:
+            return "refused"
+        if "failed" in states:
+            return "failed"
+        return "complete" if self.run_state == "done" else "ok"
+
+    @property
+    def exit_code(self) -> int:
+        return {"refused": EXIT_REFUSED, "failed": EXIT_FAILED}.get(self.verdict, EXIT_OK)
+
+    def to_json(self) -> dict[str, Any]:
+        request = self.request
+        return {
+            "format": PLAN_FORMAT,
+            "created": self.created.isoformat(timespec="seconds"),
+            "playbook": str(request.playbook.path),
+            "playbook_name": request.playbook.name,
+            "playbook_sha256": request.playbook.sha256,
+            "params": request.params,
+            "site": str(request.site.root),
+            "fingerprint": self.fingerprint,
+            "run_state": self.run_state,
+            "verdict": self.verdict,
+            "allowed_loss": {
+                k: ("unlimited" if v is None else v) for k, v in request.allow_loss.items()
+            },
+            "total_loss": self.total_loss(),
+            "steps": [_step_json(o) for o in self.outcomes],
+        }
+
+
+def _step_json(outcome: StepOutcome) -> dict[str, Any]:
+    rec = outcome.record
+    return {
+        "id": rec.step_id,
+        "action": rec.action,
+        "summary": outcome.summary,
+        "destructive": outcome.destructive,
+        "status": "done already" if outcome.already else rec.state,
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix} for c in outcome.checks
+        ],
+        "changes": rec.changes,
+        "loss": rec.loss,
+        "loss_examples": rec.loss_examples,
+        "media": rec.media,
+        "reports": rec.reports,
+        "notes": rec.notes,
+        "outputs": rec.outputs,
+        "error": rec.error,
+    }
+
+
+def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = None) -> PlanResult:
+    state_dir = request.site.state_dir
+    holder = lock.holder_of(state_dir)
+    if holder:
+        raise SiteLocked(
+            f"a run is in progress on this site: {holder}",
+            fix="plan again when it has finished (see `recover status`)",
+        )
+    prints = fingerprint(request.site.root)
+    scratch = Path(tempfile.mkdtemp(prefix="recover-plan-"))
+    try:
+        journal_path = scratch / "journal.sqlite"
+        real_journal = state_dir / "journal.sqlite"
+        if real_journal.exists():
+            copy_database(real_journal, journal_path)
+        conn = journal.connect(journal_path)
+        try:
+            latest = journal.latest_run(conn, run_key(request))
+            run_id, run_state, moment = "plan", None, clock.now()
+            records = {}
+            if latest is not None:
+                run_id, state, started = latest
+                records = journal.read_steps(conn, run_id)
+                moment = datetime.fromisoformat(started)
+                run_state = "done" if state == "done" else "resumable"
+        finally:
+            conn.close()
+        session = Session(
+            request,
+            dry_run=True,
+            journal_path=journal_path,
+            run_id=run_id,
+            clock=moment,
+            records=records,
+            scratch=scratch,
+        )
+        outcomes = session.execute(keep_going=True, on_step=on_step)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return PlanResult(request, outcomes, prints, run_state, moment)
+
+
+def fingerprint_digest(prints: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()
+
+
+def load_plan_file(path: Path, request: Request, *, recorded_digest: str | None) -> dict[str, Any]:
+    """Check a saved plan still describes this playbook, these params and this site."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StalePlan(
+            f"plan file {path} does not exist",
+            fix="make one with `recover plan PLAYBOOK -o PLAN.json`",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise StalePlan(f"plan file {path} is unreadable: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
+        raise StalePlan(f"{path} is not a plan made by `recover plan -o`")
+    why = []
+    if data.get("playbook_sha256") != request.playbook.sha256:
+        why.append("the playbook file changed since the plan was made")
+    if data.get("params") != json.loads(json.dumps(request.params, default=str)):
+        why.append(f"params differ: plan has {data.get('params')}, now {request.params}")
+    if data.get("site") != str(request.site.root):
+        why.append(f"the plan is for site {data.get('site')}, not {request.site.root}")
+    old = data.get("fingerprint") or {}
+    if recorded_digest is not None:
+        if fingerprint_digest(old) != recorded_digest:
+            why.append("this interrupted run was started from a different plan")
+    else:
+        why += describe_differences(old, fingerprint(request.site.root))
+    if why:
+        raise StalePlan(
+            "the plan no longer matches the site:\n  " + "\n  ".join(why),
+            fix="make a fresh plan with `recover plan ... -o PLAN.json` and review it",
+        )
+    return data

@@ -1,0 +1,191 @@
+"""`recover run`: lock the site, gate on confirmation, execute, journal.
+
+Running the same playbook with the same params on the same site again
+resumes an interrupted run (same run id, same clock) or does nothing if it
+finished; the journal says which steps are done.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from loguru import logger
+
+from runner import clock
+from runner.engine import journal
+from runner.engine.lock import SiteLock, current_user
+from runner.engine.plan import PlanResult, fingerprint_digest, load_plan_file, make_plan
+from runner.engine.request import run_key
+from runner.engine.session import DONE_STATES, Request, Session, StepOutcome
+from runner.errors import ConfirmationRequired, RecoverError
+from runner.procedures import action_registry
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    state: str  # done | already-done
+    outcomes: list[StepOutcome]
+    resumed: bool
+    log_path: Path | None
+
+
+Confirm = Callable[[PlanResult], bool]
+
+
+def execute_run(
+    request: Request,
+    *,
+    yes: bool,
+    confirm: Confirm | None,
+    plan_file: Path | None = None,
+    new_run: bool = False,
+    on_step: Callable[[StepOutcome], None] | None = None,
+) -> RunResult:
+    """Run the playbook. `confirm` is None when no one can be asked (no terminal)."""
+    site = request.site
+    if not new_run:
+        # Refuse before creating anything in the site (not even .recover/).
+        peeked, peeked_records = journal.peek(site.state_dir / "journal.sqlite", run_key(request))
+        if peeked is None or peeked[1] != "done":
+            _confirm_destructive(request, peeked_records, yes=yes, confirm=confirm)
+    else:
+        _confirm_destructive(request, {}, yes=yes, confirm=confirm)
+    with SiteLock(site.state_dir, f"recover run {request.playbook.name}"):
+        journal_path = site.state_dir / "journal.sqlite"
+        conn = journal.connect(journal_path)
+        try:
+            key = run_key(request)
+            latest = None if new_run else journal.latest_run(conn, key)
+            if latest is not None and latest[1] == "done":
+                records = journal.read_steps(conn, latest[0])
+                return RunResult(latest[0], "already-done", _already(request, records), False, None)
+            recorded = None
+            if latest is not None:
+                row = conn.execute(
+                    "SELECT plan_fingerprint FROM recover_runs WHERE run_id = ?", (latest[0],)
+                ).fetchone()
+                recorded = row[0] if row else None
+            plan_data = (
+                load_plan_file(plan_file, request, recorded_digest=recorded) if plan_file else None
+            )
+            records = journal.read_steps(conn, latest[0]) if latest else {}
+            if latest is not None:
+                run_id, moment = latest[0], datetime.fromisoformat(latest[2])
+                logger.info("resuming run {} (started {})", run_id, latest[2])
+            else:
+                run_id, moment = _new_run(conn, request, key, plan_data)
+            conn.execute(
+                "UPDATE recover_runs SET state='running', pid=? WHERE run_id=?",
+                (os.getpid(), run_id),
+            )
+        finally:
+            conn.close()
+        log_path = site.state_dir / "logs" / f"{run_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        sink = logger.add(
+            log_path,
+            level="DEBUG",
+            enqueue=False,
+            format="{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {extra} {message}",
+        )
+        try:
+            session = Session(
+                request,
+                dry_run=False,
+                journal_path=journal_path,
+                run_id=run_id,
+                clock=moment,
+                records=records,
+            )
+            try:
+                outcomes = session.execute(keep_going=False, on_step=on_step)
+            except (RecoverError, KeyboardInterrupt) as exc:
+                state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                _finish(journal_path, run_id, state, getattr(exc, "message", "interrupted"))
+                raise
+            _finish(journal_path, run_id, "done", None)
+            return RunResult(run_id, "done", outcomes, latest is not None, log_path)
+        finally:
+            logger.remove(sink)
+
+
+def _confirm_destructive(
+    request: Request, records: dict[str, journal.StepRecord], *, yes: bool, confirm: Confirm | None
+) -> None:
+    registry = action_registry()
+    pending = [
+        s
+        for s in request.playbook.steps
+        if registry[s.action].destructive
+        and (records.get(s.id) is None or records[s.id].state not in DONE_STATES)
+    ]
+    if not pending or yes:
+        return
+    names = ", ".join(s.id for s in pending)
+    if confirm is None:
+        raise ConfirmationRequired(
+            f"steps that can lose data need confirmation ({names}), and there is no terminal "
+            "to ask; nothing was changed",
+            fix="review `recover plan`, then re-run with --yes",
+        )
+    plan = make_plan(request)
+    if not confirm(plan):
+        raise ConfirmationRequired("not confirmed; nothing was changed")
+
+
+def _new_run(
+    conn: sqlite3.Connection, request: Request, key: str, plan_data: dict[str, object] | None
+) -> tuple[str, datetime]:
+    moment = clock.now()
+    run_id = f"{moment.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    digest = None
+    if plan_data is not None:
+        prints = plan_data.get("fingerprint")
+        digest = fingerprint_digest(prints if isinstance(prints, dict) else {})
+    conn.execute(
+        """INSERT INTO recover_runs (run_id, run_key, playbook, playbook_name, playbook_sha,
+               params_json, state, clock, started_at, host, pid, user, plan_fingerprint)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            run_id,
+            key,
+            str(request.playbook.path),
+            request.playbook.name,
+            request.playbook.sha256,
+            journal._dump(request.params),
+            "running",
+            moment.isoformat(timespec="seconds"),
+            clock.now().isoformat(timespec="seconds"),
+            socket.gethostname(),
+            os.getpid(),
+            current_user(),
+            digest,
+        ),
+    )
+    return run_id, moment
+
+
+def _finish(journal_path: Path, run_id: str, state: str, error: str | None) -> None:
+    conn = journal.connect(journal_path)
+    try:
+        journal.set_run_state(conn, run_id, state, clock.now().isoformat(timespec="seconds"), error)
+    finally:
+        conn.close()
+
+
+def _already(request: Request, records: dict[str, journal.StepRecord]) -> list[StepOutcome]:
+    registry = action_registry()
+    out = []
+    for step in request.playbook.steps:
+        rec = records.get(step.id) or journal.StepRecord(step.id, step.index, step.action)
+        cls = registry[step.action]
+        out.append(StepOutcome(step, rec, cls.destructive, cls.summary, already=True))
+    return out

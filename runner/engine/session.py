@@ -1,0 +1,367 @@
+"""Executing a playbook's steps, for real or as a dry run, with the same code.
+
+A Session walks the steps in order. Each step gets a fresh connection whose
+main database is the journal and whose attached databases are the catalogs
+the action asked for; the step's work and its journal record commit together.
+In a dry run the journal and catalogs are scratch copies and media writes go
+to an overlay, so the site is never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from loguru import logger
+
+from runner.engine import journal
+from runner.engine.action import Action, Check
+from runner.engine.context import Context
+from runner.engine.journal import StepRecord
+from runner.engine.media import MediaStore
+from runner.errors import (
+    LossBudgetExceeded,
+    MediaError,
+    PlaybookError,
+    PreconditionFailed,
+    RecoverError,
+    SafetyRefusal,
+    SiteError,
+    StepFailed,
+)
+from runner.playbook.model import Playbook, Step
+from runner.playbook.schema import action_schema
+from runner.playbook.template import TemplateProblem, render_value
+from runner.playbook.validate import Diagnostic
+from runner.playbook.yamlpos import mark_for_path
+from runner.procedures import action_registry
+from runner.reports import make_environment
+from runner.site import Site
+
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+DONE_STATES = ("done", "skipped")
+
+
+@dataclass
+class Request:
+    """A playbook bound to a site and concrete parameter values."""
+
+    playbook: Playbook
+    site: Site
+    params: dict[str, Any]
+    confirmations: set[str]
+    allow_loss: dict[str, int | None]  # None = unlimited
+
+
+@dataclass
+class StepOutcome:
+    """A step's record plus what only a plan shows (checks, refusal reason)."""
+
+    step: Step
+    record: StepRecord
+    destructive: bool
+    summary: str
+    checks: list[Check] = field(default_factory=list)
+    already: bool = False  # done in an earlier (interrupted) run
+
+
+class Session:
+    def __init__(
+        self,
+        request: Request,
+        *,
+        dry_run: bool,
+        journal_path: Path,
+        run_id: str,
+        clock: datetime,
+        records: dict[str, StepRecord],
+        scratch: Path | None = None,
+    ) -> None:
+        self.request = request
+        self.dry_run = dry_run
+        self.journal_path = journal_path
+        self.run_id = run_id
+        self.clock = clock
+        self.records = records
+        self.scratch = scratch
+        self.media = MediaStore(request.site, dry_run=dry_run)
+        self.reports = make_environment(request.site.root / "templates")
+        self._copies: dict[str, tuple[Path, Path]] = {}
+        self._committed = StepRecord("", 0, "")  # the current step as last committed
+
+    # -- the loop ------------------------------------------------------------
+    def execute(
+        self, *, keep_going: bool, on_step: Callable[[StepOutcome], None] | None = None
+    ) -> list[StepOutcome]:
+        """Run every pending step. keep_going (plans) records failures and goes on."""
+        outcomes: list[StepOutcome] = []
+        registry = action_registry()
+        try:
+            for step in self.request.playbook.steps:
+                cls = registry[step.action]
+                record = self.records.get(step.id) or StepRecord(step.id, step.index, step.action)
+                self.records[step.id] = record
+                outcome = StepOutcome(
+                    step, record, cls.destructive, cls.summary, already=record.state in DONE_STATES
+                )
+                outcomes.append(outcome)
+                if not outcome.already:
+                    try:
+                        self._step(step, cls, outcome)
+                    except RecoverError as exc:
+                        record.state = "refused" if isinstance(exc, SafetyRefusal) else "failed"
+                        record.error = exc.message
+                        if not keep_going:
+                            raise
+                if on_step is not None:
+                    on_step(outcome)
+        finally:
+            self.media.close()
+        return outcomes
+
+    def _step(self, step: Step, cls: type[Action], outcome: StepOutcome) -> None:
+        record = outcome.record
+        variables = self._variables()
+        if step.when is not None and not self._render(step, ("when",), step.when, variables):
+            record.state = "skipped"
+            record.notes.append({"level": "info", "text": "skipped: `when` is false"})
+            self._persist_alone(record)
+            return
+        args = self._render(step, ("args",), step.args, variables)
+        self._validate_args(step, args)
+        action = cls(args)
+        conn = self._connect(action)
+        media_mark = len(self.media.changes)
+        started = time.monotonic()
+        self._committed = copy.deepcopy(record)
+        try:
+            if not self.dry_run:
+                record.state, record.attempts = "running", record.attempts + 1
+                record.started_at = record.started_at or _iso(self.clock)
+                journal.write_step(conn, self.run_id, record)
+            ctx = Context(
+                site=self.request.site,
+                db=conn,
+                media=self.media,
+                dry_run=self.dry_run,
+                now=self.clock,
+                run_id=self.run_id,
+                record=record,
+                confirmations=self.request.confirmations,
+                reports=self.reports,
+                on_checkpoint=self._checkpoint,
+            )
+            conn.execute("BEGIN IMMEDIATE")
+            outcome.checks = list(action.check(ctx))
+            failed = [c for c in outcome.checks if not c.ok]
+            if failed:
+                conn.execute("ROLLBACK")
+                raise PreconditionFailed(
+                    f"step {step.id!r}: "
+                    + "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed),
+                    fix=next((c.fix for c in failed if c.fix), None),
+                )
+            logger.info(
+                "step {} ({}) {}", step.id, step.action, "planning" if self.dry_run else "running"
+            )
+            action.run(ctx)
+            self._gate_loss(record)
+            record.state = "done"
+            record.finished_at = _iso(self.clock)
+            record.seconds += time.monotonic() - started
+            record.media += [c.describe() for c in self.media.changes[media_mark:]]
+            journal.write_step(conn, self.run_id, record)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            _rollback(conn)
+            self._restore(record)
+            record.seconds += time.monotonic() - started
+            error: BaseException = exc
+            if isinstance(exc, sqlite3.Error):
+                error = StepFailed(
+                    f"step {step.id!r}: database error: {exc}",
+                    fix="check that the catalog is intact (sqlite3 FILE 'PRAGMA "
+                    "integrity_check') and matches this procedure",
+                )
+            if not self.dry_run:
+                record.state = (
+                    "interrupted"
+                    if isinstance(error, KeyboardInterrupt)
+                    else "refused"
+                    if isinstance(error, SafetyRefusal)
+                    else "failed"
+                )
+                record.error = getattr(error, "message", None) or (
+                    "interrupted"
+                    if isinstance(error, KeyboardInterrupt)
+                    else f"internal error: {type(error).__name__}: {error}"
+                )
+                self._persist(conn, record)
+            if error is not exc:
+                raise error from exc
+            raise
+        finally:
+            conn.close()
+
+    # -- steps' helpers ------------------------------------------------------
+    def _variables(self) -> dict[str, Any]:
+        steps = {
+            rec.step_id: {
+                "outputs": rec.outputs,
+                "state": rec.state,
+                "changes": rec.changes,
+                "loss": rec.loss,
+                "reports": rec.reports,
+            }
+            for rec in self.records.values()
+            if rec.state in DONE_STATES
+        }
+        return {**self.request.params, "steps": steps}
+
+    def _render(
+        self, step: Step, where: tuple[str, ...], value: Any, variables: dict[str, Any]
+    ) -> Any:
+        try:
+            return render_value(value, variables)
+        except TemplateProblem as exc:
+            raise PlaybookError(
+                [self._diagnostic(step, where, f"expression fails: {exc}")],
+                f"step {step.id!r}: expression fails: {exc}",
+            ) from exc
+
+    def _validate_args(self, step: Step, args: dict[str, Any]) -> None:
+        validator = Draft202012Validator(action_schema(step.action))
+        problems = [
+            self._diagnostic(step, ("args", *error.absolute_path), error.message)
+            for error in validator.iter_errors(args)
+        ]
+        if problems:
+            raise PlaybookError(
+                problems,
+                f"step {step.id!r}: arguments are invalid once "
+                "rendered with these params: " + problems[0].message,
+            )
+
+    def _diagnostic(self, step: Step, where: tuple[Any, ...], message: str) -> Diagnostic:
+        path = ("steps", step.index, *where)
+        mark = mark_for_path(self.request.playbook.raw, path)
+        return Diagnostic(str(self.request.playbook.path), mark.line, mark.col, message, path)
+
+    def _gate_loss(self, record: StepRecord) -> None:
+        """Refuse (and so roll back) once the run's loss exceeds the playbook's budget."""
+        totals: dict[str, int] = {}
+        for rec in self.records.values():
+            for unit, count in rec.loss.items():
+                totals[unit] = totals.get(unit, 0) + count
+        for unit, total in totals.items():
+            allowed = self.request.allow_loss.get(unit, 0)
+            if allowed is not None and total > allowed:
+                raise LossBudgetExceeded(
+                    f"step {record.step_id!r} would bring the data loss to {total:,} {unit}; "
+                    f"the playbook allows {allowed:,}",
+                    fix=f"review the loss with `recover plan`; if it is acceptable, raise "
+                    f"safety.allow_loss.{unit} in the playbook",
+                )
+
+    def _checkpoint(self, ctx: Context) -> None:
+        self._gate_loss(ctx.record)
+        journal.write_step(ctx.db, self.run_id, ctx.record)
+        ctx.db.execute("COMMIT")
+        self._committed = copy.deepcopy(ctx.record)
+        ctx.db.execute("BEGIN IMMEDIATE")
+
+    def _restore(self, record: StepRecord) -> None:
+        """After a rollback the record must again say only what was committed."""
+        kept = self._committed
+        record.changes, record.loss = kept.changes, kept.loss
+        record.loss_examples, record.outputs = kept.loss_examples, kept.outputs
+        record.reports, record.state_data = kept.reports, kept.state_data
+
+    def _persist(self, conn: sqlite3.Connection, record: StepRecord) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            # Keep the last checkpoint's counts: they are what the catalogs hold.
+            journal.write_step(conn, self.run_id, record)
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            _rollback(conn)
+
+    def _persist_alone(self, record: StepRecord) -> None:
+        conn = journal.connect(self.journal_path)
+        try:
+            self._persist(conn, record)
+        finally:
+            conn.close()
+
+    def _connect(self, action: Action) -> sqlite3.Connection:
+        conn = journal.connect(self.journal_path)
+        try:
+            for alias, rel in action.databases(self.request.site).items():
+                if not _ALIAS.match(alias) or alias in ("main", "temp"):
+                    raise StepFailed(f"action {action.name} asked for a bad database alias")
+                path = self._database_path(rel)
+                conn.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
+                try:
+                    conn.execute(f"SELECT count(*) FROM {alias}.sqlite_master").fetchone()
+                    if not self.dry_run:
+                        mode = conn.execute(f"PRAGMA {alias}.journal_mode").fetchone()[0]
+                        if str(mode).lower() == "wal":
+                            conn.execute(f"PRAGMA {alias}.journal_mode=DELETE")
+                        conn.execute(f"PRAGMA {alias}.synchronous=FULL")
+                except sqlite3.DatabaseError as exc:
+                    raise MediaError(
+                        f"{rel} is not a readable SQLite database ({exc})",
+                        fix="restore the catalog from a backup, or point "
+                        "the playbook's site at the right file",
+                    ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _database_path(self, rel: str) -> Path:
+        if not self.media.exists(rel):
+            raise SiteError(
+                f"database {rel} does not exist in site {self.request.site.root}",
+                fix="check --site and the playbook's site section",
+            )
+        source = self.media.path(rel)
+        if not self.dry_run:
+            return source
+        assert self.scratch is not None
+        known = self._copies.get(rel)
+        if known and known[0] == source:
+            return known[1]
+        copy = self.scratch / f"db{len(self._copies)}-{Path(rel).name}"
+        copy_database(source, copy)
+        self._copies[rel] = (source, copy)
+        return copy
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a SQLite file with its hot journal, so the copy recovers like the original."""
+    shutil.copyfile(source, target)
+    hot = source.with_name(source.name + "-journal")
+    if hot.exists():
+        shutil.copyfile(hot, target.with_name(target.name + "-journal"))
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

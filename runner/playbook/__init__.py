@@ -1,0 +1,1 @@
+"""Playbooks: load YAML keeping positions, validate (schema + meaning), typed model."""

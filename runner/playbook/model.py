@@ -1,0 +1,128 @@
+"""The typed playbook model, and parameter typing for --param overrides."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from runner.errors import UsageError
+
+PARAM_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "list": (list,),
+    "object": (dict,),
+}
+
+
+def type_matches(kind: str, value: Any) -> bool:
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, PARAM_TYPES[kind])
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    default: Any = None
+    has_default: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    id: str
+    action: str
+    args: dict[str, Any]
+    description: str = ""
+    when: Any = None
+
+
+@dataclass
+class Playbook:
+    path: Path
+    name: str
+    description: str
+    params: dict[str, Param]
+    site: dict[str, str]
+    allow_loss: dict[str, Any]
+    confirm: list[str]
+    steps: list[Step]
+    text: str
+    raw: Any = field(repr=False, default=None)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def site_root(self) -> Path | None:
+        root = self.site.get("root")
+        return (self.path.parent / root).resolve() if root else None
+
+    def locations(self) -> dict[str, str]:
+        return {k: v for k, v in self.site.items() if k != "root"}
+
+    def resolve_params(self, overrides: dict[str, str]) -> dict[str, Any]:
+        """Defaults overlaid with --param values, converted to each param's type."""
+        values: dict[str, Any] = {}
+        for name, raw in overrides.items():
+            if name not in self.params:
+                close = difflib.get_close_matches(name, self.params, n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else ("declared params: " + (", ".join(sorted(self.params)) or "none"))
+                )
+                raise UsageError(f"--param {name}: the playbook declares no such param; {hint}")
+            values[name] = convert_param(self.params[name], raw)
+        for name, param in self.params.items():
+            if name in values:
+                continue
+            if not param.has_default:
+                raise UsageError(
+                    f"param {name!r} has no default and was not given",
+                    fix=f"add --param {name}=VALUE",
+                )
+            values[name] = param.default
+        return values
+
+
+def convert_param(param: Param, raw: str) -> Any:
+    if param.type == "string":
+        return raw
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--param {param.name}: {raw!r} does not parse: {exc}") from exc
+    if param.type == "number" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not type_matches(param.type, value):
+        raise UsageError(
+            f"--param {param.name}: expected {param.type}, got {raw!r}",
+            fix=_example(param.type, param.name),
+        )
+    return value
+
+
+def _example(kind: str, name: str) -> str:
+    return {
+        "integer": f"--param {name}=42",
+        "number": f"--param {name}=1.5",
+        "boolean": f"--param {name}=true",
+        "list": f"--param '{name}=[1, 2]'",
+        "object": f"--param '{name}={{a: 1}}'",
+    }.get(kind, f"--param {name}=VALUE")
+
+
+def params_fingerprint(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()

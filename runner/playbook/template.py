@@ -1,0 +1,66 @@
+"""Jinja expressions in playbook values, evaluated in a sandbox.
+
+A value that is exactly one `{{ expr }}` keeps the expression's type (so
+`"{{ max_jobs }}"` is an integer); any other string with template syntax
+renders to a string. The sandbox refuses attribute tricks like
+`''.__class__.__mro__`, and StrictUndefined turns a typo into an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class TemplateProblem(Exception):
+    """A playbook expression that does not parse, is unsafe, or fails."""
+
+
+def has_template(value: object) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, SecurityError):
+        return f"unsafe expression refused by the sandbox: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def render_string(text: str, context: Mapping[str, Any]) -> Any:
+    match = _SINGLE_EXPRESSION.match(text)
+    try:
+        if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
+            compiled = _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+            result = compiled(**context)
+            if isinstance(result, StrictUndefined):
+                str(result)  # raises UndefinedError with the name
+            return result
+        return _ENV.from_string(text).render(**context)
+    except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as exc:
+        raise TemplateProblem(_describe(exc)) from exc
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every template string inside a YAML value, recursively."""
+    if isinstance(value, str):
+        return render_string(value, context) if has_template(value) else value
+    if isinstance(value, Mapping):
+        return {key: render_value(item, context) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    return value
+
+
+def referenced_names(text: str) -> set[str]:
+    """Top-level names a template string uses (for "param used but not declared")."""
+    try:
+        return set(meta.find_undeclared_variables(_ENV.parse(text)))
+    except TemplateError as exc:
+        raise TemplateProblem(_describe(exc)) from exc

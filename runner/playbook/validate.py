@@ -1,0 +1,430 @@
+"""Static validation: every problem in a playbook, each at FILE:LINE:COL.
+
+Runs in layers, collecting rather than stopping: YAML syntax, duplicate keys,
+the core schema, each step's arguments against its action's schema (after
+rendering expressions with the params' defaults), then meaning: unique step
+ids, known actions, declared params, param types, `when:` references, site
+paths, and each procedure's own cross-step rules.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema.exceptions import best_match
+
+from runner.engine.action import StepView
+from runner.errors import PlaybookError, SiteError
+from runner.playbook.model import Param, Playbook, Step, type_matches
+from runner.playbook.schema import action_schema, core_schema
+from runner.playbook.template import (
+    TemplateProblem,
+    has_template,
+    referenced_names,
+    render_value,
+)
+from runner.playbook.yamlpos import Mark, PosDict, YamlSyntaxError, load_positioned, mark_for_path
+from runner.procedures import action_registry, procedures
+from runner.site import safe_relpath
+
+_STEP_REF = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
+RESERVED_NAMES = {"steps"}
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    file: str
+    line: int
+    col: int
+    message: str
+    path: tuple[str | int, ...] = ()
+    fix: str | None = None
+
+    @property
+    def json_path(self) -> str:
+        out = "$"
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        return out
+
+    def render(self) -> str:
+        text = f"{self.file}:{self.line}:{self.col}: {self.message} [{self.json_path}]"
+        return text + (f"\n  fix: {self.fix}" if self.fix else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "message": self.message,
+            "path": self.json_path,
+            "fix": self.fix,
+        }
+
+
+_FORMATS = FormatChecker()
+
+
+@_FORMATS.checks("site-path", raises=SiteError)
+def _is_site_path(value: object) -> bool:
+    if isinstance(value, str) and not has_template(value):
+        safe_relpath(value)
+    return True
+
+
+class _Collector:
+    def __init__(self, file: str, raw: Any) -> None:
+        self.file = file
+        self.raw = raw
+        self.items: list[Diagnostic] = []
+
+    def add(
+        self,
+        path: tuple[str | int, ...],
+        message: str,
+        fix: str | None = None,
+        *,
+        key: bool = False,
+    ) -> None:
+        mark = mark_for_path(self.raw, path, key=key)
+        self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix))
+
+    def at(
+        self, mark: Mark, message: str, fix: str | None = None, path: tuple[str | int, ...] = ()
+    ) -> None:
+        self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix))
+
+
+def load_playbook(path: Path) -> Playbook:
+    """Load and validate; raise PlaybookError carrying every Diagnostic."""
+    playbook, diagnostics = check_playbook(path)
+    if diagnostics or playbook is None:
+        raise PlaybookError(diagnostics)
+    return playbook
+
+
+def check_playbook(path: Path) -> tuple[Playbook | None, list[Diagnostic]]:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [
+            Diagnostic(
+                file,
+                1,
+                1,
+                "playbook file not found",
+                fix="check the path; playbooks usually live in playbooks/",
+            )
+        ]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Diagnostic(file, 1, 1, f"cannot read playbook: {exc}")]
+    try:
+        raw, problems = load_positioned(text)
+    except YamlSyntaxError as exc:
+        p = exc.problem
+        return None, [Diagnostic(file, p.mark.line, p.mark.col, p.message, (), p.fix)]
+    out = _Collector(file, raw)
+    for problem in problems:
+        out.at(problem.mark, problem.message, problem.fix)
+    if not isinstance(raw, PosDict):
+        out.at(
+            Mark(1, 1),
+            "a playbook must be a YAML mapping (version, name, steps, ...)",
+            "start from one of the shipped playbooks in playbooks/",
+        )
+        return None, out.items
+    _check_core_schema(raw, out)
+    params = _check_params(raw, out)
+    steps = _check_steps(raw, params, out)
+    _check_expressions(raw, params, steps, out)
+    _check_site(raw, out)
+    if out.items:
+        return None, sorted(out.items, key=lambda d: (d.line, d.col))
+    site = {k: str(v) for k, v in raw.get("site", {}).items()}
+    safety = raw.get("safety", {})
+    return Playbook(
+        path=path.resolve(),
+        name=raw["name"],
+        description=raw.get("description", ""),
+        params=params,
+        site=site,
+        allow_loss=dict(safety.get("allow_loss", {})),
+        confirm=list(safety.get("confirm", [])),
+        steps=steps,
+        text=text,
+        raw=raw,
+    ), []
+
+
+# -- schema ----------------------------------------------------------------
+
+
+def _check_core_schema(raw: PosDict, out: _Collector) -> None:
+    validator = Draft202012Validator(core_schema(), format_checker=_FORMATS)
+    for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
+        _report_schema_error(error, (), _allowed_keys(error), out)
+
+
+def _allowed_keys(error: ValidationError) -> list[str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    return sorted(schema.get("properties", {}))
+
+
+def _report_schema_error(
+    error: ValidationError, prefix: tuple[str | int, ...], allowed: list[str], out: _Collector
+) -> None:
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        error = best_match(error.context)
+    path = prefix + tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(allowed)
+        for key in error.instance:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                fix = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else ("allowed keys: " + ", ".join(allowed) if allowed else None)
+                )
+                out.add((*path, key), f"unknown key {key!r}", fix, key=True)
+        return
+    if error.validator == "required":
+        missing = re.search(r"'([^']+)' is a required property", error.message)
+        name = missing.group(1) if missing else "?"
+        out.add(path, f"missing required key {name!r}", f"add `{name}:` here")
+        return
+    if error.validator == "type":
+        fix = f"write a value of type {error.validator_value}"
+        if isinstance(error.instance, bool) and "string" in str(error.validator_value):
+            fix = "put the value in quotes: YAML reads unquoted yes/no/on/off as booleans"
+        out.add(path, f"expected {error.validator_value}, got {_show(error.instance)}", fix)
+        return
+    if error.validator == "format" and error.validator_value == "site-path":
+        cause = error.cause
+        out.add(
+            path,
+            str(cause.message if isinstance(cause, SiteError) else error.message),
+            "use a path relative to the site, without '..' or a leading '/'",
+        )
+        return
+    out.add(path, error.message, _fix_for(error))
+
+
+def _fix_for(error: ValidationError) -> str | None:
+    if error.validator == "enum":
+        return "use one of: " + ", ".join(map(str, error.validator_value))
+    if error.validator == "pattern":
+        return f"the value must match {error.validator_value}"
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{error.validator} is {error.validator_value}"
+    return None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if value is None:
+        return "null"
+    kind = {str: "string", int: "integer", float: "number", list: "list"}.get(type(value))
+    kind = kind or ("mapping" if isinstance(value, dict) else type(value).__name__)
+    return f"{kind} {value!r}" if kind in ("string", "integer", "number") else kind
+
+
+# -- params, steps, expressions --------------------------------------------
+
+
+def _check_params(raw: PosDict, out: _Collector) -> dict[str, Param]:
+    params: dict[str, Param] = {}
+    declared = raw.get("params")
+    if not isinstance(declared, dict):
+        return params
+    for name, spec in declared.items():
+        if not isinstance(spec, dict) or spec.get("type") not in (
+            "string",
+            "integer",
+            "number",
+            "boolean",
+            "list",
+            "object",
+        ):
+            continue  # the schema already reported it
+        if name in RESERVED_NAMES:
+            out.add(
+                ("params", name), f"param name {name!r} is reserved", "rename the param", key=True
+            )
+            continue
+        has_default = "default" in spec
+        if has_default and not type_matches(spec["type"], spec["default"]):
+            out.add(
+                ("params", name, "default"),
+                f"default of param {name!r} is {_show(spec['default'])}, "
+                f"but the param is declared {spec['type']}",
+                f"give a {spec['type']} default or change the type",
+            )
+        params[name] = Param(
+            name, spec["type"], spec.get("default"), has_default, spec.get("description", "")
+        )
+    return params
+
+
+def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> list[Step]:
+    steps: list[Step] = []
+    raw_steps = raw.get("steps")
+    if not isinstance(raw_steps, list):
+        return steps
+    registry = action_registry()
+    seen: dict[str, int] = {}
+    defaults = {name: p.default for name, p in params.items() if p.has_default}
+    for index, spec in enumerate(raw_steps):
+        if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+            continue
+        step_id, action = spec["id"], spec.get("action")
+        if step_id in seen:
+            out.add(
+                ("steps", index, "id"),
+                f"duplicate step id {step_id!r} (first used by step {seen[step_id] + 1})",
+                "give every step its own id",
+            )
+        seen.setdefault(step_id, index)
+        if not isinstance(action, str):
+            continue
+        if action not in registry:
+            close = difflib.get_close_matches(action, list(registry), n=1, cutoff=0.6)
+            out.add(
+                ("steps", index, "action"),
+                f"unknown action {action!r}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else "list the actions with `recover schema` or see docs/playbooks.md",
+            )
+            continue
+        args = spec.get("args", {})
+        if isinstance(args, dict):
+            _check_args(index, action, args, defaults, out)
+        steps.append(
+            Step(
+                index,
+                step_id,
+                action,
+                args if isinstance(args, dict) else {},
+                spec.get("description", ""),
+                spec.get("when"),
+            )
+        )
+    views = [StepView(s.index, s.id, s.action, s.args) for s in steps]
+    for procedure in procedures():
+        if procedure.validate_steps is not None:
+            mine = [v for v in views if v.action.split(".")[0] == procedure.name]
+            for finding in procedure.validate_steps(mine):
+                out.add(finding.path, finding.message, finding.fix)
+    return steps
+
+
+def _check_args(
+    index: int, action: str, args: dict[str, Any], defaults: dict[str, Any], out: _Collector
+) -> None:
+    """Validate args as they will be after rendering with the params' defaults."""
+    try:
+        rendered = render_value(_without_step_refs(args), defaults)
+    except TemplateProblem:
+        return  # reported with its position by _check_expressions
+    schema = action_schema(action)
+    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    for error in validator.iter_errors(rendered):
+        _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
+
+
+def _without_step_refs(value: Any) -> Any:
+    """Drop values that depend on earlier steps' outputs: only known at run time."""
+    if isinstance(value, str) and has_template(value) and _STEP_REF.search(value):
+        return None
+    if isinstance(value, dict):
+        return {
+            k: _without_step_refs(v)
+            for k, v in value.items()
+            if not (isinstance(v, str) and has_template(v) and _STEP_REF.search(v))
+        }
+    if isinstance(value, list):
+        return [_without_step_refs(v) for v in value]
+    return value
+
+
+def _walk_strings(
+    value: Any, path: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk_strings(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_strings(item, (*path, index))
+
+
+def _check_expressions(
+    raw: PosDict, params: dict[str, Param], steps: list[Step], out: _Collector
+) -> None:
+    defaults = {name: p.default for name, p in params.items() if p.has_default}
+    step_index = {s.id: s.index for s in steps}
+    sections: list[tuple[tuple[str | int, ...], Any]] = [
+        (("site",), raw.get("site")),
+        (("safety",), raw.get("safety")),
+    ]
+    for index, spec in enumerate(raw.get("steps") or []):
+        if isinstance(spec, dict):
+            sections.append((("steps", index), {k: spec[k] for k in ("args", "when") if k in spec}))
+    for base, value in sections:
+        for path, text in _walk_strings(value, base):
+            if not has_template(text):
+                continue
+            try:
+                names = referenced_names(text)
+            except TemplateProblem as exc:
+                out.add(path, f"bad expression: {exc}", "fix the {{ ... }} expression")
+                continue
+            for name in sorted(names - set(params) - RESERVED_NAMES):
+                close = difflib.get_close_matches(name, list(params), n=1)
+                out.add(
+                    path,
+                    f"param {name!r} is used but not declared",
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else f"declare it under params: ({name}: {{type: string}})",
+                )
+            refs = _STEP_REF.findall(text)
+            in_step = base[0] == "steps"
+            for ref in refs:
+                here = int(base[1]) if in_step else -1
+                if ref not in step_index or not in_step or step_index[ref] >= here:
+                    out.add(
+                        path,
+                        f"`steps.{ref}` does not name an earlier step",
+                        "refer only to steps that come before this one",
+                    )
+            if refs or names - set(defaults):
+                continue  # values only known at run time
+            try:
+                render_value(text, defaults)
+            except TemplateProblem as exc:
+                out.add(path, f"expression fails: {exc}", "fix the {{ ... }} expression")
+
+
+def _check_site(raw: PosDict, out: _Collector) -> None:
+    site = raw.get("site")
+    if not isinstance(site, dict):
+        return
+    for key, value in site.items():
+        if key == "root" or not isinstance(value, str) or has_template(value):
+            continue
+        try:
+            safe_relpath(value, what=f"site.{key}")
+        except SiteError as exc:
+            out.add(("site", key), exc.message, "use a path relative to the site root")

@@ -1,0 +1,157 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's safe loader (never the full one), subclassed so mappings and lists
+carry the line/column of each key and item. Validation walks a JSON path
+through these to point at `file:line:col`. Duplicate keys are errors, not
+silent overwrites.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    col: int  # 1-based
+
+    @classmethod
+    def of(cls, mark: yaml.Mark) -> Mark:
+        return cls(mark.line + 1, mark.column + 1)
+
+
+class PosDict(dict[str, Any]):
+    """A mapping that knows where it, each key and each value start."""
+
+    mark: Mark
+    key_marks: dict[str, Mark]
+    value_marks: dict[str, Mark]
+
+
+class PosList(list[Any]):
+    mark: Mark
+    item_marks: list[Mark]
+
+
+@dataclass
+class YamlProblem:
+    mark: Mark
+    message: str
+    fix: str | None = None
+
+
+class PositionedLoader(yaml.SafeLoader):
+    """SafeLoader that builds PosDict/PosList and records duplicate keys."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.problems: list[YamlProblem] = []
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> PosDict:  # type: ignore[override]
+        self.flatten_mapping(node)
+        result = PosDict()
+        result.mark = Mark.of(node.start_mark)
+        result.key_marks = {}
+        result.value_marks = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError as exc:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                ) from exc
+            key_text = key if isinstance(key, str) else str(key)
+            if key_text in result:
+                first = result.key_marks[key_text]
+                self.problems.append(
+                    YamlProblem(
+                        Mark.of(key_node.start_mark),
+                        f"duplicate key {key_text!r} (first defined at line {first.line})",
+                        "remove one of the two entries",
+                    )
+                )
+                continue
+            result[key_text] = self.construct_object(value_node, deep=True)
+            result.key_marks[key_text] = Mark.of(key_node.start_mark)
+            result.value_marks[key_text] = Mark.of(value_node.start_mark)
+        return result
+
+    def construct_sequence(self, node: SequenceNode, deep: bool = False) -> PosList:  # type: ignore[override]
+        result = PosList(self.construct_object(child, deep=True) for child in node.value)
+        result.mark = Mark.of(node.start_mark)
+        result.item_marks = [Mark.of(child.start_mark) for child in node.value]
+        return result
+
+
+def _construct_map(loader: PositionedLoader, node: Node) -> PosDict:
+    assert isinstance(node, MappingNode)
+    return loader.construct_mapping(node, deep=True)
+
+
+def _construct_seq(loader: PositionedLoader, node: Node) -> PosList:
+    assert isinstance(node, SequenceNode)
+    return loader.construct_sequence(node, deep=True)
+
+
+PositionedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+PositionedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, problem: YamlProblem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
+    """Parse one YAML document; raise YamlSyntaxError with a position on bad YAML."""
+    loader = PositionedLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = Mark.of(mark) if mark is not None else Mark(1, 1)
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise YamlSyntaxError(
+            YamlProblem(
+                where,
+                f"YAML syntax error: {message}",
+                "check indentation, quoting and that every ':' is followed by a space",
+            )
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
+    finally:
+        loader.dispose()
+    return data, loader.problems
+
+
+def mark_for_path(root: Any, path: tuple[str | int, ...], *, key: bool = False) -> Mark:
+    """The position of the value at `path`, or of its nearest existing parent.
+
+    With key=True a mapping entry points at its key rather than its value
+    (better for "unknown key" messages).
+    """
+    node = root
+    best: Mark = getattr(root, "mark", Mark(1, 1))
+    for index, part in enumerate(path):
+        last = index == len(path) - 1
+        if isinstance(node, PosDict) and isinstance(part, str) and part in node:
+            best = node.key_marks[part] if (key and last) else node.value_marks[part]
+            node = node[part]
+        elif isinstance(node, PosList) and isinstance(part, int) and 0 <= part < len(node):
+            best = node.item_marks[part]
+            node = node[part]
+        else:
+            break
+    return best

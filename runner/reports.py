@@ -1,0 +1,98 @@
+"""The Jinja environment that renders report templates.
+
+Shipped templates live in templates/<procedure>/; a site may override any of
+them with its own `templates/` directory and still extend the shipped one as
+`default:<name>` (datasette's pattern). Templates run sandboxed, because a
+site's templates are as untrusted as its playbooks, and with StrictUndefined
+so a typo fails loudly instead of printing an empty cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    PrefixLoader,
+    StrictUndefined,
+    TemplateError,
+)
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from runner import TEMPLATES_DIR
+from runner.engine.media import MediaStore
+from runner.errors import StepFailed
+from runner.site import safe_relpath
+
+
+def csvrow(values: Iterable[Any]) -> str:
+    """One CSV line, quoted as spreadsheets expect (no trailing newline)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in values])
+    return buffer.getvalue()
+
+
+def make_environment(site_templates: Path | None) -> SandboxedEnvironment:
+    shipped = FileSystemLoader(str(TEMPLATES_DIR))
+    loaders: list[Any] = []
+    if site_templates is not None and site_templates.is_dir():
+        loaders.append(FileSystemLoader(str(site_templates)))
+    loaders += [shipped, PrefixLoader({"default": shipped})]
+    env = SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["csvrow"] = csvrow
+    return env
+
+
+def free_name(media: MediaStore, dest: str, now: datetime) -> str:
+    """`dest`, or `dest.YYYYMMDD_HHMMSS` (then `_2`, `_3`...) if it exists."""
+    clean = str(safe_relpath(dest, what="report path"))
+    if not media.exists(clean):
+        return clean
+    stamped = f"{clean}.{now.strftime('%Y%m%d_%H%M%S')}"
+    candidate, n = stamped, 1
+    while media.exists(candidate):
+        n += 1
+        candidate = f"{stamped}_{n}"
+    return candidate
+
+
+def render_report(
+    env: SandboxedEnvironment,
+    media: MediaStore,
+    template: str,
+    dest: str,
+    context: Mapping[str, Any],
+    now: datetime,
+) -> str:
+    """Stream a template into a new site file; returns the path written."""
+    target = free_name(media, dest, now)
+    try:
+        compiled = env.get_template(template)
+        with media.writer(target) as handle:
+            for chunk in compiled.generate(**context):
+                handle.write(chunk.encode("utf-8"))
+    except SecurityError as exc:
+        raise StepFailed(
+            f"report template {template} did something unsafe: {exc}",
+            fix="remove the offending expression from the template",
+        ) from exc
+    except TemplateError as exc:
+        where = f"{getattr(exc, 'filename', None) or template}:{getattr(exc, 'lineno', '?')}"
+        raise StepFailed(
+            f"report template {where}: {exc}",
+            fix="fix the template (a site's templates/ overrides shipped ones)",
+        ) from exc
+    return target

@@ -1,0 +1,51 @@
+"""Docs stay honest: the CLI reference and the editor schema match the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from runner import SCHEMAS_DIR
+from runner.playbook.schema import BUNDLE_NAME, action_schema, bundle
+from runner.procedures import action_registry, procedures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_generator():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("make_cli_md", ROOT / "docs" / "make_cli_md.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reference_matches_help_texts() -> None:
+    generated = _load_generator().render()
+    assert (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") == generated, (
+        "docs/cli.md is out of date: run `python docs/make_cli_md.py`"
+    )
+
+
+def test_every_command_documented_with_an_example() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    for name in ("validate", "plan", "run", "status", "world", "demo", "schema"):
+        section = text.split(f"## `recover {name}`", 1)[1].split("\n## ", 1)[0]
+        assert "Example" in section, f"recover {name} --help has no example"
+
+
+def test_editor_schema_bundle_is_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECOVER_EXTRA_PROCEDURES", raising=False)
+    for cached in (procedures, action_registry, bundle, action_schema):
+        cached.cache_clear()
+    on_disk = json.loads((SCHEMAS_DIR / BUNDLE_NAME).read_text(encoding="utf-8"))
+    assert on_disk == bundle(), "run `recover schema --write` to refresh the editor schema"
+
+
+def test_every_shipped_playbook_points_editors_at_the_schema() -> None:
+    for playbook in (ROOT / "playbooks").glob("*.yaml"):
+        first = playbook.read_text(encoding="utf-8").splitlines()[0]
+        assert first == f"# yaml-language-server: $schema=../schemas/{BUNDLE_NAME}", playbook
