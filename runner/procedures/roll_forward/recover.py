@@ -261,8 +261,6 @@ class Recover(Action):
             ),
         )
         ctx.note(reporting.one_line(summary))
-        for warning in state.warnings:
-            ctx.note(f"warning: {warning}")
         ctx.output(**reporting.outputs(summary))
         reporting.write_reports(ctx, summary, bool(self.args.get("user_files", True)))
 
