@@ -195,6 +195,7 @@ class Replay:
         if self.stop.kind == "missing_file":
             self.checkpoint()
             return self.stop
+        self.st.pos = [self.file_no, 0, self.seq]  # finished: only the record count matters
         self._suppress_open()
         self._write_rows()
         self.st.stop = {"kind": self.stop.kind, "detail": self.stop.detail}

@@ -26,7 +26,7 @@ from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
 
 SET_NAME = "dblog"
-CYCLE_START = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
+BASE_TIME = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
 DEFAULT_DATABASES = ("sales", "stock", "staff")
 
 # database -> table -> (ddl columns after the key, indexes, value makers)
@@ -168,7 +168,8 @@ def build(root: Path, opt: Options) -> dict[str, Any]:
     for sub in ("databases", "backups", "logs", "expected", "expected-stop", "spare"):
         shutil.rmtree(root / sub, ignore_errors=True)
     logging_id = 7000 + opt.seed
-    backup_time = CYCLE_START - timedelta(minutes=7)
+    cycle_start = BASE_TIME + timedelta(minutes=opt.seed % 10_000)  # one cycle per seed
+    backup_time = cycle_start - timedelta(minutes=7)
     initial: dict[str, dict[str, dict[int, list[Any]]]] = {}
     for db, tables in SCHEMAS.items():
         initial[db] = {}
@@ -179,7 +180,9 @@ def build(root: Path, opt: Options) -> dict[str, Any]:
             }
     users = _make_users(opt, initial)
     stamps = {db: (m.to_us(backup_time), True) for db in SCHEMAS}
-    plans, records, last_time_us = _write_log(root, opt, rng, users, logging_id, stamps)
+    plans, records, last_time_us = _write_log(
+        root, opt, rng, users, logging_id, stamps, cycle_start
+    )
     scenario = _outcome(opt, plans, initial, records, last_time_us, logging_id, root)
     for db in SCHEMAS:
         stamp = backup_time - timedelta(days=1) if db == opt.mismatch_stamp else backup_time
@@ -278,11 +281,12 @@ def _write_log(
     users: list[User],
     logging_id: int,
     stamps: dict[str, tuple[int, bool]],
+    cycle_start: datetime,
 ) -> tuple[list[TxnPlan], int, int]:
     est_records = opt.transactions * 6 + opt.users + 20
     writer = m.LogSetWriter(root / "logs", SET_NAME, logging_id, file_bytes=1 << 62)
     per_file = max(30, est_records // max(1, opt.files))
-    clock = CYCLE_START
+    clock = cycle_start
     last_timed = m.to_us(clock)
 
     def emit(rtype: int, payload: bytes) -> int:
