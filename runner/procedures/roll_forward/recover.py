@@ -101,6 +101,7 @@ class Recover(Action):
             stop_us=parse_stop(self.args.get("stop_at")),
             checkpoint_records=int(self.args.get("checkpoint_records", 200_000)),
             flush_calls=int(self.args.get("batch_calls", 20_000)),
+            chunk_records=int(self.args.get("chunk_records", 4096)),
         )
         ctx.note(
             "will read log set "

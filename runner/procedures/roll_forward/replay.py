@@ -135,11 +135,13 @@ class ReplayState:
     stop: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"v": STATE_VERSION, **self.__dict__}
+        # targets as pairs: the journal may sort keys, and report order must not change
+        return {"v": STATE_VERSION, **self.__dict__, "targets": list(self.targets.items())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReplayState:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["targets"] = {name: alias for name, alias in fields["targets"]}
         return cls(**fields)
 
 
