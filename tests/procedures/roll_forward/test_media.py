@@ -68,7 +68,7 @@ def test_truncation_is_detected(records: list[tuple[int, bytes]], data: st.DataO
     got, damage = _read_all(clean[:cut])
     ends = []
     total = 0
-    for t, p in records:
+    for _t, p in records:
         total += m.RECORD_SIZE + len(p)
         ends.append(total)
     if cut in ends:
