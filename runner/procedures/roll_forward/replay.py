@@ -158,6 +158,7 @@ class Replay:
         self.opt = options
         self.aliases = state.targets  # database name -> alias
         self.stmts = StatementCache(ctx.db)
+        self._sql: dict[tuple[Any, ...], tuple[str, int]] = {}
         self.open: dict[int, Txn] = {}
         self.others: dict[int, list[Any]] = {}  # other databases' open txns -> begin position
         self.pending: list[Txn] = []
@@ -399,10 +400,23 @@ class Replay:
         """Apply the completed transactions gathered so far, in commit order."""
         if not self.pending:
             return
+        self._apply_group(self.pending)
+        last = self._last_applied()
+        if last is not None:
+            self.st.last_ok = last
+        self.pending = []
+        self.pending_calls = 0
+
+    def _apply_group(self, txns: list[Txn]) -> None:
+        """Optimistically in one savepoint; on trouble, halve until the culprit is alone."""
+        if len(txns) <= 2:
+            for t in txns:
+                self._apply_careful(t)
+            return
         db = self.db
         db.execute("SAVEPOINT rf_batch")
         try:
-            self._apply_fast(self.pending)
+            self._apply_fast(txns)
         except (
             _Anomaly,
             sqlite3.IntegrityError,
@@ -412,40 +426,51 @@ class Replay:
             ValueError,
         ):
             db.execute("ROLLBACK TO rf_batch")
-            for t in self.pending:
-                self._apply_careful(t)
-        else:
-            for t in self.pending:
-                self._row(t, "applied", None, None)
+            db.execute("RELEASE rf_batch")
+            middle = len(txns) // 2
+            self._apply_group(txns[:middle])
+            self._apply_group(txns[middle:])
+            return
         db.execute("RELEASE rf_batch")
-        last = self._last_applied()
-        if last is not None:
-            self.st.last_ok = last
-        self.pending = []
-        self.pending_calls = 0
+        for t in txns:
+            self._row(t, "applied", None, None)
 
     def _apply_fast(self, txns: list[Txn]) -> None:
-        merged: list[list[Any]] = []
-        last_key: tuple[Any, ...] | None = None
+        """All calls of `txns` with one JSON parse and one executemany per run."""
+        parts: list[bytes] = []
+        runs: list[list[Any]] = []
+        last: tuple[Any, ...] | None = None
         for t in txns:
+            alias = t.alias
             assert t.runs is not None
             for key, jsons in t.runs:
-                full = (t.alias, *key)
-                if full == last_key:
-                    merged[-1][1].extend(jsons)
+                full = (alias, key)
+                if full == last:
+                    runs[-1][1] += len(jsons)
                 else:
-                    merged.append([full, list(jsons)])
-                    last_key = full
+                    runs.append([full, len(jsons)])
+                    last = full
+                parts += jsons
+        rows = json.loads(b"[" + b",".join(parts) + b"]")
         executemany = self.db.executemany
-        loads = json.loads
-        for (alias, rtype, desc), jsons in merged:
+        statement = self._statement
+        at = 0
+        for full, count in runs:
+            sql, rtype = statement(full)
+            cursor = executemany(sql, rows[at : at + count])
+            at += count
+            if rtype != PUT and cursor.rowcount != count:
+                raise _Anomaly("a key was missing")
+
+    def _statement(self, full: tuple[Any, ...]) -> tuple[str, int]:
+        known = self._sql.get(full)
+        if known is None:
+            alias, (rtype, desc) = full
             stmt = self.stmts.get(alias, rtype, desc)
             if stmt.sql is None:
                 raise _Anomaly(stmt.problem)
-            rows = loads(b"[" + b",".join(jsons) + b"]")
-            cursor = executemany(stmt.sql, rows)
-            if rtype != PUT and cursor.rowcount != len(rows):
-                raise _Anomaly("a key was missing")
+            known = self._sql[full] = (stmt.sql, rtype)
+        return known
 
     def _apply_careful(self, t: Txn) -> None:
         assert t.runs is not None
