@@ -438,26 +438,31 @@ class Replay:
     def _apply_fast(self, txns: list[Txn]) -> None:
         """All calls of `txns` with one JSON parse and one executemany per run."""
         parts: list[bytes] = []
-        runs: list[list[Any]] = []
+        runs: list[list[Any]] = []  # [sql, type, count]
         last: tuple[Any, ...] | None = None
+        known = self._sql
+        current: list[Any] = []
         for t in txns:
             alias = t.alias
             assert t.runs is not None
             for key, jsons in t.runs:
                 full = (alias, key)
                 if full == last:
-                    runs[-1][1] += len(jsons)
+                    current[2] += len(jsons)
                 else:
-                    runs.append([full, len(jsons)])
+                    sql, rtype = known.get(full) or self._statement(full)
+                    current = [sql, rtype, len(jsons)]
+                    runs.append(current)
                     last = full
                 parts += jsons
         rows = json.loads(b"[" + b",".join(parts) + b"]")
         executemany = self.db.executemany
-        statement = self._statement
         at = 0
-        for full, count in runs:
-            sql, rtype = statement(full)
-            cursor = executemany(sql, rows[at : at + count])
+        for sql, rtype, count in runs:
+            if count == 1:
+                cursor = executemany(sql, (rows[at],))
+            else:
+                cursor = executemany(sql, rows[at : at + count])
             at += count
             if rtype != PUT and cursor.rowcount != count:
                 raise _Anomaly("a key was missing")

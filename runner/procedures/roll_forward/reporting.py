@@ -7,6 +7,9 @@ exactly what an uninterrupted one would. Big listings are streamed from SQL.
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -139,62 +142,47 @@ def outputs(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _user_rows(db: sqlite3.Connection, alias: str, logging_id: int, user: str) -> Iterator[Any]:
-    sql = (
-        f"SELECT txn, program, status, coalesce(reason, ''), {_TIME.format(col='begin_us')}, "
-        f"{_TIME.format(col='end_us')}, first_record, end_record, calls, coalesce(detail, '') "
-        f"FROM {alias}.rf_recovery WHERE logging_id = ? AND user = ? ORDER BY first_record"
-    )
-    for row in db.execute(sql, (logging_id, user)):
-        yield {
-            "txn": row[0],
-            "program": row[1],
-            "status": row[2],
-            "reason": row[3],
-            "begin": row[4],
-            "end": row[5] or "-",
-            "first_record": row[6],
-            "end_record": row[7] if row[7] is not None else "-",
-            "calls": row[8],
-            "detail": row[9],
-        }
+def _user_blocks(rows: Iterator[tuple[Any, ...]], per_block: int = 500) -> Iterator[str]:
+    """CSV lines in blocks: the sandboxed template then loops per block, not per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    n = 0
+    for row in rows:
+        writer.writerow(row[1:])
+        n += 1
+        if n == per_block:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            n = 0
+    if n:
+        yield buffer.getvalue()
 
 
 def _users(db: sqlite3.Connection, alias: str, logging_id: int) -> list[dict[str, Any]]:
+    # SQLite takes the bare columns of a max() aggregate from the row holding the max,
+    # so one pass gives each user's last recovered transaction (where to resume).
     rows = db.execute(
         f"""SELECT user, group_concat(DISTINCT program),
                sum(status = 'applied'), sum(status = 'suppressed'), sum(status = 'rolled_back'),
-               max(CASE WHEN status = 'applied' THEN end_record END)
+               max(CASE WHEN status = 'applied' THEN end_record END), txn,
+               {_TIME.format(col="end_us")}, first_record
             FROM {alias}.rf_recovery WHERE logging_id = ? GROUP BY user ORDER BY user""",
         (logging_id,),
     ).fetchall()
-    users = []
-    for user, programs, applied, suppressed, rolled, last_end in rows:
-        resume = None
-        if last_end is not None:
-            resume = db.execute(
-                f"SELECT txn, {_TIME.format(col='end_us')}, first_record, end_record "
-                f"FROM {alias}.rf_recovery WHERE logging_id = ? AND end_record = ?",
-                (logging_id, last_end),
-            ).fetchone()
-        users.append(
-            {
-                "user": user,
-                "programs": programs,
-                "applied": applied,
-                "suppressed": suppressed,
-                "rolled_back": rolled,
-                "resume": {
-                    "txn": resume[0],
-                    "end": resume[1],
-                    "first_record": resume[2],
-                    "end_record": resume[3],
-                }
-                if resume
-                else None,
-            }
-        )
-    return users
+    return [
+        {
+            "user": user,
+            "programs": programs,
+            "applied": applied,
+            "suppressed": suppressed,
+            "rolled_back": rolled,
+            "resume": {"txn": txn, "end": end, "first_record": first, "end_record": last_end}
+            if last_end is not None
+            else None,
+        }
+        for user, programs, applied, suppressed, rolled, last_end, txn, end, first in rows
+    ]
 
 
 def write_user_files(ctx: StepContext, s: dict[str, Any], targets: dict[str, str]) -> list[str]:
@@ -202,7 +190,19 @@ def write_user_files(ctx: StepContext, s: dict[str, Any], targets: dict[str, str
     for name, alias in targets.items():
         if not _has_table(ctx.db, alias):
             continue
-        for info in _users(ctx.db, alias, s["logging_id"]):
+        users = _users(ctx.db, alias, s["logging_id"])
+        # One scan in user order; each report consumes its user's rows from it.
+        scan = ctx.db.execute(
+            f"SELECT user, txn, program, status, coalesce(reason, ''), "
+            f"{_TIME.format(col='begin_us')}, coalesce({_TIME.format(col='end_us')}, '-'), "
+            f"first_record, coalesce(end_record, '-'), calls, coalesce(detail, '') "
+            f"FROM {alias}.rf_recovery WHERE logging_id = ? ORDER BY user, first_record",
+            (s["logging_id"],),
+        )
+        groups = itertools.groupby(scan, key=lambda row: row[0])
+        for info in users:
+            user, rows = next(groups)
+            assert user == info["user"]
             dest = f"{REPORT_DIR}/users/{name}.{_safe(info['user'])}.txt"
             written.append(
                 ctx.report(
@@ -213,7 +213,7 @@ def write_user_files(ctx: StepContext, s: dict[str, Any], targets: dict[str, str
                         "summary": s,
                         "info": info,
                         "reasons": REASON_TEXT,
-                        "rows": _user_rows(ctx.db, alias, s["logging_id"], info["user"]),
+                        "blocks": _user_blocks(rows),
                     },
                 )
             )
