@@ -60,9 +60,21 @@ def _cli(site: Path, playbook: Path) -> tuple[float, int, str]:
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner", "-q", "run", str(playbook), "--site", str(site),
-             "--yes"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "-q",
+                "run",
+                str(playbook),
+                "--site",
+                str(site),
+                "--yes",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
         _pid, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -77,7 +89,7 @@ def _cli(site: Path, playbook: Path) -> tuple[float, int, str]:
 def _step_seconds(site: Path) -> float:
     conn = sqlite3.connect(site / ".recover" / "journal.sqlite")
     try:
-        for table, in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
             if "step_id" in cols and "seconds" in cols:
                 row = conn.execute(
@@ -122,12 +134,12 @@ def _preparse(site: Path, applied: set[int]) -> list[tuple[str, list[list[Any]]]
                     if rtype == m.BEGIN:
                         txn = m.BEGIN_P.unpack_from(payload)[0]
                         if txn in applied:
-                            db_of[txn] = payload[m.BEGIN_P.size:].decode()
+                            db_of[txn] = payload[m.BEGIN_P.size :].decode()
                             buffers[txn] = []
                     elif m.PUT <= rtype <= m.DELETE:
                         txn, dlen = m.CALL_P.unpack_from(payload)
                         if txn in buffers:
-                            buffers[txn].append((rtype, payload[6:6 + dlen], payload[6 + dlen:]))
+                            buffers[txn].append((rtype, payload[6 : 6 + dlen], payload[6 + dlen :]))
                     elif rtype == m.END:
                         txn = m.END_P.unpack_from(payload)[0]
                         for rtype_, desc, raw in buffers.pop(txn, []):
@@ -182,8 +194,18 @@ def _same_content(a: Path, b: Path) -> bool:
 def measure(base: Path, transactions: int, label: str, rows: int) -> dict[str, Any]:
     site = base / f"site-{label}"
     started = time.perf_counter()
-    scenario = build(site, Options(seed=5, transactions=transactions, users=24, files=8,
-                                   concurrency=12, rows_per_table=rows, expected=False))
+    scenario = build(
+        site,
+        Options(
+            seed=5,
+            transactions=transactions,
+            users=24,
+            files=8,
+            concurrency=12,
+            rows_per_table=rows,
+            expected=False,
+        ),
+    )
     built = time.perf_counter() - started
     books = base / "books"
     books.mkdir(exist_ok=True)
@@ -196,19 +218,36 @@ def measure(base: Path, transactions: int, label: str, rows: int) -> dict[str, A
     applied, calls = _applied(site)
     runs = _preparse(site, applied)
     raw = _baseline(site, base / f"raw-{label}", runs)
-    same = all(_same_content(site / "databases" / f"{db}.sqlite", base / f"raw-{label}" / f"{db}.sqlite")
-               for db in DBS)
-    return {"label": label, "records": scenario["records"], "built": built, "wall": wall,
-            "step": step, "rss_kib": rss, "raw": raw, "transactions": len(applied),
-            "calls": calls, "runs": len(runs), "same": same,
-            "log_bytes": sum(p.stat().st_size for p in (site / "logs").iterdir())}
+    same = all(
+        _same_content(site / "databases" / f"{db}.sqlite", base / f"raw-{label}" / f"{db}.sqlite")
+        for db in DBS
+    )
+    return {
+        "label": label,
+        "records": scenario["records"],
+        "built": built,
+        "wall": wall,
+        "step": step,
+        "rss_kib": rss,
+        "raw": raw,
+        "transactions": len(applied),
+        "calls": calls,
+        "runs": len(runs),
+        "same": same,
+        "log_bytes": sum(p.stat().st_size for p in (site / "logs").iterdir()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="size multiplier (1.0 = about 1.1 million log records)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="size multiplier (1.0 = about 1.1 million log records)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the sites in this directory")
     args = parser.parse_args(argv)
     big = max(200, int(200_000 * args.scale))
@@ -223,20 +262,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep is None:
             shutil.rmtree(base, ignore_errors=True)
-    print(f"{'size':<6} {'records':>10} {'log MiB':>8} {'txns':>8} {'calls':>9} {'runs':>8} "
-          f"{'runner s':>9} {'(wall)':>7} {'raw s':>7} {'ratio':>6} {'rec/s':>10} {'peak RSS':>9}")
+    print(
+        f"{'size':<6} {'records':>10} {'log MiB':>8} {'txns':>8} {'calls':>9} {'runs':>8} "
+        f"{'runner s':>9} {'(wall)':>7} {'raw s':>7} {'ratio':>6} {'rec/s':>10} {'peak RSS':>9}"
+    )
     for r in results:
-        print(f"{r['label']:<6} {r['records']:>10,} {r['log_bytes'] / 2**20:>8.1f} "
-              f"{r['transactions']:>8,} {r['calls']:>9,} {r['runs']:>8,} {r['step']:>9.2f} "
-              f"{r['wall']:>7.2f} {r['raw']:>7.2f} {r['step'] / r['raw']:>6.2f} "
-              f"{r['records'] / r['step']:>10,.0f} {r['rss_kib'] / 1024:>7.0f}MB")
+        print(
+            f"{r['label']:<6} {r['records']:>10,} {r['log_bytes'] / 2**20:>8.1f} "
+            f"{r['transactions']:>8,} {r['calls']:>9,} {r['runs']:>8,} {r['step']:>9.2f} "
+            f"{r['wall']:>7.2f} {r['raw']:>7.2f} {r['step'] / r['raw']:>6.2f} "
+            f"{r['records'] / r['step']:>10,.0f} {r['rss_kib'] / 1024:>7.0f}MB"
+        )
     small, large = results
-    print(f"runner/raw (large): {large['step'] / large['raw']:.2f}x (target <= 1.5x); "
-          f"peak RSS large/small: {large['rss_kib'] / small['rss_kib']:.2f} for "
-          f"{large['records'] / small['records']:.1f}x the log; "
-          f"same content as raw: {small['same'] and large['same']}")
-    print("runner s = the recover step's own time from the journal; (wall) adds the "
-          "CLI start-up, check() (headers, whole-file CRCs) and commit")
+    print(
+        f"runner/raw (large): {large['step'] / large['raw']:.2f}x (target <= 1.5x); "
+        f"peak RSS large/small: {large['rss_kib'] / small['rss_kib']:.2f} for "
+        f"{large['records'] / small['records']:.1f}x the log; "
+        f"same content as raw: {small['same'] and large['same']}"
+    )
+    print(
+        "runner s = the recover step's own time from the journal; (wall) adds the "
+        "CLI start-up, check() (headers, whole-file CRCs) and commit"
+    )
     return 0 if small["same"] and large["same"] else 1
 
 

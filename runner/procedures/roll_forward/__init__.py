@@ -52,7 +52,7 @@ def validate_steps(steps: list[StepView]) -> list[Finding]:
 def demo(base_dir: Path) -> list[DemoCase]:
     from runner.procedures.roll_forward.world import Options, build
 
-    site = base_dir / "rollforward"
+    site = base_dir / "site"
     build(site, Options(seed=3, transactions=300))
     return [
         DemoCase(

@@ -122,8 +122,8 @@ class SetFlags(_Databases):
             )
         for name in self.names():
             alias = alias_for(name)
-            flags = read_flags(ctx.db, alias, database_rel(name)).as_dict()
-            changes = {f: v for f, v in wanted.items() if flags[f] != v}
+            current = read_flags(ctx.db, alias, database_rel(name)).as_dict()
+            changes = {f: v for f, v in wanted.items() if current[f] != v}
             if changes:
                 write_flags(ctx.db, alias, changes)
             for flag, value in changes.items():

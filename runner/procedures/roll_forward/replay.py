@@ -23,7 +23,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from runner.engine.action import StepContext
 from runner.errors import MediaError, StepFailed
@@ -368,7 +368,7 @@ class Replay:
         self.pending.append(t)
         self.pending_calls += t.calls
 
-    def _inconsistent(self, seq: int, what: str) -> None:
+    def _inconsistent(self, seq: int, what: str) -> NoReturn:
         raise MediaError(
             f"{self.logset.rel(self.file_no)}: record {seq} is {what}; the log is inconsistent",
             fix="supply intact log files of this cycle",

@@ -396,8 +396,9 @@ def _write_log(
         if not active:
             break
         user = rng.choice(active)
-        plan = user.txn
-        assert plan is not None
+        current = user.txn
+        assert current is not None
+        plan = current
         if user.step < len(plan.calls):
             call(plan, plan.calls[user.step])
             user.step += 1
