@@ -117,13 +117,38 @@ class TxnPlan:
     outcome: str = "open"  # open | committed | rolled_back
 
 
+class KeyPool:
+    """Keys a user owns: O(1) add, remove and random choice (sites can be big)."""
+
+    def __init__(self, keys: list[int]) -> None:
+        self.keys = list(keys)
+        self.index = {k: i for i, k in enumerate(self.keys)}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, key: int) -> None:
+        if key not in self.index:
+            self.index[key] = len(self.keys)
+            self.keys.append(key)
+
+    def discard(self, key: int) -> None:
+        at = self.index.pop(key, None)
+        if at is None:
+            return
+        last = self.keys.pop()
+        if at < len(self.keys):
+            self.keys[at] = last
+            self.index[last] = at
+
+
 @dataclass
 class User:
     index: int
     name: str
     db: str
     program: str
-    owned: dict[str, set[int]] = field(default_factory=dict)
+    owned: dict[str, KeyPool] = field(default_factory=dict)
     next_key: int = 0
     txn: TxnPlan | None = None
     step: int = 0  # records of the current txn emitted (0 = begin pending)
@@ -236,33 +261,39 @@ def _make_users(opt: Options, initial: dict[str, Any]) -> list[User]:
         peers = [j for j in range(opt.users) if dbs[j % len(dbs)] == db]
         share = peers.index(i)
         for table, rows in initial[db].items():
-            user.owned[table] = {k for k in rows if k % len(peers) == share}
+            user.owned[table] = KeyPool([k for k in rows if k % len(peers) == share])
         users.append(user)
     return users
 
 
 def _plan_calls(rng: random.Random, user: User, when: datetime) -> list[Any]:
     calls = []
-    owned_now = {t: set(keys) for t, keys in user.owned.items()}
+    tables = sorted(user.owned)
+    added: dict[str, list[int]] = {t: [] for t in tables}
+    deleted: set[int] = set()
     for _ in range(rng.randint(1, 6)):
-        table = rng.choice(sorted(owned_now))
-        keys = owned_now[table]
+        table = rng.choice(tables)
+        pool, fresh = user.owned[table], added[table]
         roll = rng.random()
         cols = columns(user.db, table)
-        if roll < 0.45 or not keys:
+        key = None
+        if roll >= 0.45 and len(pool) + len(fresh):
+            at = rng.randrange(len(pool) + len(fresh))
+            key = pool.keys[at] if at < len(pool) else fresh[at - len(pool)]
+            if key in deleted:
+                key = None
+        if key is None:
             user.next_key += 1
             key = user.next_key
             calls.append((m.PUT, table, key, cols, make_values(rng, user.db, table, key, when)))
-            keys.add(key)
+            fresh.append(key)
         elif roll < 0.85:
-            key = rng.choice(sorted(keys))
             picked = sorted(rng.sample(cols, rng.randint(1, len(cols))), key=cols.index)
             full = make_values(rng, user.db, table, key, when)
             calls.append((m.UPDATE, table, key, picked, [full[cols.index(c)] for c in picked]))
         else:
-            key = rng.choice(sorted(keys))
             calls.append((m.DELETE, table, key, [], []))
-            keys.discard(key)
+            deleted.add(key)
     return calls
 
 
