@@ -170,11 +170,16 @@ def user_tables(db: sqlite3.Connection, alias: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Statement:
-    """Compiled SQL for one (database, call type, descriptor), or why it cannot run."""
+    """Compiled SQL for one (database, call type, descriptor), or why it cannot run.
+
+    `independent`: calls on different keys of this table commute (no unique index
+    but the key, no trigger, no enforced foreign key), so a batch may group them.
+    """
 
     sql: str | None
     table: str
     problem: str | None = None
+    independent: bool = False
 
 
 class StatementCache:
@@ -184,6 +189,29 @@ class StatementCache:
         self.db = db
         self._tables: dict[tuple[str, str], tuple[str, set[str]] | str] = {}
         self._stmts: dict[tuple[str, int, bytes], Statement] = {}
+        self._independent: dict[tuple[str, str], bool] = {}
+
+    def independent(self, alias: str, table: str) -> bool:
+        """Whether calls on different keys of the table can be applied in any order."""
+        key = (alias, table)
+        if key not in self._independent:
+            db = self.db
+            unique = [
+                r
+                for r in db.execute(f'PRAGMA {alias}.index_list("{table}")')
+                if r[2] and r[3] != "pk"
+            ]
+            triggers = db.execute(
+                f"SELECT count(*) FROM {alias}.sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name = ?",
+                (table,),
+            ).fetchone()[0]
+            fks = (
+                db.execute("PRAGMA foreign_keys").fetchone()[0]
+                and db.execute(f'PRAGMA {alias}.foreign_key_list("{table}")').fetchall()
+            )
+            self._independent[key] = not unique and not triggers and not fks
+        return self._independent[key]
 
     def get(self, alias: str, rtype: int, desc: bytes) -> Statement:
         key = (alias, rtype, desc)
@@ -223,17 +251,18 @@ class StatementCache:
         if bad or len(set(cols)) != len(cols):
             return Statement(None, table, f"table {table} has no column(s) {', '.join(bad)}")
         target = f'{alias}."{table}"'
+        free = self.independent(alias, table)
         if rtype == PUT:
             names = ", ".join(f'"{c}"' for c in (keycol, *cols))
             marks = ", ".join(f"?{i}" for i in range(1, len(cols) + 2))
-            return Statement(f"INSERT INTO {target} ({names}) VALUES ({marks})", table)
+            return Statement(f"INSERT INTO {target} ({names}) VALUES ({marks})", table, None, free)
         if rtype == UPDATE:
             if not cols:
                 return Statement(None, table, "update names no column")
             sets = ", ".join(f'"{c}" = ?{i}' for i, c in enumerate(cols, start=2))
-            return Statement(f'UPDATE {target} SET {sets} WHERE "{keycol}" = ?1', table)
+            return Statement(f'UPDATE {target} SET {sets} WHERE "{keycol}" = ?1', table, None, free)
         if rtype == DELETE:
             if cols:
                 return Statement(None, table, "delete carries values")
-            return Statement(f'DELETE FROM {target} WHERE "{keycol}" = ?1', table)
+            return Statement(f'DELETE FROM {target} WHERE "{keycol}" = ?1', table, None, free)
         return Statement(None, table, f"record type {rtype} is not a call")

@@ -27,6 +27,13 @@ from runner.procedures.roll_forward.world import SCHEMAS, Options, build
     help="users writing concurrently",
 )
 @click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=6,
+    show_default=True,
+    help="transactions open at the same time",
+)
+@click.option(
     "--files",
     type=click.IntRange(1),
     default=4,
@@ -71,6 +78,7 @@ def world(
     seed: int,
     transactions: int,
     users: int,
+    concurrency: int,
     files: int,
     tail: str,
     drop_log_file: int | None,
@@ -86,6 +94,7 @@ def world(
             seed=seed,
             transactions=transactions,
             users=users,
+            concurrency=concurrency,
             files=files,
             tail=tail,
             drop_log_file=drop_log_file,

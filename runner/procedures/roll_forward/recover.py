@@ -103,11 +103,12 @@ class Recover(Action):
             flush_calls=int(self.args.get("batch_calls", 20_000)),
             chunk_records=int(self.args.get("chunk_records", 4096)),
         )
+        first_gap = next(iter(logset.missing()), None)
+        readable = [n for n in sorted(logset.headers) if first_gap is None or n < first_gap]
         ctx.note(
-            "will read log set "
-            + logset.name
-            + ": "
-            + ", ".join(logset.rel(n) for n in sorted(logset.headers))
+            f"will read log set {logset.name}: "
+            + ", ".join(logset.rel(n) for n in readable)
+            + (f"; then it needs {logset.rel(first_gap)}, which is missing" if first_gap else "")
         )
         if ctx.state:
             state = ReplayState.from_dict(dict(ctx.state))
@@ -128,7 +129,8 @@ class Recover(Action):
             message = f"roll forward stopped: {stop.detail}"
             self._abort(ctx, logset, state, message, with_summary=True)
             raise LogFileMissing(
-                message + f"; transactions up to record {state.pos[2] - 1} are applied",
+                message + f"; transactions up to record {state.pos[2] - 1} are applied; "
+                f"supply {stop.needed_file} and run again to continue from there",
                 fix=f"supply {stop.needed_file} and run again: it continues from there",
             )
         self._finish(ctx, logset, state, stop.kind)

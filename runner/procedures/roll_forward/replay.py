@@ -102,6 +102,22 @@ class Txn:
         self.end_us: int | None = None
 
 
+def _norm(value: Any) -> Any:
+    """A row key as SQLite would compare it, erring towards "same row" (only ever safe).
+
+    1, 1.0, True and "1" can all name rowid 1; anything unhashable is left to fail.
+    """
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if number == number and abs(number) != float("inf") else value
+    if isinstance(value, (int, float)):
+        return float(value) if value == value else repr(value)
+    return value
+
+
 class _Anomaly(Exception):
     """A batch cannot be applied optimistically; replay it carefully."""
 
@@ -158,7 +174,7 @@ class Replay:
         self.opt = options
         self.aliases = state.targets  # database name -> alias
         self.stmts = StatementCache(ctx.db)
-        self._sql: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self._sql: dict[tuple[Any, ...], tuple[str, int, str, bool]] = {}
         self.open: dict[int, Txn] = {}
         self.others: dict[int, list[Any]] = {}  # other databases' open txns -> begin position
         self.pending: list[Txn] = []
@@ -419,6 +435,9 @@ class Replay:
             self._apply_fast(txns)
         except (
             _Anomaly,
+            TypeError,
+            KeyError,
+            IndexError,
             sqlite3.IntegrityError,
             sqlite3.InterfaceError,
             sqlite3.ProgrammingError,
@@ -436,45 +455,78 @@ class Replay:
             self._row(t, "applied", None, None)
 
     def _apply_fast(self, txns: list[Txn]) -> None:
-        """All calls of `txns` with one JSON parse and one executemany per run."""
+        """All calls of `txns`, one JSON parse, grouped into as few executemany as allowed.
+
+        Calls are put in waves: a call goes one wave after the previous call on the
+        same row (or into the same wave and group when that call used the same
+        statement), so every row sees its calls in log order while calls on
+        different rows, which commute, share one executemany per statement. Each
+        call therefore meets exactly the row state it would in strict order, and
+        fails exactly when it would: any failure sends the batch to the careful path.
+        """
+        fulls: list[tuple[Any, ...]] = []
         parts: list[bytes] = []
-        runs: list[list[Any]] = []  # [sql, type, count]
-        last: tuple[Any, ...] | None = None
-        known = self._sql
-        current: list[Any] = []
         for t in txns:
             alias = t.alias
             assert t.runs is not None
             for key, jsons in t.runs:
-                full = (alias, key)
-                if full == last:
-                    current[2] += len(jsons)
-                else:
-                    sql, rtype = known.get(full) or self._statement(full)
-                    current = [sql, rtype, len(jsons)]
-                    runs.append(current)
-                    last = full
+                fulls += [(alias, key)] * len(jsons)
                 parts += jsons
         rows = json.loads(b"[" + b",".join(parts) + b"]")
-        executemany = self.db.executemany
-        at = 0
-        for sql, rtype, count in runs:
-            if count == 1:
-                cursor = executemany(sql, (rows[at],))
+        known = self._sql
+        statement = self._statement
+        waves: list[dict[tuple[Any, ...], list[Any]]] = [{}]
+        last: dict[tuple[Any, ...], tuple[int, tuple[Any, ...]]] = {}
+        for full, row in zip(fulls, rows, strict=True):
+            info = known.get(full) or statement(full)
+            if not info[3]:
+                # a table where order matters: strict log order for the whole batch
+                self._apply_in_order(fulls, rows)
+                return
+            value = row[0]
+            rowkey = (full[0], info[2], value if type(value) is int else _norm(value))
+            prev = last.get(rowkey)
+            if prev is None:
+                wave = 0
+            elif prev[1] == full:
+                wave = prev[0]
             else:
-                cursor = executemany(sql, rows[at : at + count])
-            at += count
-            if rtype != PUT and cursor.rowcount != count:
-                raise _Anomaly("a key was missing")
+                wave = prev[0] + 1
+                if wave == len(waves):
+                    waves.append({})
+            last[rowkey] = (wave, full)
+            group = waves[wave].get(full)
+            if group is None:
+                waves[wave][full] = [row]
+            else:
+                group.append(row)
+        executemany = self.db.executemany
+        for wave_groups in waves:
+            for full, group in wave_groups.items():
+                sql, rtype, _table, _free = known[full]
+                cursor = executemany(sql, group)
+                if rtype != PUT and cursor.rowcount != len(group):
+                    raise _Anomaly("a key was missing")
 
-    def _statement(self, full: tuple[Any, ...]) -> tuple[str, int]:
+    def _apply_in_order(self, fulls: list[tuple[Any, ...]], rows: list[Any]) -> None:
+        executemany = self.db.executemany
+        start = 0
+        for i in range(1, len(fulls) + 1):
+            if i == len(fulls) or fulls[i] != fulls[start]:
+                sql, rtype, _table, _free = self._statement(fulls[start])
+                cursor = executemany(sql, rows[start:i])
+                if rtype != PUT and cursor.rowcount != i - start:
+                    raise _Anomaly("a key was missing")
+                start = i
+
+    def _statement(self, full: tuple[Any, ...]) -> tuple[str, int, str, bool]:
         known = self._sql.get(full)
         if known is None:
             alias, (rtype, desc) = full
             stmt = self.stmts.get(alias, rtype, desc)
             if stmt.sql is None:
                 raise _Anomaly(stmt.problem)
-            known = self._sql[full] = (stmt.sql, rtype)
+            known = self._sql[full] = (stmt.sql, rtype, stmt.table, stmt.independent)
         return known
 
     def _apply_careful(self, t: Txn) -> None:

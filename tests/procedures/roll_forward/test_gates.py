@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.procedures.roll_forward.conftest import (
+    PLAYBOOK,
     DEFAULT_DBS,
     PREPARE,
     assert_matches,
@@ -249,3 +250,25 @@ def test_damaged_databases_are_kept(make_site) -> None:
         kept = site / "damaged" / f"{db}.20260106T090000.sqlite"
         assert user_tables(kept) == damaged[db]
         assert damaged[db] != user_tables(site / "databases" / f"{db}.sqlite")
+
+
+def test_plan_reports_a_refusal_without_changing_anything(make_site, tmp_path: Path) -> None:
+    site = make_site(seed=38, mismatch_stamp="sales")
+    before = snapshot(site)
+    out = tmp_path / "plan.json"
+    result = invoke("plan", str(PLAYBOOK), "--site", str(site), "-o", str(out))
+    assert result.exit_code == 3, result.output
+    assert snapshot(site) == before
+    import json
+
+    step = next(s for s in json.loads(out.read_text())["steps"] if s["id"] == "recover")
+    assert step["status"] == "refused" and "do not correspond" in step["error"]
+
+
+def test_plan_names_the_missing_file(make_site, tmp_path: Path) -> None:
+    site = make_site(seed=39, drop_log_file=3)
+    before = snapshot(site)
+    result = invoke("plan", str(PLAYBOOK), "--site", str(site))
+    assert result.exit_code == 1
+    assert "supply logs/dblog.3.log" in result.output
+    assert snapshot(site) == before
