@@ -121,6 +121,7 @@ class Recover(Action):
             stop = replay.run()
         except MediaError as exc:
             # The engine rolls back to the last checkpoint: report what that holds.
+            replay.keep_last_record()
             committed = ReplayState.from_dict(dict(ctx.state)) if ctx.state else state
             committed.last_txn_record = state.last_txn_record
             self._abort(ctx, logset, committed, exc.message, with_summary=False)

@@ -21,9 +21,10 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from runner.engine.action import StepContext
 from runner.errors import MediaError, StepFailed
@@ -42,14 +43,17 @@ from runner.procedures.roll_forward.media import (
     END,
     END_P,
     IDENTITY,
+    MAX_PAYLOAD,
     PUT,
+    RECORD,
+    RECORD_SIZE,
     ROLLBACK,
     SWITCH,
     SWITCH_P,
     TIME,
     TIME_P,
     TYPE_NAMES,
-    Chunk,
+    Damage,
     iso_us,
     iter_chunks,
     parse_identity,
@@ -57,6 +61,7 @@ from runner.procedures.roll_forward.media import (
 )
 
 STATE_VERSION = 1
+CHUNK_BYTES = 1 << 20
 MAX_SUPPRESSED_KEYS = 20_000
 
 
@@ -80,8 +85,9 @@ class Txn:
         "end_us",
         "file_no",
         "first_seq",
+        "jsons",
+        "keys",
         "offset",
-        "runs",
         "session",
         "txn",
     )
@@ -96,7 +102,9 @@ class Txn:
         self.first_seq = seq
         self.file_no = file_no
         self.offset = off
-        self.runs: list[list[Any]] | None = []  # [[(type, descriptor), [json, ...]], ...]
+        # per call: (alias, type, descriptor) and the raw JSON values; None once spilled
+        self.keys: list[tuple[str, int, bytes]] | None = []
+        self.jsons: list[bytes] = []
         self.calls = 0
         self.end_seq: int | None = None
         self.end_us: int | None = None
@@ -186,6 +194,9 @@ class Replay:
         self.stop: Stop | None = None
         self.since_checkpoint = 0
         self.file_no = int(state.pos[0])
+        self.offset = int(state.pos[1])
+        self._who: dict[int, tuple[str, str]] = {}
+        self._last: tuple[Any, ...] | None = None
         self.suppressed: dict[tuple[str, str, str], tuple[int, str]] = {
             (a, t, k): (int(n), r) for a, t, k, n, r in state.suppressed_keys
         }
@@ -193,17 +204,13 @@ class Replay:
     # -- the main loop -----------------------------------------------------
     def run(self) -> Stop:
         start = self.st.rescan or self.st.pos
-        for chunk in self.ctx.progress(self._chunks(start), None, "log records"):
-            self._process(chunk)
+        for _count in self.ctx.progress(self._scan(start), None, "log records"):
             if self.stop is not None:
-                break
-            if chunk.damage is not None:
-                self._damaged(chunk)
                 break
             if self.switch_to is not None:
                 self.st.pos = [self.switch_to, 0, self.seq]
-            elif chunk.records:
-                self.st.pos = [chunk.file_no, chunk.end_offset, self.seq]
+            else:
+                self.st.pos = [self.file_no, self.offset, self.seq]
             if self.pending_calls >= self.opt.flush_calls:
                 self._flush()
             if self.since_checkpoint >= self.opt.checkpoint_records:
@@ -217,21 +224,22 @@ class Replay:
         self.st.pos = [self.file_no, 0, self.seq]  # finished: only the record count matters
         self._suppress_open()
         self._write_rows()
+        self.keep_last_record()
         self.st.stop = {"kind": self.stop.kind, "detail": self.stop.detail}
         return self.stop
 
-    def _chunks(self, start: list[Any]) -> Iterator[Chunk]:
+    def _scan(self, start: list[Any]) -> Iterator[int]:
+        """The files of the set from `start`, following switch records."""
         file_no, offset, seq = int(start[0]), int(start[1]), int(start[2])
         while True:
+            rel = self.logset.rel(file_no)
             if file_no not in self.logset.headers:
-                rel = self.logset.rel(file_no)
                 self.stop = Stop(
                     "missing_file",
                     f"the log continues in {rel}, which is not in logs/",
                     needed_file=rel,
                 )
                 return
-            rel = self.logset.rel(file_no)
             self.file_no = file_no
             if file_no not in self.st.files_read:
                 self.st.files_read.append(file_no)
@@ -246,93 +254,162 @@ class Replay:
                             fix=f"supply the right {rel}",
                         )
                 verify = file_no == self.logset.last_file
-                for chunk in iter_chunks(
-                    handle,
-                    file_no,
-                    offset,
-                    seq,
-                    verify=verify,
-                    max_records=self.opt.chunk_records,
-                ):
-                    yield chunk
-                    if self.stop is not None or chunk.damage is not None:
-                        return
-            if self.switch_to is None:
-                return  # end of the log
+                yield from self._scan_file(handle, file_no, offset, seq, verify)
+            if self.stop is not None or self.switch_to is None:
+                return  # stopped, damaged, or the end of the log
             file_no, offset, seq = self.switch_to, 0, self.seq
             self.switch_to = None
 
-    # -- records -----------------------------------------------------------
-    def _process(self, chunk: Chunk) -> None:
-        records = chunk.records
-        if not records:
-            return
-        resume = self.resume_seq
+    def _scan_file(
+        self, handle: BinaryIO, file_no: int, offset: int, seq: int, verify: bool
+    ) -> Iterator[int]:
+        """Frame and process one file's records; yields after each chunk of them.
+
+        The framing is media.iter_chunks' (same checks, same Damage), fused with
+        the processing of call records because this loop runs once per record of
+        the whole log and dominates the replay's time.
+        """
+        handle.seek(offset)
+        buf = b""
+        pos = 0
+        base = offset  # file offset of buf[0]
+        eof = False
+        need = 0
+        unpack = RECORD.unpack_from
+        unpack_call = CALL_P.unpack_from
+        crc32 = zlib.crc32
         opened = self.open
         others = self.others
         spill = self.opt.spill_calls
-        unpack_call = CALL_P.unpack_from
-        counted = 0
-        for seq, rtype, payload, off in records:
-            if PUT <= rtype <= DELETE:
-                txn, dlen = unpack_call(payload)
-                t = opened.get(txn)
-                if t is None:
-                    if txn in others or seq < resume:
-                        continue
-                    self._inconsistent(
-                        seq, f"a {TYPE_NAMES[rtype]} for transaction {txn} that has no begin record"
-                    )
-                t.calls += 1
-                runs = t.runs
-                if runs is None:
-                    continue
-                key = (rtype, payload[6 : 6 + dlen])
-                if runs and runs[-1][0] == key:
-                    runs[-1][1].append(payload[6 + dlen :])
+        resume = self.resume_seq
+        limit = self.opt.chunk_records
+        while True:
+            if not eof and (need or len(buf) - pos < CHUNK_BYTES):
+                more = handle.read(max(CHUNK_BYTES, need))
+                if more:
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
                 else:
-                    runs.append([key, [payload[6 + dlen :]]])
-                if t.calls > spill:
-                    t.runs = None  # re-read from its begin when it ends
-                continue
-            if rtype in (BEGIN, END, ROLLBACK, TIME):
-                moment = (
-                    BEGIN_P.unpack_from(payload)[2]
-                    if rtype == BEGIN
-                    else TIME_P.unpack_from(payload)[0]
-                    if rtype == TIME
-                    else END_P.unpack_from(payload)[1]
-                )
-                if self.opt.stop_us is not None and moment > self.opt.stop_us:
-                    self.stop = Stop(
-                        "stop_time",
-                        f"record {seq} is from {iso_us(moment)}, after the stop time "
-                        f"{iso_us(self.opt.stop_us)}",
-                    )
-                    counted = seq - records[0][0]
+                    eof = True
+            need = 0
+            n = len(buf)
+            first = seq
+            damage = None
+            count = 0
+            while count < limit:
+                if n - pos < RECORD_SIZE:
+                    if n > pos:
+                        if eof:
+                            damage = Damage(base + pos, seq, "truncated")
+                        else:
+                            need = RECORD_SIZE
                     break
-                if seq >= resume:
-                    if self.st.first_us is None:
-                        self.st.first_us = moment
-                    self.st.last_us = moment
-                if rtype == BEGIN:
-                    self._begin(seq, payload, chunk.file_no, off)
-                elif rtype != TIME:
-                    self._end(seq, rtype, payload)
-            elif rtype == IDENTITY:
-                session, user, program, pid = parse_identity(payload)
-                self.st.sessions[str(session)] = [user, program, pid]
-            elif rtype == SWITCH:
-                self.switch_to = SWITCH_P.unpack_from(payload)[0]
-            elif rtype != CYCLE_START:
-                self._inconsistent(seq, f"a record of unknown type {rtype}")
-        else:
-            counted = len(records)
-        self.seq = records[0][0] + counted
-        first = records[0][0]
-        new = counted - max(0, min(counted, resume - first))
-        self.st.records += new
-        self.since_checkpoint += new
+                crc, length, rseq, rtype = unpack(buf, pos)
+                if length > MAX_PAYLOAD:
+                    damage = Damage(base + pos, seq, "length")
+                    break
+                end = pos + RECORD_SIZE + length
+                if end > n:
+                    if eof:
+                        damage = Damage(base + pos, seq, "truncated")
+                    else:
+                        need = end - n
+                    break
+                if verify and crc32(buf[pos + 4 : end]) != crc:
+                    damage = Damage(base + pos, seq, "checksum")
+                    break
+                if rseq != seq:
+                    damage = Damage(base + pos, seq, "sequence")
+                    break
+                if PUT <= rtype <= DELETE:
+                    txn, dlen = unpack_call(buf, pos + RECORD_SIZE)
+                    t = opened.get(txn)
+                    if t is not None:
+                        t.calls += 1
+                        keys = t.keys
+                        if keys is not None:
+                            cut = pos + RECORD_SIZE + 6 + dlen
+                            keys.append((t.alias, rtype, buf[cut - dlen : cut]))
+                            t.jsons.append(buf[cut:end])
+                            if t.calls > spill:
+                                t.keys = None  # re-read from its begin when it ends
+                                t.jsons = []
+                    elif txn not in others and seq >= resume:
+                        self._inconsistent(
+                            seq,
+                            f"a {TYPE_NAMES[rtype]} for transaction {txn} that has no begin record",
+                        )
+                else:
+                    self._record(seq, rtype, buf[pos + RECORD_SIZE : end], file_no, base + pos)
+                    if self.stop is not None:
+                        break
+                seq += 1
+                pos = end
+                count += 1
+            self.seq = seq
+            self.offset = base + pos
+            new = count - max(0, min(count, resume - first))
+            self.st.records += new
+            self.since_checkpoint += new
+            if damage is not None:
+                self._damaged(file_no, damage)
+                return
+            if self.stop is not None:
+                return
+            finished = eof and pos >= n
+            if count or finished:
+                yield count
+            if finished:
+                return
+
+    # -- records -----------------------------------------------------------
+    def _record(self, seq: int, rtype: int, payload: bytes, file_no: int, off: int) -> None:
+        """Every record but a call (those are handled inline in _scan_file)."""
+        if rtype in (BEGIN, END, ROLLBACK, TIME):
+            moment = (
+                BEGIN_P.unpack_from(payload)[2]
+                if rtype == BEGIN
+                else TIME_P.unpack_from(payload)[0]
+                if rtype == TIME
+                else END_P.unpack_from(payload)[1]
+            )
+            if self.opt.stop_us is not None and moment > self.opt.stop_us:
+                self.stop = Stop(
+                    "stop_time",
+                    f"record {seq} is from {iso_us(moment)}, after the stop time "
+                    f"{iso_us(self.opt.stop_us)}",
+                )
+                return
+            if seq >= self.resume_seq:
+                if self.st.first_us is None:
+                    self.st.first_us = moment
+                self.st.last_us = moment
+            if rtype == BEGIN:
+                self._begin(seq, payload, file_no, off)
+            elif rtype != TIME:
+                self._end(seq, rtype, payload)
+        elif rtype == IDENTITY:
+            session, user, program, pid = parse_identity(payload)
+            self.st.sessions[str(session)] = [user, program, pid]
+            self._who[session] = (user, program)
+        elif rtype == SWITCH:
+            self.switch_to = SWITCH_P.unpack_from(payload)[0]
+        elif rtype != CYCLE_START:
+            self._inconsistent(seq, f"a record of unknown type {rtype}")
+
+    def keep_last_record(self) -> None:
+        """The last transaction record read, kept in the state (for the abort message)."""
+        if self._last is not None:
+            seq, kind, txn, session, moment, file_no = self._last
+            self.st.last_txn_record = {
+                "seq": seq,
+                "type": kind,
+                "txn": txn,
+                "session": session,
+                "time_us": moment,
+                "file": file_no,
+            }
 
     def _begin(self, seq: int, payload: bytes, file_no: int, off: int) -> None:
         txn, session, moment = BEGIN_P.unpack_from(payload)
@@ -343,14 +420,7 @@ class Replay:
         else:
             self.open[txn] = Txn(txn, session, alias, moment, seq, file_no, off)
         if seq >= self.resume_seq:
-            self.st.last_txn_record = {
-                "seq": seq,
-                "type": "begin",
-                "txn": txn,
-                "session": session,
-                "time_us": moment,
-                "file": file_no,
-            }
+            self._last = (seq, "begin", txn, session, moment, file_no)
 
     def _end(self, seq: int, rtype: int, payload: bytes) -> None:
         txn, moment = END_P.unpack_from(payload)
@@ -365,19 +435,12 @@ class Replay:
             self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
         if seq < self.resume_seq:
             return  # applied (or settled) before the checkpoint we resumed from
-        self.st.last_txn_record = {
-            "seq": seq,
-            "type": TYPE_NAMES[rtype],
-            "txn": txn,
-            "session": t.session,
-            "time_us": moment,
-            "file": self.file_no,
-        }
+        self._last = (seq, TYPE_NAMES[rtype], txn, t.session, moment, self.file_no)
         t.end_seq, t.end_us = seq, moment
         if rtype == ROLLBACK:
             self._row(t, "rolled_back", None, "rolled back by its program")
             return
-        if t.runs is None:
+        if t.keys is None:
             self._flush()
             self._apply_spilled(t)
             return
@@ -390,10 +453,8 @@ class Replay:
             fix="supply intact log files of this cycle",
         )
 
-    def _damaged(self, chunk: Chunk) -> None:
-        damage = chunk.damage
-        assert damage is not None
-        rel = self.logset.rel(chunk.file_no)
+    def _damaged(self, file_no: int, damage: Damage) -> None:
+        rel = self.logset.rel(file_no)
         what = {
             "checksum": "a checksum error",
             "sequence": "a sequence-number error",
@@ -404,7 +465,7 @@ class Replay:
             f"{rel}: {what} at byte {damage.offset} (record {damage.seq}); "
             "treated as the end of the log"
         )
-        later = [n for n in self.logset.headers if n > chunk.file_no]
+        later = [n for n in self.logset.headers if n > file_no]
         if later:
             message += f" (files {later} of the set are not read)"
         self.st.warnings.append(message)
@@ -424,7 +485,7 @@ class Replay:
         self.pending_calls = 0
 
     def _apply_group(self, txns: list[Txn]) -> None:
-        """Optimistically in one savepoint; on trouble, halve until the culprit is alone."""
+        """Optimistically in one savepoint; on trouble, split until the culprit is alone."""
         if len(txns) <= 2:
             for t in txns:
                 self._apply_careful(t)
@@ -446,9 +507,11 @@ class Replay:
         ):
             db.execute("ROLLBACK TO rf_batch")
             db.execute("RELEASE rf_batch")
-            middle = len(txns) // 2
-            self._apply_group(txns[:middle])
-            self._apply_group(txns[middle:])
+            # Eight parts, in order: only the part holding the culprit is tried again,
+            # so a failure costs about one extra pass over the batch, not two.
+            step = -(-len(txns) // 8)
+            for at in range(0, len(txns), step):
+                self._apply_group(txns[at : at + step])
             return
         db.execute("RELEASE rf_batch")
         for t in txns:
@@ -467,11 +530,9 @@ class Replay:
         fulls: list[tuple[Any, ...]] = []
         parts: list[bytes] = []
         for t in txns:
-            alias = t.alias
-            assert t.runs is not None
-            for key, jsons in t.runs:
-                fulls += [(alias, key)] * len(jsons)
-                parts += jsons
+            assert t.keys is not None
+            fulls += t.keys
+            parts += t.jsons
         rows = json.loads(b"[" + b",".join(parts) + b"]")
         known = self._sql
         statement = self._statement
@@ -484,7 +545,7 @@ class Replay:
                 self._apply_in_order(fulls, rows)
                 return
             value = row[0]
-            rowkey = (full[0], info[2], value if type(value) is int else _norm(value))
+            rowkey = (info[2], value if type(value) is int else _norm(value))
             prev = last.get(rowkey)
             if prev is None:
                 wave = 0
@@ -522,16 +583,17 @@ class Replay:
     def _statement(self, full: tuple[Any, ...]) -> tuple[str, int, str, bool]:
         known = self._sql.get(full)
         if known is None:
-            alias, (rtype, desc) = full
+            alias, rtype, desc = full
             stmt = self.stmts.get(alias, rtype, desc)
             if stmt.sql is None:
                 raise _Anomaly(stmt.problem)
-            known = self._sql[full] = (stmt.sql, rtype, stmt.table, stmt.independent)
+            table = f"{alias}.{stmt.table}"
+            known = self._sql[full] = (stmt.sql, rtype, table, stmt.independent)
         return known
 
     def _apply_careful(self, t: Txn) -> None:
-        assert t.runs is not None
-        calls = ((rtype, desc, raw) for (rtype, desc), jsons in t.runs for raw in jsons)
+        assert t.keys is not None
+        calls = ((rtype, desc, raw) for (_a, rtype, desc), raw in zip(t.keys, t.jsons, strict=True))
         self._apply_calls(t, calls)
 
     def _apply_calls(self, t: Txn, calls: Iterator[tuple[int, bytes, bytes]]) -> None:
@@ -609,34 +671,32 @@ class Replay:
             return f"it depends on transaction {known[0]}, which was suppressed ({known[1]})"
         assert t.end_seq is not None
         for other in self.open.values():
-            if other.alias != t.alias or other.first_seq > t.end_seq or other.runs is None:
+            if other.alias != t.alias or other.first_seq > t.end_seq or other.keys is None:
                 continue
-            for (_rtype, desc), jsons in other.runs:
+            for (_a, _rtype, desc), raw in zip(other.keys, other.jsons, strict=True):
                 if not desc.startswith(table.encode() + b"("):
                     continue
-                for raw in jsons:
-                    try:
-                        if json.dumps(json.loads(raw)[0]) == key:
-                            return (
-                                f"it depends on transaction {other.txn}, which had not "
-                                "completed when this one ended"
-                            )
-                    except (ValueError, IndexError, TypeError):
-                        continue
+                try:
+                    if json.dumps(json.loads(raw)[0]) == key:
+                        return (
+                            f"it depends on transaction {other.txn}, which had not "
+                            "completed when this one ended"
+                        )
+                except (ValueError, IndexError, TypeError, KeyError):
+                    continue
         return None
 
     def _remember_keys(self, t: Txn, reason: str) -> None:
-        if t.runs is None or len(self.suppressed) >= MAX_SUPPRESSED_KEYS:
+        if t.keys is None or len(self.suppressed) >= MAX_SUPPRESSED_KEYS:
             return
-        for (_rtype, desc), jsons in t.runs:
+        for (_a, _rtype, desc), raw in zip(t.keys, t.jsons, strict=True):
             table = desc.split(b"(", 1)[0].decode("ascii", "replace")
-            for raw in jsons:
-                try:
-                    key = json.dumps(json.loads(raw)[0])
-                except (ValueError, IndexError, TypeError):
-                    continue
-                self.suppressed[(t.alias, table, key)] = (t.txn, reason)
-                self.st.suppressed_keys.append([t.alias, table, key, t.txn, reason])
+            try:
+                key = json.dumps(json.loads(raw)[0])
+            except (ValueError, IndexError, TypeError, KeyError):
+                continue
+            self.suppressed[(t.alias, table, key)] = (t.txn, reason)
+            self.st.suppressed_keys.append([t.alias, table, key, t.txn, reason])
 
     def _apply_spilled(self, t: Txn) -> None:
         """A transaction too big to buffer: stream its calls again from its BEGIN."""
@@ -669,7 +729,11 @@ class Replay:
 
     # -- outcomes ----------------------------------------------------------
     def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
-        user, program, _pid = self.st.sessions.get(str(t.session), ["?", "?", 0])
+        who = self._who.get(t.session)
+        if who is None:
+            user, program, _pid = self.st.sessions.get(str(t.session), ["?", "?", 0])
+            who = self._who[t.session] = (user, program)
+        user, program = who
         self.rows.setdefault(t.alias, []).append(
             (
                 self.logset.logging_id,
@@ -734,6 +798,7 @@ class Replay:
         for alias in self.aliases.values():
             write_flags(self.db, alias, {"rolled_forward_to": self.seq - 1})
         self.since_checkpoint = 0
+        self.keep_last_record()
         self.ctx.checkpoint(copy.deepcopy(self.st.as_dict()))
 
 
