@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
 
 from tests.procedures.roll_forward.conftest import (
-    PLAYBOOK,
     DEFAULT_DBS,
+    PLAYBOOK,
     PREPARE,
     assert_matches,
     flags,
@@ -259,8 +260,6 @@ def test_plan_reports_a_refusal_without_changing_anything(make_site, tmp_path: P
     result = invoke("plan", str(PLAYBOOK), "--site", str(site), "-o", str(out))
     assert result.exit_code == 3, result.output
     assert snapshot(site) == before
-    import json
-
     step = next(s for s in json.loads(out.read_text())["steps"] if s["id"] == "recover")
     assert step["status"] == "refused" and "do not correspond" in step["error"]
 
