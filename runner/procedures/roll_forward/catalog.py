@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS {schema}rf_recovery (
     end_record INTEGER,
     calls INTEGER NOT NULL,
     PRIMARY KEY (logging_id, txn)
-)
+) WITHOUT ROWID
 """
 
 RECOVERY_INSERT = (
