@@ -271,3 +271,61 @@ def test_plan_names_the_missing_file(make_site, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "supply logs/dblog.3.log" in result.output
     assert snapshot(site) == before
+
+
+def test_a_database_changed_since_its_backup_is_not_rolled_forward(
+    make_site, tmp_path: Path
+) -> None:
+    site = make_site(seed=40)
+    book = write_playbook(
+        tmp_path / "norestore.yaml",
+        """
+  - id: close
+    action: rollforward.set_flags
+    args: {databases: [sales, stock, staff], access: disabled, recovery: enabled}
+"""
+        + recover_step(),
+    )
+    before = {db: user_tables(site / "databases" / f"{db}.sqlite") for db in DEFAULT_DBS}
+    result = run_playbook(site, playbook=book)
+    assert result.exit_code == 3, result.output
+    assert "modified after its backup copy was taken" in result.output
+    assert "restore it from its backup copy first" in result.output
+    assert before == {db: user_tables(site / "databases" / f"{db}.sqlite") for db in DEFAULT_DBS}
+
+
+def test_clearing_must_recover_by_hand_needs_a_confirmation(make_site, tmp_path: Path) -> None:
+    site = make_site(seed=42)
+    prepare(site, tmp_path)
+    book = write_playbook(
+        tmp_path / "clear.yaml",
+        """
+  - id: clear
+    action: rollforward.set_flags
+    args: {databases: [stock], must_recover: disabled}
+""",
+    )
+    result = run_playbook(site, playbook=book)
+    assert result.exit_code == 3 and "rollforward-clear-must-recover" in result.output
+    assert flags(site, "stock")["must_recover"] == "enabled"
+    result = invoke(
+        "run",
+        str(book),
+        "--site",
+        str(site),
+        "--yes",
+        "--confirm",
+        "rollforward-clear-must-recover",
+        "--new-run",
+    )
+    assert result.exit_code == 0, result.output
+    assert flags(site, "stock")["must_recover"] == "disabled"
+
+
+def test_hostile_database_names_are_rejected(make_site) -> None:
+    site = make_site(seed=43)
+    before = snapshot(site)
+    for bad in ("[../../etc]", "[sales, 'a b']", "sales"):
+        result = run_playbook(site, f"databases={bad}")
+        assert result.exit_code in (1, 2), result.output
+    assert snapshot(site) == before
