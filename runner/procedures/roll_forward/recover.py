@@ -138,6 +138,14 @@ class Recover(Action):
 
     def _start(self, ctx: StepContext, logset: LogSet) -> ReplayState:
         """The gates of a fresh roll forward; returns the initial state."""
+        stop_us = parse_stop(self.args.get("stop_at"))
+        if stop_us is not None and stop_us < logset.cycle.started_us:
+            raise StepFailed(
+                f"stop_at {self.args['stop_at']} is before the start of logging cycle "
+                f"{logset.logging_id} ({iso_us(logset.cycle.started_us)}): the backup copies "
+                "are already later than that point in time",
+                fix="give a stop time inside the cycle, or restore an older backup with its log",
+            )
         names = self.names()
         flags = {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
         self._gate_access(ctx, names)

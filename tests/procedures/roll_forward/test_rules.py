@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.errors import SafetyRefusal
+from runner.errors import RecoverError, SafetyRefusal
 from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
 from runner.procedures.roll_forward.recover import Recover
@@ -164,3 +164,10 @@ def test_stop_time_is_inclusive_and_nothing_after_is_applied(tmp_path: Path) -> 
     assert _items(root)[0] == (1, "a", 3)
     assert ctx.outputs["applied"] == 3 and ctx.outputs["ended_by"] == "stop_time"
     assert ctx.outputs["last_time"] == stop
+
+
+def test_stop_time_before_the_cycle_is_refused(tmp_path: Path) -> None:
+    root = _site(tmp_path / "s", [(1, [(m.UPDATE, 1, ["qty"], [3])], True)])
+    with pytest.raises(RecoverError, match="before the start of logging cycle"):
+        run_action(Recover({**ARGS, "stop_at": (T0 - timedelta(hours=1)).isoformat()}), root)
+    assert _items(root) == [(1, "a", 1), (2, "b", 2)]
