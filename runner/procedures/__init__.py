@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
     from runner.engine.action import Action, Finding, StepView
 
-_MODULES: tuple[str, ...] = ("runner.procedures.archive_volume",)
+_MODULES: tuple[str, ...] = (
+    "runner.procedures.archive_volume",
+    "runner.procedures.roll_forward",
+)
 
 
 def _module_names() -> tuple[str, ...]:
