@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
     from runner.engine.action import Action, Finding, StepView
 
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = (
+    "runner.procedures.keyed_file",
+)
 
 
 def _module_names() -> tuple[str, ...]:
