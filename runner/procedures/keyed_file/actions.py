@@ -255,6 +255,12 @@ class Repair(KeyedAction):
             fs_eof_reset=f.fs_eof_reset,
             key_eof_reset=f.key_eof_reset,
             valid_records=f.valid_records,
+            fs_eof=f.fs_eof,
+            keyed_eof=f.keyed_eof,
+            key_eof=f.key_eof,
+            key_eof_after=f.key_eof_after,
+            keys_before=[k.tree_keys for k in f.keys],
+            dangling_per_key=[k.dangling for k in f.keys],
             key_counts=[k.keys_after for k in f.keys],
         )
 

@@ -45,6 +45,11 @@ def _damage(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     help=f"Crash damage to leave: {', '.join(DAMAGE_KINDS)} or all; repeat or "
     "comma-separate to combine.",
 )
+@click.option(
+    "--key-lengths",
+    metavar="N,N,...",
+    help="Bytes per key, comma-separated [default: 10,12,8,...].",
+)
 @click.option("--name", default="customers", show_default=True, help="File name stem.")
 @click.option("--record-length", type=int, help="Record payload bytes [default: keys + 16, >= 64].")
 @click.option(
@@ -71,6 +76,7 @@ def world(
     records: int,
     keys: int,
     damage: tuple[str, ...],
+    key_lengths: str | None,
     name: str,
     record_length: int | None,
     sectors_per_block: int,
@@ -92,7 +98,14 @@ def world(
     """
     if not 1 <= fill_percent <= 100 or not 0 <= deleted_percent <= 100:
         raise click.BadParameter("percentages must be within 0..100")
+    try:
+        lengths = tuple(int(x) for x in key_lengths.split(",")) if key_lengths else ()
+    except ValueError:
+        raise click.BadParameter(
+            "give whole numbers, e.g. 42,42", param_hint="--key-lengths"
+        ) from None
     spec = WorldSpec(
+        key_lengths=lengths,
         records=records,
         keys=keys,
         damage=damage,
