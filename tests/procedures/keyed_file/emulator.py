@@ -64,8 +64,9 @@ class LiveFile:
         for i, length in enumerate(self.key_lengths):
             descs.append(KeyDescriptor(pos, length, i > 0, 4 + i * self.spb))
             pos += length
-        control = Control(self.spb, self.record_length, True, 4 + len(descs) * self.spb,
-                          0, "", tuple(descs))
+        control = Control(
+            self.spb, self.record_length, True, 4 + len(descs) * self.spb, 0, "", tuple(descs)
+        )
         self.key = bytearray(control.encode())
         for i in range(len(descs)):
             self.key += encode_block(i + 1, 0, 0, b"", control.block_bytes)
@@ -115,9 +116,11 @@ class LiveFile:
         slot_at = DATA_HEADER_SIZE + recno * (self.record_length + 1)
         suffix = recno.to_bytes(4, "big")
         next_sector = [control.key_eof]
-        groups = [Group("D", (), lambda f: f._write_data(slot_at, bytes((LIVE,)) + payload)),
-                  Group("E", ("D",), lambda f: f._set_header(keyed_eof=recno + 1)),
-                  Group("F", ("D",), lambda f: f._set_header(fs_eof=recno + 1))]
+        groups = [
+            Group("D", (), lambda f: f._write_data(slot_at, bytes((LIVE,)) + payload)),
+            Group("E", ("D",), lambda f: f._set_header(keyed_eof=recno + 1)),
+            Group("F", ("D",), lambda f: f._set_header(fs_eof=recno + 1)),
+        ]
         keys = []
         for key_no, value in enumerate(values, start=1):
             writes = self._tree_insert(key_no, value + suffix, next_sector)
@@ -203,8 +206,9 @@ class LiveFile:
                 next_sector[0] += 2 * self.spb
                 writes[a] = self._encode(key_no, level, left, control)
                 writes[b] = self._encode(key_no, level, right, control)
-                writes[address] = self._encode(key_no, level + 1,
-                                               [(left[0][0], a), (right[0][0], b)], control)
+                writes[address] = self._encode(
+                    key_no, level + 1, [(left[0][0], a), (right[0][0], b)], control
+                )
                 return writes
             new = next_sector[0]
             next_sector[0] += self.spb
@@ -224,10 +228,12 @@ class LiveFile:
         return {leaf: self._encode(key_no, 0, [(e, None) for e in entries], self.control)}
 
     @staticmethod
-    def _encode(key_no: int, level: int, items: list[tuple[bytes, int | None]],
-                control: Control) -> bytes:
-        payload = b"".join(e + (c.to_bytes(4, "little") if c is not None else b"")
-                           for e, c in items)
+    def _encode(
+        key_no: int, level: int, items: list[tuple[bytes, int | None]], control: Control
+    ) -> bytes:
+        payload = b"".join(
+            e + (c.to_bytes(4, "little") if c is not None else b"") for e, c in items
+        )
         return encode_block(key_no, level, len(items), payload, control.block_bytes)
 
     # -- raw writes -------------------------------------------------------------
@@ -238,8 +244,9 @@ class LiveFile:
 
     def _set_header(self, **changes: int) -> None:
         h = self.header
-        new = DataHeader(h.record_length, changes.get("fs_eof", h.fs_eof),
-                         changes.get("keyed_eof", h.keyed_eof))
+        new = DataHeader(
+            h.record_length, changes.get("fs_eof", h.fs_eof), changes.get("keyed_eof", h.keyed_eof)
+        )
         self.data[:DATA_HEADER_SIZE] = new.encode()
 
     def _set_control(self, **changes: object) -> None:

@@ -17,8 +17,14 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 class FakeContext:
-    def __init__(self, root: Path, *, dry_run: bool = False, state: dict[str, Any] | None = None,
-                 locations: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        dry_run: bool = False,
+        state: dict[str, Any] | None = None,
+        locations: dict[str, str] | None = None,
+    ) -> None:
         self.site = Site(root, locations or {})
         self.db = None
         self.media = MediaStore(self.site, dry_run=dry_run)

@@ -36,11 +36,14 @@ def read_pair(data_path: Path, key_path: Path) -> Pair:
     assert data[:4] == b"KDAT"
     _v, reclen, fs_eof, keyed_eof = struct.unpack_from("<HHQQ", data, 4)
     slot = reclen + 1
-    records = [(data[512 + r * slot], data[512 + r * slot + 1 : 512 + (r + 1) * slot])
-               for r in range(keyed_eof)]
+    records = [
+        (data[512 + r * slot], data[512 + r * slot + 1 : 512 + (r + 1) * slot])
+        for r in range(keyed_eof)
+    ]
     assert key[:4] == b"KEYF"
-    (_v, _sector, spb, nkeys, kreclen, crashed, _pad, key_eof, last_reset,
-     user) = struct.unpack_from("<HHHHHBBIq32s", key, 4)
+    (_v, _sector, spb, nkeys, kreclen, crashed, _pad, key_eof, last_reset, user) = (
+        struct.unpack_from("<HHHHHBBIq32s", key, 4)
+    )
     assert kreclen == reclen
     keys = []
     for i in range(nkeys):
@@ -53,12 +56,31 @@ def read_pair(data_path: Path, key_path: Path) -> Pair:
         seen: list[int] = []
         _descend(key, root, spb, length, key_no, out, seen)
         trees[key_no], blocks[key_no] = out, seen
-    return Pair(reclen, fs_eof, keyed_eof, bool(crashed), key_eof, spb, last_reset,
-                user.rstrip(b"\0").decode(), keys, records, trees, blocks)
+    return Pair(
+        reclen,
+        fs_eof,
+        keyed_eof,
+        bool(crashed),
+        key_eof,
+        spb,
+        last_reset,
+        user.rstrip(b"\0").decode(),
+        keys,
+        records,
+        trees,
+        blocks,
+    )
 
 
-def _descend(key: bytes, address: int, spb: int, length: int, key_no: int,
-             out: list[tuple[bytes, int]], seen: list[int]) -> int:
+def _descend(
+    key: bytes,
+    address: int,
+    spb: int,
+    length: int,
+    key_no: int,
+    out: list[tuple[bytes, int]],
+    seen: list[int],
+) -> int:
     assert address not in seen, "block reached twice"
     seen.append(address)
     block = key[address * SECTOR : (address + spb) * SECTOR]
@@ -67,8 +89,12 @@ def _descend(key: bytes, address: int, spb: int, length: int, key_no: int,
     if level == 0:
         for i in range(count):
             at = 16 + i * (length + 4)
-            out.append((block[at : at + length],
-                        int.from_bytes(block[at + length : at + length + 4], "big")))
+            out.append(
+                (
+                    block[at : at + length],
+                    int.from_bytes(block[at + length : at + length + 4], "big"),
+                )
+            )
         return 0
     child_levels = set()
     for i in range(count):
@@ -82,8 +108,11 @@ def _descend(key: bytes, address: int, spb: int, length: int, key_no: int,
 def expected_entries(pair: Pair, key_no: int) -> list[tuple[bytes, int]]:
     """(value, recno) of every valid record for a key, in key order."""
     pos, length, _dups, _root = pair.keys[key_no - 1]
-    return sorted((payload[pos : pos + length], r)
-                  for r, (mark, payload) in enumerate(pair.records) if mark == 0)
+    return sorted(
+        (payload[pos : pos + length], r)
+        for r, (mark, payload) in enumerate(pair.records)
+        if mark == 0
+    )
 
 
 def keys_match_records(pair: Pair) -> bool:

@@ -67,8 +67,10 @@ def test_damage_kind_end_to_end(make_site: SiteMaker, case: str) -> None:
 
     report = (site / "reports" / "keyed-repair.txt").read_text()
     if want["fs_eof_reset"]:
-        assert (f"Data file EOF damaged: FS EOF {want['fs_eof']:,} is behind the keyed EOF "
-                f"{want['keyed_eof']:,}; reset to keyed EOF {want['keyed_eof']:,}.") in report
+        assert (
+            f"Data file EOF damaged: FS EOF {want['fs_eof']:,} is behind the keyed EOF "
+            f"{want['keyed_eof']:,}; reset to keyed EOF {want['keyed_eof']:,}."
+        ) in report
     if want["key_eof_reset"]:
         assert f"reset to {want['key_eof_after']:,}." in report
     assert ("WARNING: the file must be reloaded" in report) == want["reload_needed"]
@@ -103,8 +105,7 @@ def test_run_without_yes_is_refused_and_changes_nothing(make_site: SiteMaker) ->
 
 def _playbook(tmp_path: Path, steps_yaml: str) -> Path:
     path = tmp_path / "pb.yaml"
-    path.write_text(
-        "version: 1\nname: keyed-test\nsite: {root: site}\nsteps:\n" + steps_yaml)
+    path.write_text("version: 1\nname: keyed-test\nsite: {root: site}\nsteps:\n" + steps_yaml)
     return path
 
 
@@ -137,10 +138,14 @@ def test_count_after_repair_shows_missing_keys(make_site: SiteMaker, tmp_path: P
     """Without the reload, reading in key order misses the records whose keys are gone."""
     site, scenario = make_site(records=2_000, keys=2, damage=("missing",), seed=5)
     want = scenario["expected"]
-    pb = _playbook(tmp_path, (
-        f"  - {{id: repair, action: keyed.repair, args: {ARGS}}}}}\n"
-        f"  - {{id: count1, action: keyed.count, args: {ARGS}, key: 1}}}}\n"
-        f"  - {{id: count2, action: keyed.count, args: {ARGS}, key: 2}}}}\n"))
+    pb = _playbook(
+        tmp_path,
+        (
+            f"  - {{id: repair, action: keyed.repair, args: {ARGS}}}}}\n"
+            f"  - {{id: count1, action: keyed.count, args: {ARGS}, key: 1}}}}\n"
+            f"  - {{id: count2, action: keyed.count, args: {ARGS}, key: 2}}}}\n"
+        ),
+    )
     result = recover("run", pb, "--site", site, "--yes")
     assert result.exit_code == 0, result.output
     ran = steps(site)
@@ -151,10 +156,14 @@ def test_count_after_repair_shows_missing_keys(make_site: SiteMaker, tmp_path: P
 
 
 def test_validate_flags_repair_after_reload(tmp_path: Path) -> None:
-    pb = _playbook(tmp_path, (
-        f"  - {{id: reload, action: keyed.reload, args: {ARGS}}}}}\n"
-        f"  - {{id: repair, action: keyed.repair, args: {ARGS}}}}}\n"
-        "  - {id: same, action: keyed.verify, args: {data_file: a.dat, key_file: a.dat}}\n"))
+    pb = _playbook(
+        tmp_path,
+        (
+            f"  - {{id: reload, action: keyed.reload, args: {ARGS}}}}}\n"
+            f"  - {{id: repair, action: keyed.repair, args: {ARGS}}}}}\n"
+            "  - {id: same, action: keyed.verify, args: {data_file: a.dat, key_file: a.dat}}\n"
+        ),
+    )
     result = recover("validate", pb)
     assert result.exit_code == 1
     assert "keyed.repair comes after keyed.reload" in result.output
@@ -169,8 +178,19 @@ def test_shipped_playbook_validates() -> None:
 def test_hostile_paths_are_refused(make_site: SiteMaker, tmp_path: Path) -> None:
     site, _ = make_site(records=100)
     for bad in ("../outside.dat", "/etc/passwd"):
-        pb = _playbook(tmp_path, f"  - {{id: v, action: keyed.verify, args: {{data_file: "
-                       f"'{bad}', key_file: files/customers.key}}}}\n")
+        pb = _playbook(
+            tmp_path,
+            f"  - {{id: v, action: keyed.verify, args: {{data_file: "
+            f"'{bad}', key_file: files/customers.key}}}}\n",
+        )
         result = recover("validate", pb)
         assert result.exit_code == 1, result.output
-        assert "site" in result.output.lower()
+        # through a param, the path is only known at plan time
+        planned = recover("plan", PLAYBOOK, "--site", site, "--param", f"data_file={bad}")
+        assert planned.exit_code == 1, planned.output
+        assert "Traceback" not in planned.output
+    outside = tmp_path / "outside.dat"
+    outside.write_bytes(b"secret")
+    (site / "files" / "link.dat").symlink_to(outside)
+    planned = recover("plan", PLAYBOOK, "--site", site, "--param", "data_file=files/link.dat")
+    assert planned.exit_code == 1 and "outside the site" in planned.output

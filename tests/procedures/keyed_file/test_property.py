@@ -22,11 +22,17 @@ LENGTHS = (56, 40, 60)  # long keys in 1-sector blocks: 7-11 entries a block, de
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[int, list[tuple[str, object]], int, list[bool]]:
     nkeys = draw(st.integers(1, 3))
-    insert = st.tuples(st.just("ins"), st.lists(st.integers(0, 300), min_size=nkeys,
-                                                max_size=nkeys))
+    insert = st.tuples(
+        st.just("ins"), st.lists(st.integers(0, 300), min_size=nkeys, max_size=nkeys)
+    )
     delete = st.tuples(st.just("del"), st.integers(0, 10_000))
-    ops = draw(st.lists(st.one_of(insert, insert, insert, delete),
-                        min_size=draw(st.integers(0, 60)), max_size=80))
+    ops = draw(
+        st.lists(
+            st.one_of(insert, insert, insert, delete),
+            min_size=draw(st.integers(0, 60)),
+            max_size=80,
+        )
+    )
     crash = draw(st.one_of(st.integers(0, len(ops)), st.just(max(0, len(ops) - 1))))
     survived = draw(st.lists(st.booleans(), min_size=12, max_size=12))
     return nkeys, ops, crash, survived
@@ -58,11 +64,15 @@ def play(nkeys: int, ops: list[tuple[str, object]], crash: int, survived: list[b
     return live  # failed after the last operation, file still open (crash flag set)
 
 
-@settings(max_examples=250, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(histories())
 def test_crash_then_repair_and_reload_leaves_exact_keys(
-        history: tuple[int, list[tuple[str, object]], int, list[bool]]) -> None:
+    history: tuple[int, list[tuple[str, object]], int, list[bool]],
+) -> None:
     live = play(*history)
     root = Path(tempfile.mkdtemp(prefix="keyed-prop-"))
     try:
@@ -95,7 +105,8 @@ def test_crash_then_repair_and_reload_leaves_exact_keys(
             assert reloaded.keyed_eof == reloaded.fs_eof == valid
             assert all(mark == 0 for mark, _ in reloaded.records)
             assert sorted(p for _, p in reloaded.records) == sorted(
-                p for m, p in before.records if m == 0)
+                p for m, p in before.records if m == 0
+            )
         count = run_action(Count(ARGS), FakeContext(root))
         assert count.outputs["count"] == valid
     finally:

@@ -12,9 +12,16 @@ from __future__ import annotations
 from tests.procedures.keyed_file.conftest import PLAYBOOK, SiteMaker, recover, steps
 from tests.procedures.keyed_file.readback import keys_match_records, read_pair
 
-EXAMPLE = dict(records=1_200, keys=2, key_lengths=(42, 42), deleted_percent=0.0,
-               damage=("eof", "dangling", "split", "missing"), eof_behind=100, dangling=15,
-               missing=6)
+EXAMPLE = dict(
+    records=1_200,
+    keys=2,
+    key_lengths=(42, 42),
+    deleted_percent=0.0,
+    damage=("eof", "dangling", "split", "missing"),
+    eof_behind=100,
+    dangling=15,
+    missing=6,
+)
 
 
 def test_worked_example(make_site: SiteMaker) -> None:
@@ -36,8 +43,7 @@ def test_worked_example(make_site: SiteMaker) -> None:
     assert out["dangling_per_key"] == [15, 15]
     assert out["key_counts"] == [1_200, 1_194]
     assert out["reload_needed"] is True and out["missing_keys"] == 6
-    assert any(n["level"] == "warning" and "must be reloaded" in n["text"]
-               for n in repair["notes"])
+    assert any(n["level"] == "warning" and "must be reloaded" in n["text"] for n in repair["notes"])
 
     report = (site / "reports" / "keyed-repair.txt").read_text()
     for line in (
@@ -57,8 +63,15 @@ def test_worked_example(make_site: SiteMaker) -> None:
     ):
         assert line in report, line
     # the report lists the actions in the note's order
-    order = ["Data file EOF", "B-tree levels", "Key file EOF", "Key 1: 15", "Key counts",
-             "WARNING", "Crash flag reset"]
+    order = [
+        "Data file EOF",
+        "B-tree levels",
+        "Key file EOF",
+        "Key 1: 15",
+        "Key counts",
+        "WARNING",
+        "Crash flag reset",
+    ]
     positions = [report.index(marker) for marker in order]
     assert positions == sorted(positions)
 
