@@ -54,6 +54,22 @@ def _copy(source: BinaryIO, target: BinaryIO) -> None:
         shutil.copyfileobj(source, target, 1 << 20)
 
 
+def writer(ctx: StepContext, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
+    """ctx.media.writer, after sweeping temp files a killed earlier attempt left behind.
+
+    MediaStore.writer writes `.<name>.<random>.tmp` beside the target and renames
+    it; a SIGKILL in between leaves that file. The site lock guarantees no other
+    run is writing, so any such file is stale. (Worth doing in the core.)
+    """
+    folder, _, name = rel.rpartition("/")
+    prefix = f".{name}."
+    where = ctx.site.path(folder) if folder else ctx.site.root
+    for entry in sorted(os.listdir(where)) if where.is_dir() else []:
+        if entry.startswith(prefix) and entry.endswith(".tmp"):
+            ctx.media.remove(f"{folder}/{entry}" if folder else entry)
+    return ctx.media.writer(rel)
+
+
 class KeyedAction(Action):
     """Shared argument handling: which pair, and opening it."""
 
@@ -188,7 +204,7 @@ class Repair(KeyedAction):
         saved = ctx.state.get("findings")
         with contextlib.ExitStack() as stack:
             data, key, info = stack.enter_context(self.opened(ctx))
-            out = stack.enter_context(ctx.media.writer(key_rel))
+            out = stack.enter_context(writer(ctx, key_rel))
             _copy(key, out)
 
             def patch(address: int, block: bytes) -> None:
@@ -205,7 +221,7 @@ class Repair(KeyedAction):
             for part in ctx.progress(("data file", "key file"), 2, "repaired files"):
                 if part == "data file" and fresh.fs_eof_reset:
                     header = info.header
-                    with ctx.media.writer(data_rel) as dout:
+                    with writer(ctx, data_rel) as dout:
                         _copy(data, dout)
                         dout.seek(0)
                         dout.write(
@@ -352,8 +368,8 @@ class Reload(KeyedAction):
         if ctx.state.get("phase") != "built":
             with (
                 self.opened(ctx) as (data, _key, info),
-                ctx.media.writer(data_rel + ".new") as dout,
-                ctx.media.writer(key_rel + ".new") as kout,
+                writer(ctx, data_rel + ".new") as dout,
+                writer(ctx, key_rel + ".new") as kout,
             ):
                 result = reload_pair(
                     data,
