@@ -196,8 +196,9 @@ def generate(directory: Path, spec: WorldSpec) -> dict[str, Any]:
     scenario = _scenario(
         spec, data_rel, key_rel, deleted, missing_in, loads, key_eof, final.key_eof, largest
     )
-    (directory / "scenario.json").write_text(json.dumps(scenario, indent=2) + "\n")
-    return scenario
+    text = json.dumps(scenario, indent=2) + "\n"
+    (directory / "scenario.json").write_text(text)
+    return dict(json.loads(text))
 
 
 def _pick_missing(rng: random.Random, deleted: bytes, spec: WorldSpec) -> dict[int, int]:
