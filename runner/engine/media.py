@@ -40,13 +40,42 @@ class MediaChange:
 
 
 @dataclass
+class MediaLog:
+    """What a step did to media: every change counted, only the first few kept.
+
+    A step may write millions of files; the log stays the same size.
+    """
+
+    keep: int = 12
+    changes: list[MediaChange] = field(default_factory=list)
+    totals: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (op, dir) -> n, bytes
+
+    def add(self, change: MediaChange) -> None:
+        if len(self.changes) < self.keep:
+            self.changes.append(change)
+        area = change.path.rsplit("/", 1)[0] if "/" in change.path else "."
+        counts = self.totals.setdefault((change.op, area.split("/")[0]), [0, 0])
+        counts[0] += 1
+        counts[1] += change.size or 0
+
+    def lines(self) -> list[str]:
+        """Each change if there were few; otherwise a count per operation and top directory."""
+        if sum(n for n, _ in self.totals.values()) <= self.keep:
+            return [change.describe() for change in self.changes]
+        return [
+            f"{op} {count:,} file(s) under {area}/" + (f" ({size:,} bytes)" if size else "")
+            for (op, area), (count, size) in sorted(self.totals.items())
+        ]
+
+
+@dataclass
 class MediaStore:
     """Site media, seen through an overlay when `dry_run` is set."""
 
     site: Site
     dry_run: bool = False
     overlay_dir: Path | None = None
-    changes: list[MediaChange] = field(default_factory=list)
+    log: MediaLog = field(default_factory=MediaLog)
     _redirect: dict[str, Path] = field(default_factory=dict)  # rel -> where its bytes are
     _removed: set[str] = field(default_factory=set)
 
@@ -100,7 +129,7 @@ class MediaStore:
 
     # -- writing -----------------------------------------------------------
     @contextlib.contextmanager
-    def writer(self, rel: str) -> Iterator[BinaryIO]:
+    def writer(self, rel: str, *, source: str | None = None) -> Iterator[BinaryIO]:
         """Write a whole file atomically; it appears complete or not at all."""
         key = str(safe_relpath(rel))
         target = self._write_target(key)
@@ -121,7 +150,7 @@ class MediaStore:
             tmp.unlink(missing_ok=True)
             raise
         self._landed(key, target)
-        self.changes.append(MediaChange("write", key, size=size))
+        self.log.add(MediaChange("copy" if source else "write", key, source=source, size=size))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.writer(rel) as handle:
@@ -129,11 +158,8 @@ class MediaStore:
 
     def copy(self, src: str, dst: str) -> None:
         """Copy a file atomically (streaming, so large media stay out of memory)."""
-        with self.open(src) as source, self.writer(dst) as target:
+        with self.open(src) as source, self.writer(dst, source=src) as target:
             shutil.copyfileobj(source, target, 1 << 20)
-        self.changes[-1] = MediaChange(
-            "copy", str(safe_relpath(dst)), source=src, size=self.changes[-1].size
-        )
 
     def move(self, src: str, dst: str) -> None:
         """Rename within the site. Repeatable: an already-done move is a no-op."""
@@ -152,7 +178,7 @@ class MediaStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
             _fsync_dir(target.parent)
-        self.changes.append(MediaChange("move", dkey, source=skey))
+        self.log.add(MediaChange("move", dkey, source=skey))
 
     def remove(self, rel: str) -> None:
         """Delete a file. Repeatable: a missing file is already removed."""
@@ -164,7 +190,7 @@ class MediaStore:
             self._removed.add(key)
         else:
             self.site.path(key).unlink()
-        self.changes.append(MediaChange("remove", key))
+        self.log.add(MediaChange("remove", key))
 
     def mkdir(self, rel: str) -> None:
         key = str(safe_relpath(rel))
@@ -176,7 +202,7 @@ class MediaStore:
             assert self.overlay_dir is not None
             (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
             self._redirect[key] = self.overlay_dir / key
-        self.changes.append(MediaChange("mkdir", key))
+        self.log.add(MediaChange("mkdir", key))
 
     def close(self) -> None:
         """Drop the dry-run overlay."""

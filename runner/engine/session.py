@@ -27,7 +27,7 @@ from runner.engine import journal
 from runner.engine.action import Action, Check
 from runner.engine.context import Context
 from runner.engine.journal import StepRecord
-from runner.engine.media import MediaStore
+from runner.engine.media import MediaLog, MediaStore
 from runner.errors import (
     LossBudgetExceeded,
     MediaError,
@@ -140,7 +140,7 @@ class Session:
         self._validate_args(step, args)
         action = cls(args)
         conn = self._connect(action)
-        media_mark = len(self.media.changes)
+        self.media.log = MediaLog()
         started = time.monotonic()
         self._committed = copy.deepcopy(record)
         try:
@@ -178,7 +178,7 @@ class Session:
             record.state = "done"
             record.finished_at = _iso(self.clock)
             record.seconds += time.monotonic() - started
-            record.media += [c.describe() for c in self.media.changes[media_mark:]]
+            record.media += self.media.log.lines()
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
         except BaseException as exc:

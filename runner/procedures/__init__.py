@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from runner.engine.action import Action, Finding, StepView
 
 _MODULES: tuple[str, ...] = (
+    "runner.procedures.archive_volume",
     "runner.procedures.keyed_file",
 )
 
