@@ -73,7 +73,7 @@ class EntrySorter:
 
     def _write_runs(self) -> list[Path]:
         per_run = max(1024, self.memory_bytes // entry_cost(self.width))
-        paths = []
+        paths: list[Path] = []
         with open(self._spill_path, "rb") as handle:
             while blob := handle.read(per_run * self.width):
                 entries = split(blob, self.width)
@@ -89,7 +89,7 @@ class EntrySorter:
         return paths
 
     def _cascade(self, runs: list[Path]) -> list[Path]:
-        merged = []
+        merged: list[Path] = []
         for start in range(0, len(runs), MAX_FAN_IN):
             group = runs[start : start + MAX_FAN_IN]
             self._serial += 1
