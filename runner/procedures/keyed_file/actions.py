@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import operator
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -144,7 +145,7 @@ class Verify(KeyedAction):
 
     def run(self, ctx: StepContext) -> None:
         with self.opened(ctx) as (data, key, info):
-            findings = inspect_pair(data, key, info, progress=ctx.progress)
+            findings = inspect_pair(data, key, info, progress=ctx.progress, deep=True)
         view = _report_findings(ctx, findings)
         view["physical_key_sectors"] = info.key_sectors
         dest = self.args.get("report", "reports/keyed-verify.txt")
@@ -303,8 +304,8 @@ class Count(KeyedAction):
             def on_leaf(leaf: Leaf) -> None:
                 nonlocal count
                 recnos = leaf.recnos
-                if recnos and max(recnos) < limit:
-                    count += sum(map(valid.__getitem__, recnos))
+                if len(recnos) > 1 and max(recnos) < limit:
+                    count += sum(operator.itemgetter(*recnos)(valid))
                 else:
                     count += sum(1 for r in recnos if r < limit and valid[r])
 

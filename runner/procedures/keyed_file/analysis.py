@@ -11,6 +11,7 @@ changes nothing.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -126,9 +127,10 @@ def inspect_pair(
     *,
     patch: Patch | None = None,
     progress: Progress[int] = no_progress,
+    deep: bool = False,
 ) -> Findings:
     """Analyse a pair (read only); with `patch`, emit leaf blocks rewritten without
-    their dangling values."""
+    their dangling values. `deep` also checks key order inside every leaf."""
     header, control = info.header, info.control
     valid = valid_map(data, header, info.data_name, progress)
     valid_records = valid.count(1)
@@ -148,9 +150,11 @@ def inspect_pair(
                 # past the keyed EOF there is no record: pad the map with "invalid"
                 valid.extend(bytes(top + 1 - len(valid)))
             if top < len(valid):
-                flags = bytes(map(valid.__getitem__, recnos))
+                flags = operator.itemgetter(*recnos)(valid)
+                if len(recnos) == 1:
+                    flags = (flags,)
             else:
-                flags = bytes(r < keyed_eof and valid[r] for r in recnos)
+                flags = tuple(r < keyed_eof and valid[r] for r in recnos)
             if 0 not in flags:
                 return
             keep = list(itertools.compress(leaf.entries, flags))
@@ -158,7 +162,7 @@ def inspect_pair(
             if patch is not None:
                 patch(leaf.address, leaf_block(key_no, keep, size))
 
-        shape = walk(key, info, key_no, on_leaf, progress)
+        shape = walk(key, info, key_no, on_leaf, progress, deep=deep)
         after = shape.tree_keys - dangling
         keys.append(
             KeyFinding(

@@ -10,6 +10,7 @@ its parent's minus one.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
@@ -69,9 +70,14 @@ class Leaf:
     """One leaf as the walker hands it over, in key order."""
 
     address: int
-    raw: bytes
-    entries: tuple[bytes, ...]
+    payload: bytes  # the leaf's entries, back to back
+    width: int
     recnos: tuple[int, ...]
+
+    @functools.cached_property
+    def entries(self) -> tuple[bytes, ...]:
+        """The entries as separate byte strings (only built when someone asks)."""
+        return entries_struct(self.width, len(self.recnos)).unpack(self.payload)
 
 
 @dataclass
@@ -102,13 +108,16 @@ def walk(
     key_no: int,
     on_leaf: Callable[[Leaf], None],
     progress: Progress[int] = no_progress,
+    *,
+    deep: bool = False,
 ) -> TreeShape:
     """Visit key `key_no`'s leaves in key order, checking the whole structure.
 
     Refuses (MediaError) a pointer outside the key file or off a block
     boundary, a truncated block, a block reached twice (cyclic or shared
-    pointers), wrong levels, bad checksums and entries out of order. Memory:
-    one byte per block of the key file for the visited map, plus the stack.
+    pointers), wrong levels, bad checksums and entries out of order: between
+    leaves always, inside each leaf when `deep` (verify). Memory: one byte per
+    block of the key file for the visited map, plus the stack.
     """
     control = info.control
     key = control.keys[key_no - 1]
@@ -166,11 +175,12 @@ def walk(
             )
         shape.blocks += 1
         shape.entries += head.count
-        shape.largest_address = max(shape.largest_address, address)
+        if address > shape.largest_address:
+            shape.largest_address = address
         if head.level == 0:
             shape.capacity += leaf_cap
             shape.tree_keys += head.count
-            previous = _leaf(raw, head, address, key, previous, on_leaf, where)
+            previous = _leaf(raw, head, address, key, previous, on_leaf, where, deep)
         else:
             shape.capacity += inner_cap
             if head.count == 0:
@@ -192,23 +202,28 @@ def _leaf(
     previous: bytes | None,
     on_leaf: Callable[[Leaf], None],
     where: str,
+    deep: bool,
 ) -> bytes | None:
-    count = head.count
-    if count == 0:
-        on_leaf(Leaf(address, raw, (), ()))
-        return previous
-    payload = raw[BLOCK_HEADER_SIZE : BLOCK_HEADER_SIZE + count * key.width]
-    entries = entries_struct(key.width, count).unpack(payload)
-    in_order = (previous is None or previous < entries[0]) and all(
-        map(operator.lt, entries, itertools.islice(entries, 1, None))
-    )
-    if not in_order:
-        raise MediaError(
-            f"{where}: entries out of key order in block at sector {address:,}", fix=FIX_RESTORE
-        )
-    recnos = recnos_struct(key.length, count).unpack(payload)
-    on_leaf(Leaf(address, raw, entries, recnos))
-    return entries[-1]
+    """Check a leaf's order against its neighbours (and inside it when deep), hand it on."""
+    count, width = head.count, key.width
+    payload = raw[BLOCK_HEADER_SIZE : BLOCK_HEADER_SIZE + count * width]
+    recnos = recnos_struct(key.length, count).unpack(payload) if count else ()
+    leaf = Leaf(address, payload, width, recnos)
+    if count:
+        first, last = payload[:width], payload[-width:]
+        if deep:
+            entries = leaf.entries
+            in_order = all(map(operator.lt, entries, itertools.islice(entries, 1, None)))
+        else:
+            in_order = count == 1 or first < last
+        if not in_order or (previous is not None and not previous < first):
+            raise MediaError(
+                f"{where}: entries out of key order in block at sector {address:,}",
+                fix=FIX_RESTORE,
+            )
+        previous = last
+    on_leaf(leaf)
+    return previous
 
 
 def leaf_block(key_no: int, entries: list[bytes] | tuple[bytes, ...], size: int) -> bytes:

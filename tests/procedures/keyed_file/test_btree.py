@@ -128,3 +128,12 @@ def test_block_addresses_are_sectors() -> None:
     out, info, _ = _build([bytes(10) + n.to_bytes(4, "big") for n in range(1000)], 10, 2, 100)
     assert len(out.getvalue()) % SECTOR == 0
     assert info.key_sectors * SECTOR == len(out.getvalue())
+
+
+def test_deep_walk_finds_disorder_inside_a_leaf() -> None:
+    entries = [b"%06d" % i + i.to_bytes(4, "big") for i in range(30)]
+    entries[10], entries[11] = entries[11], entries[10]  # first and last still in order
+    out, info, _ = _build(entries, 6, 1, 100)
+    walk(out, info, 1, lambda leaf: None)  # the cheap check only compares block ends
+    with pytest.raises(MediaError, match="out of key order"):
+        walk(out, info, 1, lambda leaf: None, deep=True)
