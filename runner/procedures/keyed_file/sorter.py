@@ -69,7 +69,12 @@ class EntrySorter:
         runs = self._write_runs()
         while len(runs) > MAX_FAN_IN:
             runs = self._cascade(runs)
-        return heapq.merge(*(self._read_run(path) for path in runs))
+        chunk = self._reader_chunk(len(runs))
+        return heapq.merge(*(self._read_run(path, chunk) for path in runs))
+
+    def _reader_chunk(self, readers: int) -> int:
+        """Entries each run reader buffers: together they stay within the budget."""
+        return max(256, self.memory_bytes // (2 * readers * entry_cost(self.width)))
 
     def _write_runs(self) -> list[Path]:
         per_run = max(1024, self.memory_bytes // entry_cost(self.width))
@@ -81,7 +86,8 @@ class EntrySorter:
                 entries.sort()
                 path = self.directory / f"{self.name}.run{len(paths)}"
                 with open(path, "wb") as out:
-                    out.write(b"".join(entries))
+                    for start in range(0, len(entries), READ_CHUNK):
+                        out.write(b"".join(entries[start : start + READ_CHUNK]))
                 del entries
                 paths.append(path)
         os.unlink(self._spill_path)
@@ -94,9 +100,10 @@ class EntrySorter:
             group = runs[start : start + MAX_FAN_IN]
             self._serial += 1
             path = self.directory / f"{self.name}.merge{self._serial}"
+            chunk = self._reader_chunk(len(group))
             with open(path, "wb") as out:
                 buffer: list[bytes] = []
-                for entry in heapq.merge(*(self._read_run(p) for p in group)):
+                for entry in heapq.merge(*(self._read_run(p, chunk) for p in group)):
                     buffer.append(entry)
                     if len(buffer) >= READ_CHUNK:
                         out.write(b"".join(buffer))
@@ -105,10 +112,10 @@ class EntrySorter:
             merged.append(path)
         return merged
 
-    def _read_run(self, path: Path) -> Iterator[bytes]:
-        """Stream a run back, deleting it once read."""
+    def _read_run(self, path: Path, chunk: int) -> Iterator[bytes]:
+        """Stream a run back, `chunk` entries at a time, deleting it once read."""
         with open(path, "rb") as handle:
-            while blob := handle.read(READ_CHUNK * self.width):
+            while blob := handle.read(chunk * self.width):
                 yield from split(blob, self.width)
         os.unlink(path)
 
