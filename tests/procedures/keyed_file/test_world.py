@@ -90,3 +90,25 @@ def test_world_command_refuses_bad_options(tmp_path: Path, args: list[str]) -> N
     result = recover("world", "keyed", tmp_path / "w", *args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_demo_case_runs_the_shipped_playbook(tmp_path: Path) -> None:
+    from runner.procedures.keyed_file import PLAYBOOK, PROCEDURE
+
+    assert PROCEDURE.demo is not None
+    (case,) = PROCEDURE.demo(tmp_path / "demo")
+    assert case.playbook == PLAYBOOK and PLAYBOOK.exists()
+    want = json.loads((case.site / "scenario.json").read_text())["expected"]
+    args = [a for k, v in case.params.items() for a in ("--param", f"{k}={v}")]
+    result = recover("run", case.playbook, "--site", case.site, "--yes", *args)
+    assert result.exit_code == 0, result.output
+    assert want["reload_needed"] and "reload" in result.output
+    pair = read_pair(
+        case.site / want_path(case.site, "data"), case.site / want_path(case.site, "key")
+    )
+    assert len(pair.records) == want["after_reload"]["records"]
+
+
+def want_path(site: Path, which: str) -> str:
+    scenario = json.loads((site / "scenario.json").read_text())
+    return str(scenario[f"{which}_file"])
