@@ -76,6 +76,7 @@ class KeyedAction(Action):
 
     #: open a crashed file read-only (the domain's "no-check" option)
     allow_crashed: ClassVar[bool] = False
+    crashed_fix: ClassVar[str] = "run keyed.repair first, or read it as it is with no_check: true"
 
     def paths(self, ctx: StepContext) -> tuple[str, str]:
         data = self.args.get("data_file") or ctx.site.location("data_file")
@@ -91,10 +92,14 @@ class KeyedAction(Action):
         return self.allow_crashed or bool(self.args.get("no_check", False))
 
     @contextlib.contextmanager
-    def opened(self, ctx: StepContext) -> Iterator[tuple[BinaryIO, BinaryIO, PairInfo]]:
+    def opened(
+        self, ctx: StepContext, *, no_check: bool | None = None
+    ) -> Iterator[tuple[BinaryIO, BinaryIO, PairInfo]]:
         data_rel, key_rel = self.paths(ctx)
+        if no_check is None:
+            no_check = self.no_check()
         with ctx.media.open(data_rel) as data, ctx.media.open(key_rel) as key:
-            info = read_pair_info(data, key, data_rel, key_rel, no_check=self.no_check())
+            info = read_pair_info(data, key, data_rel, key_rel, no_check=no_check)
             yield data, key, info
 
     def check(self, ctx: StepContext) -> Iterable[Check]:
@@ -116,12 +121,22 @@ class KeyedAction(Action):
         if not present:
             return
         try:
-            with self.opened(ctx):
-                pass
+            with self.opened(ctx, no_check=True) as (_data, _key, info):
+                crashed = info.control.crashed
         except RecoverError as exc:
             yield Check("keyed file opens", False, exc.message, exc.fix)
-        else:
-            yield Check("keyed file opens", True)
+            return
+        yield Check("keyed file opens", True)
+        if not self.no_check():
+            yield Check(
+                "crash flag clear",
+                not crashed,
+                f"{data_rel} is marked crashed (it was open when the system failed) and "
+                "cannot be opened normally"
+                if crashed
+                else "",
+                fix=self.crashed_fix,
+            )
 
     def user(self, ctx: StepContext) -> str:
         if ctx.state.get("user"):
@@ -340,6 +355,7 @@ class Reload(KeyedAction):
         "swap it in when complete (old pair kept as .bak)"
     )
     destructive = True
+    crashed_fix = "run keyed.repair first: a reload needs a repaired file"
 
     def check(self, ctx: StepContext) -> Iterable[Check]:
         yield from super().check(ctx)
