@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.procedures.keyed_file.actions import Repair, Verify
+from runner.procedures.keyed_file.actions import Count, Repair, Verify
 from tests.procedures.keyed_file.conftest import digest
 from tests.procedures.keyed_file.emulator import Group, LiveFile
 from tests.procedures.keyed_file.fakectx import FakeContext, run_action
@@ -137,3 +137,17 @@ def test_resumed_repair_reports_what_the_first_attempt_found(tmp_path: Path) -> 
     assert digest(tmp_path, under="files") == files  # same clock, same bytes
     reports = sorted((tmp_path / "reports").iterdir())
     assert reports[0].read_text() == reports[1].read_text()
+
+
+def test_count_reads_a_crashed_file_only_with_no_check(tmp_path: Path) -> None:
+    live = _grown(25)
+    groups = live.delete(3)
+    live.apply(groups, _keep(groups, {"K1"}))  # key 1 lost record 3's value
+    _saved(tmp_path, live)
+    checks = {c.name: c for c in Count(ARGS).check(FakeContext(tmp_path))}  # type: ignore[arg-type]
+    assert not checks["crash flag clear"].ok
+    assert "no_check" in (checks["crash flag clear"].fix or "")
+    ctx = run_action(Count({**ARGS, "no_check": True}), FakeContext(tmp_path))
+    assert ctx.outputs == {"count": 24, "valid_records": 25, "agrees": False}
+    ctx = run_action(Count({**ARGS, "no_check": True, "key": 2}), FakeContext(tmp_path))
+    assert ctx.outputs["count"] == 25
