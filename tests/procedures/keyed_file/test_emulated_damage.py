@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.procedures.keyed_file.actions import Count, Repair, Verify
+from runner.procedures.keyed_file.actions import Count, Reload, Repair, Verify
 from tests.procedures.keyed_file.conftest import digest
 from tests.procedures.keyed_file.emulator import Group, LiveFile
 from tests.procedures.keyed_file.fakectx import FakeContext, run_action
@@ -151,3 +151,31 @@ def test_count_reads_a_crashed_file_only_with_no_check(tmp_path: Path) -> None:
     assert ctx.outputs == {"count": 24, "valid_records": 25, "agrees": False}
     ctx = run_action(Count({**ARGS, "no_check": True, "key": 2}), FakeContext(tmp_path))
     assert ctx.outputs["count"] == 25
+
+
+def test_reload_options_backup_block_size_and_fill(tmp_path: Path) -> None:
+    live = _grown(60)
+    live.close()
+    data, key = _saved(tmp_path, live)
+    args = {**ARGS, "backup": False, "sectors_per_block": 2, "fill_percent": 50}
+    ctx = run_action(Reload(args), FakeContext(tmp_path))
+    assert sorted(p.name for p in data.parent.iterdir()) == ["live.dat", "live.key"]
+    pair = read_pair(data, key)
+    assert pair.spb == 2 and keys_match_records(pair) and not pair.crashed
+    assert pair.last_reset_user and pair.last_reset > 0
+    assert ctx.outputs == {"records": 60, "deleted_dropped": 0, "key_values": [60, 60]}
+
+
+def test_reload_refuses_blocks_too_small_for_a_key(tmp_path: Path) -> None:
+    live = LiveFile((250,), spb=4)
+    for i in range(5):
+        groups = live.insert([b"%0250d" % i])
+        assert groups is not None
+        live.apply(groups)
+    live.close()
+    _saved(tmp_path, live)
+    small = Reload({**ARGS, "sectors_per_block": 1}).check(FakeContext(tmp_path))  # type: ignore[arg-type]
+    checks = {c.name: c for c in small}
+    assert not checks["1-sector key blocks hold every key"].ok
+    enough = Reload({**ARGS, "sectors_per_block": 2}).check(FakeContext(tmp_path))  # type: ignore[arg-type]
+    assert all(c.ok for c in enough)
