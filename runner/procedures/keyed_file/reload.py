@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -37,7 +36,7 @@ from runner.procedures.keyed_file.records import (
     record_chunks,
     split,
 )
-from runner.procedures.keyed_file.sorter import EntrySorter
+from runner.procedures.keyed_file.sorter import EntrySorter, scratch_dir
 
 DELETED_BYTE = b"\x01"
 
@@ -164,8 +163,8 @@ def reload_pair(
         last_reset=int(now.timestamp()),
         last_reset_user=user,
     )
-    with tempfile.TemporaryDirectory(prefix="recover-keyed-sort-", dir=temp_dir) as scratch:
-        feeder = KeyFeeder(control.keys, memory_bytes, Path(scratch))
+    with scratch_dir(temp_dir) as scratch:
+        feeder = KeyFeeder(control.keys, memory_bytes, scratch)
         try:
             data_out.write(bytes(DATA_HEADER_SIZE))
             for first, blob in record_chunks(

@@ -11,9 +11,12 @@ that are merged (cascading when there are very many runs).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -22,6 +25,34 @@ from runner.procedures.keyed_file.records import split
 
 READ_CHUNK = 1 << 16
 MAX_FAN_IN = 64
+SCRATCH_PREFIX = "recover-keyed-sort-"
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: str | None = None) -> Iterator[Path]:
+    """A temporary directory for sort spills, removed afterwards.
+
+    A process killed mid-sort (kill -9, power cut) cannot remove its own, so the
+    name carries the owner's pid and every new one first sweeps those whose
+    owner is gone.
+    """
+    base = Path(parent or tempfile.gettempdir())
+    for stale in base.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = stale.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base) as path:
+        yield Path(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def entry_cost(width: int) -> int:

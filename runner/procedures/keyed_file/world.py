@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from runner.procedures.keyed_file.media import (
 )
 from runner.procedures.keyed_file.records import recno_bytes
 from runner.procedures.keyed_file.reload import KeyFeeder, build_key_file
+from runner.procedures.keyed_file.sorter import scratch_dir
 
 DAMAGE_KINDS = ("eof", "dangling", "split", "missing")
 KEY_LENGTHS = (10, 12, 8, 10, 8, 12, 8, 10)
@@ -162,8 +162,8 @@ def generate(directory: Path, spec: WorldSpec) -> dict[str, Any]:
         return out
 
     filler_len = spec.record_length - pos
-    with tempfile.TemporaryDirectory(prefix="recover-keyed-world-") as scratch:
-        feeder = KeyFeeder(descriptors, spec.memory_mb << 20, Path(scratch))
+    with scratch_dir() as scratch:
+        feeder = KeyFeeder(descriptors, spec.memory_mb << 20, scratch)
         try:
             with open(directory / data_rel, "wb") as out:
                 fs_eof = n - (spec.eof_behind or 0)

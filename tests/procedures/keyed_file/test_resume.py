@@ -21,7 +21,14 @@ RECORDS = 3_000
 
 
 def _run(site: Path, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "RECOVER_NOW": NOW}
+    scratch = site.parent / "tmp"  # the sort's spill directory, per test
+    scratch.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "RECOVER_NOW": NOW,
+        "TMPDIR": str(scratch),
+    }
     env.pop("RECOVER_CRASH_AT", None)
     if crash_at:
         env["RECOVER_CRASH_AT"] = crash_at
@@ -100,8 +107,11 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(
     if where == "reload, new data file swapped in, key file not":
         assert (files / "customers.dat.bak").exists() and (files / "customers.key.new").exists()
         assert not (files / "customers.dat.new").exists()
+    spills = list((tmp_path / "tmp").glob("recover-keyed-sort-*"))
+    assert bool(spills) == (where == "reload, building the new trees")
     again = _run(site)
     assert again.returncode == 0, again.stderr
+    assert list((tmp_path / "tmp").glob("recover-keyed-sort-*")) == [], "stale spills kept"
     assert digest(site, under="files") == digest(base / "reference", under="files")
     assert digest(site, under="reports") == digest(base / "reference", under="reports")
     ours, theirs = steps(site), steps(base / "reference")
