@@ -76,8 +76,11 @@ class MediaStore:
     dry_run: bool = False
     overlay_dir: Path | None = None
     log: MediaLog = field(default_factory=MediaLog)
+    # The dry-run overlay: planned files, planned removals, and the names planned
+    # writes add to each directory (so new directories exist and list correctly).
     _redirect: dict[str, Path] = field(default_factory=dict)  # rel -> where its bytes are
     _removed: set[str] = field(default_factory=set)
+    _children: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dry_run and self.overlay_dir is None:
@@ -90,12 +93,13 @@ class MediaStore:
         if key in self._redirect:
             return self._redirect[key]
         if key in self._removed:
-            return self.site.path(key) / "\x00removed-in-plan"  # never exists
+            assert self.overlay_dir is not None
+            return self.overlay_dir / ".removed-in-plan" / key  # never exists
         return self.site.path(key)
 
     def exists(self, rel: str) -> bool:
         key = str(safe_relpath(rel))
-        if key in self._redirect:
+        if key in self._redirect or self._children.get(key):
             return True
         if key in self._removed:
             return False
@@ -106,14 +110,8 @@ class MediaStore:
         key = str(safe_relpath(rel))
         real = self.site.path(key)
         names = set(os.listdir(real)) if real.is_dir() else set()
-        prefix = key + "/"
-        for planned in self._redirect:
-            if planned.startswith(prefix) and "/" not in planned[len(prefix) :]:
-                names.add(planned[len(prefix) :])
-        for gone in self._removed:
-            if gone.startswith(prefix):
-                names.discard(gone[len(prefix) :])
-        return sorted(names)
+        names |= self._children.get(key, set())
+        return sorted(name for name in names if f"{key}/{name}" not in self._removed)
 
     def open(self, rel: str) -> BinaryIO:
         try:
@@ -169,10 +167,9 @@ class MediaStore:
                 return  # done before an interruption
             raise MediaError(f"cannot move {src}: it is missing")
         if self.dry_run:
-            self._redirect[dkey] = self.path(skey)
-            self._removed.discard(dkey)
-            self._redirect.pop(skey, None)
-            self._removed.add(skey)
+            self.site.path(dkey)  # refuses links out of the site, in a plan too
+            self._plan(dkey, self.path(skey))
+            self._unplan(skey)
         else:
             source, target = self.site.path(skey), self.site.path(dkey)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -186,8 +183,7 @@ class MediaStore:
         if not self.exists(key):
             return
         if self.dry_run:
-            self._redirect.pop(key, None)
-            self._removed.add(key)
+            self._unplan(key)
         else:
             self.site.path(key).unlink()
         self.log.add(MediaChange("remove", key))
@@ -201,7 +197,7 @@ class MediaStore:
         else:
             assert self.overlay_dir is not None
             (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
-            self._redirect[key] = self.overlay_dir / key
+            self._plan(key, self.overlay_dir / key)
         self.log.add(MediaChange("mkdir", key))
 
     def close(self) -> None:
@@ -211,15 +207,28 @@ class MediaStore:
 
     # -- internals ---------------------------------------------------------
     def _write_target(self, key: str) -> Path:
+        real = self.site.path(key)  # refuses links out of the site, in a plan too
         if not self.dry_run:
-            return self.site.path(key)
+            return real
         assert self.overlay_dir is not None
         return self.overlay_dir / key
 
     def _landed(self, key: str, target: Path) -> None:
         if self.dry_run:
-            self._redirect[key] = target
-            self._removed.discard(key)
+            self._plan(key, target)
+
+    def _plan(self, key: str, target: Path) -> None:
+        self._redirect[key] = target
+        self._removed.discard(key)
+        parts = key.split("/")
+        for depth in range(1, len(parts)):
+            self._children.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+
+    def _unplan(self, key: str) -> None:
+        self._redirect.pop(key, None)
+        self._removed.add(key)
+        parent, _, name = key.rpartition("/")
+        self._children.get(parent, set()).discard(name)
 
 
 def _fsync_dir(path: Path) -> None:
