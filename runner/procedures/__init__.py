@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _MODULES: tuple[str, ...] = (
     "runner.procedures.archive_volume",
+    "runner.procedures.keyed_file",
     "runner.procedures.roll_forward",
 )
 
