@@ -22,6 +22,8 @@ from typing import BinaryIO
 from runner.errors import MediaError
 from runner.site import Site, safe_relpath
 
+TEMP_SUFFIX = ".recover-tmp"  # in-progress atomic writes; never a finished file
+
 
 @dataclass
 class MediaChange:
@@ -132,9 +134,13 @@ class MediaStore:
         key = str(safe_relpath(rel))
         target = self._write_target(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
+        # One fixed temporary name per target: a write killed half way leaves at most
+        # this file, which the repeated write truncates and renames (nothing piles up).
+        # One run per site (the lock) means no one else writes it meanwhile.
+        tmp = target.with_name(f".{target.name}{TEMP_SUFFIX}")
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             with os.fdopen(fd, "wb") as handle:
                 yield handle
                 handle.flush()
