@@ -16,11 +16,18 @@ sys.path.insert(0, str(ROOT))
 from runner.cli import cli  # noqa: E402
 
 
-def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    found = [(path, command)]
-    if isinstance(command, click.Group):
-        for name in sorted(command.commands):
-            found += _walk(command.commands[name], [*path, name])
+def _walk(ctx: click.Context) -> list[tuple[str, str]]:
+    """(command path, help text) for a command and its subcommands, as `--help` shows them.
+
+    Child contexts hang off the root's, so they inherit its settings (`-h`) exactly
+    as when the command line is parsed, whatever ran before in this process.
+    """
+    found = [(ctx.command_path, ctx.command.get_help(ctx))]
+    if isinstance(ctx.command, click.Group):
+        for name in sorted(ctx.command.commands):
+            sub = ctx.command.commands[name]
+            with click.Context(sub, info_name=name, parent=ctx) as child:
+                found += _walk(child)
     return found
 
 
@@ -29,10 +36,11 @@ def render() -> str:
         "# Command-line reference\n",
         "Generated from each command's `--help` by `python docs/make_cli_md.py`.\n",
     ]
-    for path, command in _walk(cli, ["recover"]):
-        with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
-            text = command.get_help(ctx)
-        parts.append(f"\n## `{' '.join(path)}`\n\n```\n{text}\n```\n")
+    with cli.make_context(
+        "recover", ["--help"], resilient_parsing=True, terminal_width=100
+    ) as root:
+        for path, text in _walk(root):
+            parts.append(f"\n## `{path}`\n\n```\n{text}\n```\n")
     return "".join(parts)
 
 

@@ -58,7 +58,9 @@ class StepFailed(RecoverError):
 
 
 class SafetyRefusal(RecoverError):
-    """A safety gate refused: nothing was changed by the refused step."""
+    """A safety gate refused. The refused step's uncommitted work is rolled back;
+    batches it committed earlier (each within every gate) stay, and a re-run
+    continues from them."""
 
     exit_code = EXIT_REFUSED
 

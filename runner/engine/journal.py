@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.errors import SiteError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS recover_runs (
     run_id TEXT PRIMARY KEY,
@@ -79,9 +81,17 @@ class StepRecord:
 def connect(path: Path) -> sqlite3.Connection:
     """A connection whose main db is the journal, in explicit-transaction mode."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.executescript(SCHEMA)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise SiteError(
+            f"the run journal {path} is unreadable: {exc}",
+            fix=f"move {path.parent} aside (it holds only the runner's own records); the "
+            "catalogs and media are not affected",
+        ) from exc
     return conn
 
 

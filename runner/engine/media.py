@@ -22,6 +22,8 @@ from typing import BinaryIO
 from runner.errors import MediaError
 from runner.site import Site, safe_relpath
 
+TEMP_SUFFIX = ".recover-tmp"  # in-progress atomic writes; never a finished file
+
 
 @dataclass
 class MediaChange:
@@ -40,15 +42,47 @@ class MediaChange:
 
 
 @dataclass
+class MediaLog:
+    """What a step did to media: every change counted, only the first few kept.
+
+    A step may write millions of files; the log stays the same size.
+    """
+
+    keep: int = 12
+    changes: list[MediaChange] = field(default_factory=list)
+    totals: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (op, dir) -> n, bytes
+
+    def add(self, change: MediaChange) -> None:
+        if len(self.changes) < self.keep:
+            self.changes.append(change)
+        area = change.path.rsplit("/", 1)[0] if "/" in change.path else "."
+        counts = self.totals.setdefault((change.op, area.split("/")[0]), [0, 0])
+        counts[0] += 1
+        counts[1] += change.size or 0
+
+    def lines(self) -> list[str]:
+        """Each change if there were few; otherwise a count per operation and top directory."""
+        if sum(n for n, _ in self.totals.values()) <= self.keep:
+            return [change.describe() for change in self.changes]
+        return [
+            f"{op} {count:,} file(s) under {area}/" + (f" ({size:,} bytes)" if size else "")
+            for (op, area), (count, size) in sorted(self.totals.items())
+        ]
+
+
+@dataclass
 class MediaStore:
     """Site media, seen through an overlay when `dry_run` is set."""
 
     site: Site
     dry_run: bool = False
     overlay_dir: Path | None = None
-    changes: list[MediaChange] = field(default_factory=list)
+    log: MediaLog = field(default_factory=MediaLog)
+    # The dry-run overlay: planned files, planned removals, and the names planned
+    # writes add to each directory (so new directories exist and list correctly).
     _redirect: dict[str, Path] = field(default_factory=dict)  # rel -> where its bytes are
     _removed: set[str] = field(default_factory=set)
+    _children: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dry_run and self.overlay_dir is None:
@@ -61,12 +95,13 @@ class MediaStore:
         if key in self._redirect:
             return self._redirect[key]
         if key in self._removed:
-            return self.site.path(key) / "\x00removed-in-plan"  # never exists
+            assert self.overlay_dir is not None
+            return self.overlay_dir / ".removed-in-plan" / key  # never exists
         return self.site.path(key)
 
     def exists(self, rel: str) -> bool:
         key = str(safe_relpath(rel))
-        if key in self._redirect:
+        if key in self._redirect or self._children.get(key):
             return True
         if key in self._removed:
             return False
@@ -77,14 +112,8 @@ class MediaStore:
         key = str(safe_relpath(rel))
         real = self.site.path(key)
         names = set(os.listdir(real)) if real.is_dir() else set()
-        prefix = key + "/"
-        for planned in self._redirect:
-            if planned.startswith(prefix) and "/" not in planned[len(prefix) :]:
-                names.add(planned[len(prefix) :])
-        for gone in self._removed:
-            if gone.startswith(prefix):
-                names.discard(gone[len(prefix) :])
-        return sorted(names)
+        names |= self._children.get(key, set())
+        return sorted(name for name in names if f"{key}/{name}" not in self._removed)
 
     def open(self, rel: str) -> BinaryIO:
         try:
@@ -100,14 +129,18 @@ class MediaStore:
 
     # -- writing -----------------------------------------------------------
     @contextlib.contextmanager
-    def writer(self, rel: str) -> Iterator[BinaryIO]:
+    def writer(self, rel: str, *, source: str | None = None) -> Iterator[BinaryIO]:
         """Write a whole file atomically; it appears complete or not at all."""
         key = str(safe_relpath(rel))
         target = self._write_target(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
+        # One fixed temporary name per target: a write killed half way leaves at most
+        # this file, which the repeated write truncates and renames (nothing piles up).
+        # One run per site (the lock) means no one else writes it meanwhile.
+        tmp = target.with_name(f".{target.name}{TEMP_SUFFIX}")
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666
         try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
             with os.fdopen(fd, "wb") as handle:
                 yield handle
                 handle.flush()
@@ -121,7 +154,7 @@ class MediaStore:
             tmp.unlink(missing_ok=True)
             raise
         self._landed(key, target)
-        self.changes.append(MediaChange("write", key, size=size))
+        self.log.add(MediaChange("copy" if source else "write", key, source=source, size=size))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.writer(rel) as handle:
@@ -129,11 +162,8 @@ class MediaStore:
 
     def copy(self, src: str, dst: str) -> None:
         """Copy a file atomically (streaming, so large media stay out of memory)."""
-        with self.open(src) as source, self.writer(dst) as target:
+        with self.open(src) as source, self.writer(dst, source=src) as target:
             shutil.copyfileobj(source, target, 1 << 20)
-        self.changes[-1] = MediaChange(
-            "copy", str(safe_relpath(dst)), source=src, size=self.changes[-1].size
-        )
 
     def move(self, src: str, dst: str) -> None:
         """Rename within the site. Repeatable: an already-done move is a no-op."""
@@ -143,16 +173,15 @@ class MediaStore:
                 return  # done before an interruption
             raise MediaError(f"cannot move {src}: it is missing")
         if self.dry_run:
-            self._redirect[dkey] = self.path(skey)
-            self._removed.discard(dkey)
-            self._redirect.pop(skey, None)
-            self._removed.add(skey)
+            self.site.path(dkey)  # refuses links out of the site, in a plan too
+            self._plan(dkey, self.path(skey))
+            self._unplan(skey)
         else:
             source, target = self.site.path(skey), self.site.path(dkey)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
             _fsync_dir(target.parent)
-        self.changes.append(MediaChange("move", dkey, source=skey))
+        self.log.add(MediaChange("move", dkey, source=skey))
 
     def remove(self, rel: str) -> None:
         """Delete a file. Repeatable: a missing file is already removed."""
@@ -160,11 +189,10 @@ class MediaStore:
         if not self.exists(key):
             return
         if self.dry_run:
-            self._redirect.pop(key, None)
-            self._removed.add(key)
+            self._unplan(key)
         else:
             self.site.path(key).unlink()
-        self.changes.append(MediaChange("remove", key))
+        self.log.add(MediaChange("remove", key))
 
     def mkdir(self, rel: str) -> None:
         key = str(safe_relpath(rel))
@@ -175,8 +203,8 @@ class MediaStore:
         else:
             assert self.overlay_dir is not None
             (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
-            self._redirect[key] = self.overlay_dir / key
-        self.changes.append(MediaChange("mkdir", key))
+            self._plan(key, self.overlay_dir / key)
+        self.log.add(MediaChange("mkdir", key))
 
     def close(self) -> None:
         """Drop the dry-run overlay."""
@@ -185,15 +213,28 @@ class MediaStore:
 
     # -- internals ---------------------------------------------------------
     def _write_target(self, key: str) -> Path:
+        real = self.site.path(key)  # refuses links out of the site, in a plan too
         if not self.dry_run:
-            return self.site.path(key)
+            return real
         assert self.overlay_dir is not None
         return self.overlay_dir / key
 
     def _landed(self, key: str, target: Path) -> None:
         if self.dry_run:
-            self._redirect[key] = target
-            self._removed.discard(key)
+            self._plan(key, target)
+
+    def _plan(self, key: str, target: Path) -> None:
+        self._redirect[key] = target
+        self._removed.discard(key)
+        parts = key.split("/")
+        for depth in range(1, len(parts)):
+            self._children.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+
+    def _unplan(self, key: str) -> None:
+        self._redirect.pop(key, None)
+        self._removed.add(key)
+        parent, _, name = key.rpartition("/")
+        self._children.get(parent, set()).discard(name)
 
 
 def _fsync_dir(path: Path) -> None:

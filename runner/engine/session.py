@@ -27,7 +27,7 @@ from runner.engine import journal
 from runner.engine.action import Action, Check
 from runner.engine.context import Context
 from runner.engine.journal import StepRecord
-from runner.engine.media import MediaStore
+from runner.engine.media import MediaLog, MediaStore
 from runner.errors import (
     LossBudgetExceeded,
     MediaError,
@@ -140,7 +140,7 @@ class Session:
         self._validate_args(step, args)
         action = cls(args)
         conn = self._connect(action)
-        media_mark = len(self.media.changes)
+        self.media.log = MediaLog()
         started = time.monotonic()
         self._committed = copy.deepcopy(record)
         try:
@@ -178,12 +178,13 @@ class Session:
             record.state = "done"
             record.finished_at = _iso(self.clock)
             record.seconds += time.monotonic() - started
-            record.media += [c.describe() for c in self.media.changes[media_mark:]]
+            record.media += self.media.log.lines()
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
         except BaseException as exc:
             _rollback(conn)
-            self._restore(record)
+            if not (self.dry_run and isinstance(exc, SafetyRefusal)):
+                self._restore(record)  # a plan keeps what the refused step would have done
             record.seconds += time.monotonic() - started
             error: BaseException = exc
             if isinstance(exc, sqlite3.Error):
@@ -265,9 +266,16 @@ class Session:
         for unit, total in totals.items():
             allowed = self.request.allow_loss.get(unit, 0)
             if allowed is not None and total > allowed:
+                kept = self._committed.loss.get(unit, 0)
+                batches = (
+                    f"; its batches committed before this one stay, with {kept:,} {unit} "
+                    "lost, within the budget"
+                    if kept and not self.dry_run
+                    else "; nothing of this step was committed"
+                )
                 raise LossBudgetExceeded(
                     f"step {record.step_id!r} would bring the data loss to {total:,} {unit}; "
-                    f"the playbook allows {allowed:,}",
+                    f"the playbook allows {allowed:,}{batches}",
                     fix=f"review the loss with `recover plan`; if it is acceptable, raise "
                     f"safety.allow_loss.{unit} in the playbook",
                 )
@@ -309,8 +317,8 @@ class Session:
                 if not _ALIAS.match(alias) or alias in ("main", "temp"):
                     raise StepFailed(f"action {action.name} asked for a bad database alias")
                 path = self._database_path(rel)
-                conn.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
                 try:
+                    conn.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
                     conn.execute(f"SELECT count(*) FROM {alias}.sqlite_master").fetchone()
                     if not self.dry_run:
                         mode = conn.execute(f"PRAGMA {alias}.journal_mode").fetchone()[0]

@@ -132,7 +132,7 @@ def check_playbook(path: Path) -> tuple[Playbook | None, list[Diagnostic]]:
         return None, [Diagnostic(file, p.mark.line, p.mark.col, p.message, (), p.fix)]
     out = _Collector(file, raw)
     for problem in problems:
-        out.at(problem.mark, problem.message, problem.fix)
+        out.at(problem.mark, problem.message, problem.fix, problem.path)
     if not isinstance(raw, PosDict):
         out.at(
             Mark(1, 1),
@@ -232,8 +232,14 @@ def _show(value: Any) -> str:
         return f"boolean {str(value).lower()}"
     if value is None:
         return "null"
-    kind = {str: "string", int: "integer", float: "number", list: "list"}.get(type(value))
-    kind = kind or ("mapping" if isinstance(value, dict) else type(value).__name__)
+    kinds = (
+        (str, "string"),
+        (int, "integer"),
+        (float, "number"),
+        (list, "list"),
+        (dict, "mapping"),
+    )
+    kind = next((name for cls, name in kinds if isinstance(value, cls)), type(value).__name__)
     return f"{kind} {value!r}" if kind in ("string", "integer", "number") else kind
 
 
@@ -331,14 +337,30 @@ def _check_args(
     index: int, action: str, args: dict[str, Any], defaults: dict[str, Any], out: _Collector
 ) -> None:
     """Validate args as they will be after rendering with the params' defaults."""
-    try:
-        rendered = render_value(_without_step_refs(args), defaults)
-    except TemplateProblem:
-        return  # reported with its position by _check_expressions
+    rendered = _render_leniently(_without_step_refs(args), defaults)
     schema = action_schema(action)
     validator = Draft202012Validator(schema, format_checker=_FORMATS)
     for error in validator.iter_errors(rendered):
         _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
+
+
+_UNKNOWN = object()
+
+
+def _render_leniently(value: Any, variables: dict[str, Any]) -> Any:
+    """Render what renders; drop what does not (reported by _check_expressions),
+    so one bad expression does not hide the other arguments' problems."""
+    if isinstance(value, str) and has_template(value):
+        try:
+            return render_value(value, variables)
+        except TemplateProblem:
+            return _UNKNOWN
+    if isinstance(value, dict):
+        items = {k: _render_leniently(v, variables) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v is not _UNKNOWN}
+    if isinstance(value, list):
+        return [v for v in (_render_leniently(i, variables) for i in value) if v is not _UNKNOWN]
+    return value
 
 
 def _without_step_refs(value: Any) -> Any:
@@ -378,7 +400,8 @@ def _check_expressions(
         (("site",), raw.get("site")),
         (("safety",), raw.get("safety")),
     ]
-    for index, spec in enumerate(raw.get("steps") or []):
+    raw_steps = raw.get("steps")
+    for index, spec in enumerate(raw_steps if isinstance(raw_steps, list) else []):
         if isinstance(spec, dict):
             sections.append((("steps", index), {k: spec[k] for k in ("args", "when") if k in spec}))
     for base, value in sections:

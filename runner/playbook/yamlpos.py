@@ -8,6 +8,7 @@ silent overwrites.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ class PosDict(dict[str, Any]):
     mark: Mark
     key_marks: dict[str, Mark]
     value_marks: dict[str, Mark]
+    #: keys written twice: (key, where the second one is); validation reports them
+    duplicates: list[tuple[str, Mark]]
 
 
 class PosList(list[Any]):
@@ -44,21 +47,21 @@ class YamlProblem:
     mark: Mark
     message: str
     fix: str | None = None
+    path: tuple[str | int, ...] = ()
 
 
 class PositionedLoader(yaml.SafeLoader):
-    """SafeLoader that builds PosDict/PosList and records duplicate keys."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.problems: list[YamlProblem] = []
+    """SafeLoader that builds PosDict/PosList and records duplicate keys on them."""
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> PosDict:  # type: ignore[override]
+        written = {id(key) for key, _ in node.value}  # before `<<:` merges are expanded
         self.flatten_mapping(node)
         result = PosDict()
         result.mark = Mark.of(node.start_mark)
         result.key_marks = {}
         result.value_marks = {}
+        result.duplicates = []
+        merged: set[str] = set()
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
             try:
@@ -71,16 +74,16 @@ class PositionedLoader(yaml.SafeLoader):
                     key_node.start_mark,
                 ) from exc
             key_text = key if isinstance(key, str) else str(key)
-            if key_text in result:
-                first = result.key_marks[key_text]
-                self.problems.append(
-                    YamlProblem(
-                        Mark.of(key_node.start_mark),
-                        f"duplicate key {key_text!r} (first defined at line {first.line})",
-                        "remove one of the two entries",
-                    )
-                )
+            explicit = id(key_node) in written
+            if key_text in result and explicit and key_text not in merged:
+                result.duplicates.append((key_text, Mark.of(key_node.start_mark)))
                 continue
+            # Otherwise the later entry wins, as in PyYAML: an explicit key overrides
+            # one merged in with `<<:`, which is YAML's rule and not a mistake.
+            if explicit:
+                merged.discard(key_text)
+            else:
+                merged.add(key_text)
             result[key_text] = self.construct_object(value_node, deep=True)
             result.key_marks[key_text] = Mark.of(key_node.start_mark)
             result.value_marks[key_text] = Mark.of(value_node.start_mark)
@@ -133,7 +136,24 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
         raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
     finally:
         loader.dispose()
-    return data, loader.problems
+    return data, list(_duplicates(data, ()))
+
+
+def _duplicates(node: Any, path: tuple[str | int, ...]) -> Iterator[YamlProblem]:
+    if isinstance(node, PosDict):
+        for key, mark in node.duplicates:
+            first = node.key_marks[key]
+            yield YamlProblem(
+                mark,
+                f"duplicate key {key!r} (first defined at line {first.line})",
+                "remove one of the two entries",
+                (*path, key),
+            )
+        for key, value in node.items():
+            yield from _duplicates(value, (*path, key))
+    elif isinstance(node, PosList):
+        for index, value in enumerate(node):
+            yield from _duplicates(value, (*path, index))
 
 
 def mark_for_path(root: Any, path: tuple[str | int, ...], *, key: bool = False) -> Mark:

@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 
     from runner.engine.action import Action, Finding, StepView
 
-_MODULES: tuple[str, ...] = ("runner.procedures.pool_containers",)
+_MODULES: tuple[str, ...] = (
+    "runner.procedures.archive_volume",
+    "runner.procedures.keyed_file",
+    "runner.procedures.pool_containers",
+    "runner.procedures.roll_forward",
+)
 
 
 def _module_names() -> tuple[str, ...]:

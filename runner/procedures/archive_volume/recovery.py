@@ -1,0 +1,248 @@
+"""Mode 3: recovery_attempt, the SEND jobs that fetch studies back into cache.
+
+Each batch takes the next `max_jobs` studies (in study_ref order) that still
+have locations in recovery (R), and for each creates one SEND job that copies
+the study's recoverable objects from their other copies (a verified cached
+copy, else a good location on an online volume) into the cache, verifying
+checksums; then the study's R locations become S and its cache entry is
+protected. Every batch is committed with `ctx.checkpoint`, so an interrupted
+run resumes after the last finished batch; cache files are written
+atomically with the same bytes, so redoing a half-done batch ends the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from runner.engine.action import Check
+from runner.errors import MediaError, SiteError
+from runner.procedures.archive_volume import catalog as cat
+from runner.procedures.archive_volume.common import (
+    ArchiveAction,
+    media_problem,
+    open_volume,
+    require_checks,
+)
+from runner.procedures.archive_volume.media import VolumeReader, checksum
+
+if TYPE_CHECKING:
+    from runner.engine.action import StepContext
+
+_MAX_WARNINGS = 20
+
+
+class RecoveryAttempt(ArchiveAction):
+    name = "archive.recovery_attempt"
+    summary = "Create SEND jobs (max_jobs per batch) copying recoverable objects into cache"
+    destructive = True
+
+    def check(self, ctx: StepContext) -> Iterable[Check]:
+        checks = list(self.volume_checks(ctx, online=True))
+        yield from checks
+        if not all(c.ok for c in checks):
+            return
+        volume = cat.require_volume(ctx.db, self.volume_ref)
+        problem = media_problem(ctx, volume)
+        yield Check(
+            "volume media readable",
+            problem is None,
+            problem or "header and size are sound",
+            "restore the volume file from the repair shop's image" if problem else None,
+        )
+        needed = cat.carriers_needed(ctx.db, self.volume_ref)[1:]
+        missing = [c for c, loaded, _ in needed if not loaded]
+        yield Check(
+            "carriers with copies loaded",
+            not missing,
+            f"not loaded: {', '.join(missing)}"
+            if missing
+            else f"{len(needed)} carrier(s) with copies, all loaded",
+            f"load them first (archive.load with copies_of: {self.volume_ref})"
+            if missing
+            else None,
+        )
+        for (ref,) in ctx.db.execute(
+            "SELECT volume_ref FROM catalog.volumes WHERE online = 1 AND volume_ref <> ?"
+            " ORDER BY volume_ref",
+            (self.volume_ref,),
+        ).fetchall():
+            source = cat.require_volume(ctx.db, ref)
+            problem = media_problem(ctx, source)
+            if problem:
+                yield Check(
+                    "source media readable",
+                    False,
+                    problem,
+                    f"restore {source.media_path} or unload carrier {source.carrier_id}",
+                )
+
+    def run(self, ctx: StepContext) -> None:
+        require_checks(iter(self.check(ctx)))
+        max_jobs = int(self.args.get("max_jobs", 50))
+        batches = self.args.get("batches", 1)
+        limit = None if batches == "all" else int(batches)
+        host = str(self.args.get("cache_host", cat.DEFAULT_CACHE_HOST))
+        done = int(ctx.state.get("batches", 0))
+        after = str(ctx.state.get("after", ""))
+        jobs = int(ctx.state.get("jobs", 0))
+        copied = int(ctx.state.get("copied", 0))
+        fetcher = _Fetcher(ctx, self.volume_ref, host)
+        with ExitStack() as stack:
+            stack.callback(fetcher.close)
+            while limit is None or done < limit:
+                studies = [
+                    r[0]
+                    for r in ctx.db.execute(
+                        "SELECT s.study_ref FROM catalog.studies s WHERE s.study_ref > ?"
+                        " AND EXISTS (SELECT 1 FROM catalog.objects o"
+                        "  JOIN catalog.object_locations l ON l.object_id = o.object_id"
+                        "  WHERE o.study_ref = s.study_ref AND l.volume_ref = ?"
+                        "  AND l.state = 'R')"
+                        " ORDER BY s.study_ref LIMIT ?",
+                        (after, self.volume_ref, max_jobs),
+                    )
+                ]
+                if not studies:
+                    break
+                label = f"recovery batch {done + 1}"
+                for study_ref in ctx.progress(studies, len(studies), label):
+                    copied += fetcher.send_job(study_ref)
+                    jobs += 1
+                after = studies[-1]
+                done += 1
+                ctx.checkpoint({"batches": done, "after": after, "jobs": jobs, "copied": copied})
+        remaining = ctx.db.execute(
+            "SELECT count(DISTINCT o.study_ref) FROM catalog.object_locations l"
+            " JOIN catalog.objects o ON o.object_id = l.object_id"
+            " WHERE l.volume_ref = ? AND l.state = 'R'",
+            (self.volume_ref,),
+        ).fetchone()[0]
+        if fetcher.failures > _MAX_WARNINGS:
+            ctx.warn(f"{fetcher.failures - _MAX_WARNINGS} more fetch failure(s) not shown")
+        ctx.changed("send_jobs", "created", jobs)
+        ctx.changed("object_locations", "state R -> S", fetcher.sent)
+        ctx.changed("cache", "objects copied in", fetcher.written)
+        ctx.changed("cache_locations", "protected", fetcher.protected)
+        ctx.note(
+            f"{self.volume_ref}: {jobs:,} SEND job(s) in {done} batch(es), {copied:,} object(s) "
+            f"in cache ({fetcher.written:,} copied now); {remaining:,} study(ies) still to do"
+        )
+        ctx.output(jobs=jobs, batches=done, recovered=copied, remaining_studies=remaining)
+
+
+class _Fetcher:
+    """Runs SEND jobs: finds a good copy of each object and puts it in cache."""
+
+    def __init__(self, ctx: StepContext, volume_ref: str, host: str) -> None:
+        self.ctx = ctx
+        self.db: sqlite3.Connection = ctx.db
+        self.volume_ref = volume_ref
+        self.host = host
+        self.readers: dict[str, VolumeReader | MediaError] = {}
+        self._stack = ExitStack()
+        self.failures = 0
+        self.sent = 0
+        self.written = 0
+        self.protected = 0
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def send_job(self, study_ref: str) -> int:
+        """One SEND job for one study; returns how many objects are now in cache."""
+        rows = self.db.execute(
+            "SELECT o.object_id, o.checksum, EXISTS (SELECT 1 FROM catalog.cached_objects c"
+            "  WHERE c.object_id = o.object_id)"
+            " FROM catalog.objects o JOIN catalog.object_locations l ON l.object_id = o.object_id"
+            " WHERE o.study_ref = ? AND l.volume_ref = ? AND l.state = 'R' ORDER BY o.object_id",
+            (study_ref, self.volume_ref),
+        ).fetchall()  # one study's objects: bounded by the study size
+        in_cache = 0
+        for object_id, expected, cached in rows:
+            if self._fetch(study_ref, object_id, expected, bool(cached)):
+                in_cache += 1
+        state = "done" if in_cache == len(rows) else ("partial" if in_cache else "empty")
+        self.db.execute(
+            "INSERT INTO catalog.send_jobs (study_ref, volume_ref, created_at, state,"
+            " objects_affected, objects_copied) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (study_ref, volume_ref) DO UPDATE SET"
+            " objects_affected = objects_affected + excluded.objects_affected,"
+            " objects_copied = objects_copied + excluded.objects_copied,"
+            " state = CASE WHEN objects_copied + excluded.objects_copied = 0 THEN 'empty'"
+            "  WHEN objects_copied + excluded.objects_copied"
+            "       >= objects_affected + excluded.objects_affected THEN 'done'"
+            "  ELSE 'partial' END",
+            (study_ref, self.volume_ref, self.ctx.now.isoformat(), state, len(rows), in_cache),
+        )
+        self.sent += self.db.execute(
+            "UPDATE catalog.object_locations SET state = 'S' WHERE volume_ref = ? AND state = 'R'"
+            " AND object_id IN (SELECT object_id FROM catalog.objects WHERE study_ref = ?)",
+            (self.volume_ref, study_ref),
+        ).rowcount
+        if in_cache:
+            self.protected += 1
+            self.db.execute(
+                "INSERT INTO catalog.cache_locations (study_ref, host, protected) VALUES (?, ?, 1)"
+                " ON CONFLICT (study_ref, host) DO UPDATE SET protected = 1",
+                (study_ref, self.host),
+            )
+        return in_cache
+
+    def _fetch(self, study_ref: str, object_id: int, expected: str, cached: bool) -> bool:
+        """Make sure a verified copy of the object is in cache; False if impossible."""
+        dest = cat.cache_path(study_ref, object_id)
+        media = self.ctx.media
+        if cached and media.exists(dest):
+            try:
+                if checksum(media.read_bytes(dest)) == expected:
+                    return True
+            except MediaError:
+                pass
+            self._warn(f"cached copy of object {object_id} is bad; fetching it again")
+        for ref, ordinal in self.db.execute(
+            "SELECT l.volume_ref, l.ordinal FROM catalog.object_locations l"
+            " JOIN catalog.volumes v ON v.volume_ref = l.volume_ref"
+            " WHERE l.object_id = ? AND l.volume_ref <> ? AND l.state = 'A' AND v.online = 1"
+            " ORDER BY l.volume_ref",
+            (object_id, self.volume_ref),
+        ).fetchall():
+            reader = self._reader(ref)
+            if isinstance(reader, MediaError):
+                continue
+            try:
+                block = reader.read(ordinal)
+            except MediaError as exc:
+                self._warn(f"object {object_id}: {exc.message}")
+                continue
+            if block.object_id != object_id or checksum(block.payload) != expected:
+                self._warn(f"object {object_id}: the copy on {ref}:{ordinal} fails verification")
+                continue
+            media.write_bytes(dest, block.payload)
+            self.written += 1
+            self.db.execute(
+                "INSERT INTO catalog.cached_objects (object_id, host) VALUES (?, ?)"
+                " ON CONFLICT (object_id) DO UPDATE SET host = excluded.host",
+                (object_id, self.host),
+            )
+            return True
+        if cached:
+            self.db.execute("DELETE FROM catalog.cached_objects WHERE object_id = ?", (object_id,))
+        return False
+
+    def _reader(self, ref: str) -> VolumeReader | MediaError:
+        if ref not in self.readers:
+            try:
+                volume = cat.require_volume(self.db, ref)
+                self.readers[ref] = self._stack.enter_context(open_volume(self.ctx, volume))
+            except (MediaError, SiteError) as exc:
+                self._warn(f"volume {ref} cannot be read: {exc.message}")
+                self.readers[ref] = MediaError(exc.message)
+        return self.readers[ref]
+
+    def _warn(self, message: str) -> None:
+        self.failures += 1
+        if self.failures <= _MAX_WARNINGS:
+            self.ctx.warn(message)

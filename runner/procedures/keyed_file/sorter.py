@@ -1,0 +1,156 @@
+"""Sorting key entries in bounded memory: spill, then sort in memory or merge runs.
+
+Entries are fixed-width byte strings (key bytes + big-endian record number),
+so plain byte order is key order and Python's sort and `heapq.merge` need no
+key function. Entries are spilled unsorted to a temporary file as they arrive
+(one per key, so all keys can be fed in one pass over the data file); when
+asked for the sorted stream, a key whose entries fit the memory budget is
+sorted in memory with one `list.sort`, otherwise it is cut into sorted runs
+that are merged (cascading when there are very many runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from runner.procedures.keyed_file.records import split
+
+READ_CHUNK = 1 << 16
+MAX_FAN_IN = 64
+SCRATCH_PREFIX = "recover-keyed-sort-"
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: str | None = None) -> Iterator[Path]:
+    """A temporary directory for sort spills, removed afterwards.
+
+    A process killed mid-sort (kill -9, power cut) cannot remove its own, so the
+    name carries the owner's pid and every new one first sweeps those whose
+    owner is gone.
+    """
+    base = Path(parent or tempfile.gettempdir())
+    for stale in base.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = stale.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base) as path:
+        yield Path(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def entry_cost(width: int) -> int:
+    """Memory one entry takes in a Python list: the bytes object plus the list slot."""
+    return sys.getsizeof(bytes(width)) + 8 + 8  # + allocator rounding
+
+
+class EntrySorter:
+    """Collects one key's entries and gives them back in sorted order."""
+
+    def __init__(self, width: int, memory_bytes: int, directory: Path, name: str) -> None:
+        self.width = width
+        self.memory_bytes = memory_bytes
+        self.directory = directory
+        self.name = name
+        self.count = 0
+        self.runs = 0  # how many sorted runs the external path wrote (0 = sorted in memory)
+        self._serial = 0
+        self._spill_path = directory / f"{name}.spill"
+        self._spill: BinaryIO | None = open(self._spill_path, "wb")  # noqa: SIM115
+
+    def add(self, blob: bytes) -> None:
+        """Add entries given as one blob of whole entries."""
+        assert self._spill is not None and len(blob) % self.width == 0
+        self._spill.write(blob)
+        self.count += len(blob) // self.width
+
+    @property
+    def fits_in_memory(self) -> bool:
+        return self.count * entry_cost(self.width) <= self.memory_bytes
+
+    def sorted_entries(self) -> Iterator[bytes]:
+        """The entries in byte order; call once."""
+        assert self._spill is not None
+        self._spill.close()
+        self._spill = None
+        if self.fits_in_memory:
+            with open(self._spill_path, "rb") as handle:
+                blob = handle.read()
+            entries = split(blob, self.width)
+            del blob
+            os.unlink(self._spill_path)
+            entries.sort()
+            return iter(entries)
+        runs = self._write_runs()
+        while len(runs) > MAX_FAN_IN:
+            runs = self._cascade(runs)
+        chunk = self._reader_chunk(len(runs))
+        return heapq.merge(*(self._read_run(path, chunk) for path in runs))
+
+    def _reader_chunk(self, readers: int) -> int:
+        """Entries each run reader buffers: together they stay within the budget."""
+        return max(256, self.memory_bytes // (2 * readers * entry_cost(self.width)))
+
+    def _write_runs(self) -> list[Path]:
+        per_run = max(1024, self.memory_bytes // entry_cost(self.width))
+        paths: list[Path] = []
+        with open(self._spill_path, "rb") as handle:
+            while blob := handle.read(per_run * self.width):
+                entries = split(blob, self.width)
+                del blob
+                entries.sort()
+                path = self.directory / f"{self.name}.run{len(paths)}"
+                with open(path, "wb") as out:
+                    for start in range(0, len(entries), READ_CHUNK):
+                        out.write(b"".join(entries[start : start + READ_CHUNK]))
+                del entries
+                paths.append(path)
+        os.unlink(self._spill_path)
+        self.runs = len(paths)
+        return paths
+
+    def _cascade(self, runs: list[Path]) -> list[Path]:
+        merged: list[Path] = []
+        for start in range(0, len(runs), MAX_FAN_IN):
+            group = runs[start : start + MAX_FAN_IN]
+            self._serial += 1
+            path = self.directory / f"{self.name}.merge{self._serial}"
+            chunk = self._reader_chunk(len(group))
+            with open(path, "wb") as out:
+                buffer: list[bytes] = []
+                for entry in heapq.merge(*(self._read_run(p, chunk) for p in group)):
+                    buffer.append(entry)
+                    if len(buffer) >= READ_CHUNK:
+                        out.write(b"".join(buffer))
+                        buffer.clear()
+                out.write(b"".join(buffer))
+            merged.append(path)
+        return merged
+
+    def _read_run(self, path: Path, chunk: int) -> Iterator[bytes]:
+        """Stream a run back, `chunk` entries at a time, deleting it once read."""
+        with open(path, "rb") as handle:
+            while blob := handle.read(chunk * self.width):
+                yield from split(blob, self.width)
+        os.unlink(path)
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None

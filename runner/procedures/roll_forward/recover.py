@@ -1,0 +1,302 @@
+"""rollforward.recover: the gates before a roll forward, the replay, and its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from runner.engine.action import Action, Check, StepContext
+from runner.errors import MediaError, RecoverError, SafetyRefusal, StepFailed
+from runner.procedures.roll_forward import reporting
+from runner.procedures.roll_forward.catalog import (
+    RECOVERY_DDL,
+    alias_for,
+    database_rel,
+    read_flags,
+    valid_name,
+    write_flags,
+)
+from runner.procedures.roll_forward.flags import DatabaseInUse, _exists_check
+from runner.procedures.roll_forward.logset import LogSet, scan_log_set
+from runner.procedures.roll_forward.media import iso_us, to_us
+from runner.procedures.roll_forward.replay import Options, Replay, ReplayState
+from runner.site import Site
+
+
+class StampMismatch(SafetyRefusal):
+    """Backup and log do not belong together: recovering would silently give wrong data."""
+
+
+class NotRecoverable(SafetyRefusal):
+    """The database was changed since its backup (or already rolled forward)."""
+
+
+class RecoveryAborted(StepFailed):
+    """Too many errors (error_limit) or an inconsistent log: the run stops."""
+
+
+class LogFileMissing(StepFailed):
+    """The log continues in a file that is not there; supply it and run again."""
+
+
+def parse_stop(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("it has no time zone")
+    return to_us(moment)
+
+
+class Recover(Action):
+    name = "rollforward.recover"
+    summary = "roll databases forward: re-apply completed transactions from a log set"
+    destructive = True
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        super().__init__(args)
+        self._logset: LogSet | None = None
+
+    def names(self) -> list[str]:
+        return [str(n) for n in self.args.get("databases", [])]
+
+    def databases(self, site: Site) -> dict[str, str]:
+        return {
+            alias_for(n): database_rel(n)
+            for n in self.names()
+            if valid_name(n) and site.path(database_rel(n)).exists()
+        }
+
+    def check(self, ctx: StepContext) -> Iterable[Check]:
+        for name in self.names():
+            yield _exists_check(ctx, name)
+        try:
+            parse_stop(self.args.get("stop_at"))
+            yield Check("stop_at is a date-time with a time zone", True)
+        except ValueError as exc:
+            yield Check(
+                "stop_at is a date-time with a time zone",
+                False,
+                f"stop_at {self.args.get('stop_at')!r}: {exc}",
+                fix="write it like 2026-01-02T03:04:05+00:00",
+            )
+        set_name = str(self.args["log_set"])
+        try:
+            self._logset = scan_log_set(ctx.media, set_name)
+        except MediaError as exc:
+            yield Check(f"log set {set_name} is intact", False, exc.message, fix=exc.fix)
+            return
+        logset = self._logset
+        files = [logset.rel(n) for n in sorted(logset.headers)]
+        detail = f"{len(files)} file(s): {', '.join(files)}; logging id {logset.logging_id}"
+        if logset.missing():
+            detail += "; missing: " + ", ".join(logset.rel(n) for n in logset.missing())
+        yield Check(f"log set {set_name} is intact", True, detail)
+
+    # -- run ---------------------------------------------------------------
+    def run(self, ctx: StepContext) -> None:
+        logset = self._logset or scan_log_set(ctx.media, str(self.args["log_set"]))
+        options = Options(
+            stop_us=parse_stop(self.args.get("stop_at")),
+            checkpoint_records=int(self.args.get("checkpoint_records", 200_000)),
+            flush_calls=int(self.args.get("batch_calls", 20_000)),
+            chunk_records=int(self.args.get("chunk_records", 4096)),
+        )
+        first_gap = next(iter(logset.missing()), None)
+        readable = [n for n in sorted(logset.headers) if first_gap is None or n < first_gap]
+        ctx.note(
+            f"will read log set {logset.name}: "
+            + ", ".join(logset.rel(n) for n in readable)
+            + (f"; then it needs {logset.rel(first_gap)}, which is missing" if first_gap else "")
+        )
+        if ctx.state:
+            state = ReplayState.from_dict(dict(ctx.state))
+            ctx.note(f"resuming at record {state.pos[2]} of {logset.rel(int(state.pos[0]))}")
+            self._gate_access(ctx, list(state.targets))
+        else:
+            state = self._start(ctx, logset)
+        replay = Replay(ctx, logset, state, options)
+        try:
+            stop = replay.run()
+        except MediaError as exc:
+            # The engine rolls back to the last checkpoint: report what that holds.
+            replay.keep_last_record()
+            committed = ReplayState.from_dict(dict(ctx.state)) if ctx.state else state
+            committed.last_txn_record = state.last_txn_record
+            self._abort(ctx, logset, committed, exc.message, with_summary=False)
+            raise RecoveryAborted(exc.message, fix=exc.fix) from exc
+        if stop.kind == "missing_file":
+            message = f"roll forward stopped: {stop.detail}"
+            self._abort(ctx, logset, state, message, with_summary=True)
+            raise LogFileMissing(
+                message + f"; transactions up to record {state.pos[2] - 1} are applied; "
+                f"supply {stop.needed_file} and run again to continue from there",
+                fix=f"supply {stop.needed_file} and run again: it continues from there",
+            )
+        self._finish(ctx, logset, state, stop.kind)
+
+    def _start(self, ctx: StepContext, logset: LogSet) -> ReplayState:
+        """The gates of a fresh roll forward; returns the initial state."""
+        stop_us = parse_stop(self.args.get("stop_at"))
+        if stop_us is not None and stop_us < logset.cycle.started_us:
+            raise StepFailed(
+                f"stop_at {self.args['stop_at']} is before the start of logging cycle "
+                f"{logset.logging_id} ({iso_us(logset.cycle.started_us)}): the backup copies "
+                "are already later than that point in time",
+                fix="give a stop time inside the cycle, or restore an older backup with its log",
+            )
+        names = self.names()
+        flags = {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
+        self._gate_access(ctx, names)
+        not_recoverable = []
+        for name, f in flags.items():
+            if f.rolled_forward_to is not None:
+                not_recoverable.append(
+                    f"{name} was already rolled forward (through record {f.rolled_forward_to})"
+                )
+            elif f.modified:
+                not_recoverable.append(f"{name} was modified after its backup copy was taken")
+        if not_recoverable:
+            raise NotRecoverable(
+                "; ".join(not_recoverable) + "; re-applying the log would corrupt it",
+                fix="restore it from its backup copy first (rollforward.restore)",
+            )
+        self._gate_stamps(ctx, logset, flags)
+        errors = []
+        for name, f in flags.items():
+            if f.recovery != "enabled":
+                errors.append(f"database {name} is not enabled for recovery")
+        limit = int(self.args.get("error_limit", 0))
+        for number, error in enumerate(errors, start=1):
+            ctx.warn(f"error {number} (limit {limit}): {error}; it is not recovered")
+        targets = {n: alias_for(n) for n in names if flags[n].recovery == "enabled"}
+        state = ReplayState(targets=targets, pos=[1, 0, 1])
+        if len(errors) > limit or not targets:
+            why = (
+                f"{len(errors)} error(s), more than error_limit {limit}"
+                if len(errors) > limit
+                else "no named database is enabled for recovery"
+            )
+            message = f"roll forward aborted before the first record: {why}: " + "; ".join(errors)
+            self._abort(ctx, logset, state, message, with_summary=False, databases=names)
+            raise RecoveryAborted(
+                message,
+                fix="enable recovery (rollforward.set_flags recovery: enabled) or raise "
+                "error_limit to recover the other databases without them",
+            )
+        for alias in targets.values():
+            ctx.db.execute(RECOVERY_DDL.format(schema=f"{alias}."))
+        return state
+
+    def _gate_access(self, ctx: StepContext, names: list[str]) -> None:
+        busy = []
+        for name in names:
+            f = read_flags(ctx.db, alias_for(name), database_rel(name))
+            if f.access == "enabled" or f.open_count > 0:
+                busy.append(f"{name} (access {f.access}, open count {f.open_count})")
+        if busy:
+            raise DatabaseInUse(
+                "refusing to roll forward databases open for access: " + ", ".join(busy),
+                fix="disable access first (rollforward.set_flags access: disabled)",
+            )
+
+    def _gate_stamps(self, ctx: StepContext, logset: LogSet, flags: dict[str, Any]) -> None:
+        no_stamp = bool(self.args.get("no_stamp_check", False))
+        no_store = bool(self.args.get("no_store_flag_check", False))
+        stamp_problems, store_problems = [], []
+        for name, f in flags.items():
+            entry = logset.cycle.stamps.get(name)
+            if entry is None:
+                stamp_problems.append(f"log set {logset.name} holds no backup stamp for {name}")
+                continue
+            log_stamp, log_by_store = entry
+            if f.stamp_us != log_stamp:
+                stamp_problems.append(
+                    f"{name}: backup stamp {f.backup_stamp or 'none'} does not match the "
+                    f"cycle start of log set {logset.name} ({iso_us(log_stamp)})"
+                )
+            if not f.backup_by_store or not log_by_store:
+                store_problems.append(f"{name}: the backup copy was not made by the store utility")
+        refusals = []
+        for problems, override, option in (
+            (stamp_problems, no_stamp, "no_stamp_check"),
+            (store_problems, no_store, "no_store_flag_check"),
+        ):
+            if problems and override:
+                for problem in problems:
+                    ctx.warn(
+                        f"OVERRIDE {option}: {problem}; recovering anyway on the "
+                        "administrator's responsibility"
+                    )
+            elif problems:
+                refusals += problems
+            elif override:
+                ctx.warn(f"OVERRIDE {option} is set (no mismatch found; the check was skipped)")
+        if refusals:
+            raise StampMismatch(
+                "backup copy and log do not correspond: "
+                + "; ".join(refusals)
+                + "; nothing was applied",
+                fix="restore the backup copy taken at the start of this logging cycle, or use "
+                "the log set of this backup; only if you are sure, set no_stamp_check "
+                "(or no_store_flag_check)",
+            )
+
+    # -- outcome -----------------------------------------------------------
+    def _finish(self, ctx: StepContext, logset: LogSet, state: ReplayState, kind: str) -> None:
+        summary = reporting.collect(ctx.db, logset, state, self.args)
+        for name, alias in state.targets.items():
+            write_flags(
+                ctx.db,
+                alias,
+                {
+                    "must_recover": "disabled",
+                    "rolled_forward_to": summary["last_record"],
+                    "recovered_at": ctx.now.isoformat(timespec="seconds"),
+                },
+            )
+            ctx.changed(f"{name} (rf_flags)", "must_recover -> disabled")
+        counts = summary["counts"]
+        for name, per in summary["per_db"].items():
+            if per["applied"]:
+                ctx.changed(name, "transactions re-applied", per["applied"])
+            if per["calls"]:
+                ctx.changed(name, "calls re-applied", per["calls"])
+        lost = counts["failed"] + counts["dependent"]
+        ctx.lost(
+            "transactions",
+            lost,
+            (
+                f"{x['database']} txn {x['txn']} ({x['user']}): {x['detail']}"
+                for x in summary["lost_examples"]
+            ),
+        )
+        ctx.note(reporting.one_line(summary))
+        ctx.output(**reporting.outputs(summary))
+        reporting.write_reports(ctx, summary, bool(self.args.get("user_files", True)))
+
+    def _abort(
+        self,
+        ctx: StepContext,
+        logset: LogSet,
+        state: ReplayState,
+        message: str,
+        *,
+        with_summary: bool,
+        databases: list[str] | None = None,
+    ) -> None:
+        try:
+            reporting.write_abort(
+                ctx,
+                logset,
+                state,
+                message,
+                databases or list(state.targets),
+                bool(self.args.get("user_files", True)),
+                with_summary,
+            )
+        except RecoverError:
+            raise
+        except Exception as exc:
+            ctx.warn(f"the abort message could not be written: {exc}")

@@ -1,0 +1,509 @@
+"""Replaying a log set into the attached databases: reading, state, checkpoints.
+
+One pass over the log, in log order. Each transaction's calls are buffered
+(statement key and raw JSON values) until its END record; completed
+transactions are applied in commit order in batches by apply.BatchApplier.
+
+Checkpoints commit the applied batches together with the position reached and
+the earliest BEGIN of every still-open transaction ("rescan"): a resumed run
+reads again from there, rebuilds the open buffers, and skips every transaction
+that ended before the checkpoint. So an interrupted replay ends exactly as an
+uninterrupted one, and memory holds only open transactions and one batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, NoReturn
+
+from runner.engine.action import StepContext
+from runner.errors import MediaError
+from runner.procedures.roll_forward.apply import BatchApplier, Txn
+from runner.procedures.roll_forward.catalog import (
+    RECOVERY_INSERT,
+    StatementCache,
+    write_flags,
+)
+from runner.procedures.roll_forward.logset import LogSet
+from runner.procedures.roll_forward.media import (
+    BEGIN,
+    BEGIN_P,
+    CALL_P,
+    CYCLE_START,
+    DELETE,
+    END,
+    END_P,
+    IDENTITY,
+    MAX_PAYLOAD,
+    PUT,
+    RECORD,
+    RECORD_SIZE,
+    ROLLBACK,
+    SWITCH,
+    SWITCH_P,
+    TIME,
+    TIME_P,
+    TYPE_NAMES,
+    Damage,
+    iso_us,
+    parse_identity,
+    read_header,
+)
+
+STATE_VERSION = 1
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class Options:
+    stop_us: int | None = None
+    checkpoint_records: int = 200_000
+    flush_calls: int = 20_000
+    spill_calls: int = 50_000
+    chunk_records: int = 4096
+
+
+@dataclass
+class Stop:
+    """Why the replay ended."""
+
+    kind: str  # "end" (end of log), "damage", "stop_time", "missing_file"
+    detail: str = ""
+    needed_file: str | None = None
+
+
+@dataclass
+class ReplayState:
+    """Everything a checkpoint carries (JSON-serialisable through as_dict)."""
+
+    targets: dict[str, str]
+    pos: list[Any]  # [file, offset (0 = just after the header), next seq]
+    rescan: list[Any] | None = None
+    sessions: dict[str, list[Any]] = field(default_factory=dict)
+    records: int = 0
+    files_read: list[int] = field(default_factory=list)
+    first_us: int | None = None
+    last_us: int | None = None
+    last_ok: dict[str, Any] | None = None
+    last_txn_record: dict[str, Any] | None = None
+    other_txns: int = 0
+    warnings: list[str] = field(default_factory=list)
+    suppressed_keys: list[list[Any]] = field(default_factory=list)
+    stop: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        # targets as pairs: the journal may sort keys, and report order must not change
+        return {"v": STATE_VERSION, **self.__dict__, "targets": list(self.targets.items())}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReplayState:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["targets"] = {name: alias for name, alias in fields["targets"]}
+        return cls(**fields)
+
+
+class Replay(BatchApplier):
+    """Drives one roll-forward over a log set for the target databases."""
+
+    def __init__(
+        self, ctx: StepContext, logset: LogSet, state: ReplayState, options: Options
+    ) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.logset = logset
+        self.st = state
+        self.opt = options
+        self.aliases = state.targets  # database name -> alias
+        self.stmts = StatementCache(ctx.db)
+        self._sql: dict[tuple[Any, ...], tuple[str, int, str, bool]] = {}
+        self.open: dict[int, Txn] = {}
+        self.others: dict[int, list[Any]] = {}  # other databases' open txns -> begin position
+        self.pending: list[Txn] = []
+        self.pending_calls = 0
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.resume_seq = int(state.pos[2])
+        self.seq = self.resume_seq
+        self.switch_to: int | None = None
+        self.stop: Stop | None = None
+        self.since_checkpoint = 0
+        self.file_no = int(state.pos[0])
+        self.offset = int(state.pos[1])
+        self._who: dict[int, tuple[str, str]] = {}
+        self._last: tuple[Any, ...] | None = None
+        self.suppressed: dict[tuple[str, str, str], tuple[int, str]] = {
+            (a, t, k): (int(n), r) for a, t, k, n, r in state.suppressed_keys
+        }
+
+    # -- the main loop -----------------------------------------------------
+    def run(self) -> Stop:
+        start = self.st.rescan or self.st.pos
+        for _count in self.ctx.progress(self._scan(start), None, "log records"):
+            if self.stop is not None:
+                break
+            if self.switch_to is not None:
+                self.st.pos = [self.switch_to, 0, self.seq]
+            else:
+                self.st.pos = [self.file_no, self.offset, self.seq]
+            if self.pending_calls >= self.opt.flush_calls:
+                self._flush()
+            if self.since_checkpoint >= self.opt.checkpoint_records:
+                self.checkpoint()
+        if self.stop is None:
+            self.stop = Stop("end", "the log ends cleanly")
+        self._flush()
+        if self.stop.kind == "missing_file":
+            self.checkpoint()
+            return self.stop
+        self.st.pos = [self.file_no, 0, self.seq]  # finished: only the record count matters
+        self._suppress_open()
+        self._write_rows()
+        self.keep_last_record()
+        self.st.stop = {"kind": self.stop.kind, "detail": self.stop.detail}
+        return self.stop
+
+    def _scan(self, start: list[Any]) -> Iterator[int]:
+        """The files of the set from `start`, following switch records."""
+        file_no, offset, seq = int(start[0]), int(start[1]), int(start[2])
+        while True:
+            rel = self.logset.rel(file_no)
+            if file_no not in self.logset.headers:
+                self.stop = Stop(
+                    "missing_file",
+                    f"the log continues in {rel}, which is not in logs/",
+                    needed_file=rel,
+                )
+                return
+            self.file_no = file_no
+            if file_no not in self.st.files_read:
+                self.st.files_read.append(file_no)
+            with self.ctx.media.open(rel) as handle:
+                header = read_header(handle, rel)
+                if offset == 0:
+                    offset = header.size
+                    if header.first_seq != seq:
+                        raise MediaError(
+                            f"{rel} starts at record {header.first_seq}, expected {seq}: "
+                            "the log is discontinuous",
+                            fix=f"supply the right {rel}",
+                        )
+                verify = file_no == self.logset.last_file
+                yield from self._scan_file(handle, file_no, offset, seq, verify)
+            if self.stop is not None or self.switch_to is None:
+                return  # stopped, damaged, or the end of the log
+            file_no, offset, seq = self.switch_to, 0, self.seq
+            self.switch_to = None
+
+    def _scan_file(
+        self, handle: BinaryIO, file_no: int, offset: int, seq: int, verify: bool
+    ) -> Iterator[int]:
+        """Frame and process one file's records; yields after each chunk of them.
+
+        The framing is media.iter_chunks' (same checks, same Damage), fused with
+        the processing of call records because this loop runs once per record of
+        the whole log and dominates the replay's time.
+        """
+        handle.seek(offset)
+        buf = b""
+        pos = 0
+        base = offset  # file offset of buf[0]
+        eof = False
+        need = 0
+        unpack = RECORD.unpack_from
+        unpack_call = CALL_P.unpack_from
+        crc32 = zlib.crc32
+        opened = self.open
+        others = self.others
+        spill = self.opt.spill_calls
+        resume = self.resume_seq
+        limit = self.opt.chunk_records
+        while True:
+            if not eof and (need or len(buf) - pos < CHUNK_BYTES):
+                more = handle.read(max(CHUNK_BYTES, need))
+                if more:
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
+                else:
+                    eof = True
+            need = 0
+            n = len(buf)
+            first = seq
+            damage = None
+            count = 0
+            while count < limit:
+                if n - pos < RECORD_SIZE:
+                    if n > pos:
+                        if eof:
+                            damage = Damage(base + pos, seq, "truncated")
+                        else:
+                            need = RECORD_SIZE
+                    break
+                crc, length, rseq, rtype = unpack(buf, pos)
+                if length > MAX_PAYLOAD:
+                    damage = Damage(base + pos, seq, "length")
+                    break
+                end = pos + RECORD_SIZE + length
+                if end > n:
+                    if eof:
+                        damage = Damage(base + pos, seq, "truncated")
+                    else:
+                        need = end - n
+                    break
+                if verify and crc32(buf[pos + 4 : end]) != crc:
+                    damage = Damage(base + pos, seq, "checksum")
+                    break
+                if rseq != seq:
+                    damage = Damage(base + pos, seq, "sequence")
+                    break
+                if PUT <= rtype <= DELETE:
+                    txn, dlen = unpack_call(buf, pos + RECORD_SIZE)
+                    t = opened.get(txn)
+                    if t is not None:
+                        t.calls += 1
+                        keys = t.keys
+                        if keys is not None:
+                            cut = pos + RECORD_SIZE + 6 + dlen
+                            keys.append((t.alias, rtype, buf[cut - dlen : cut]))
+                            t.jsons.append(buf[cut:end])
+                            if t.calls > spill:
+                                t.keys = None  # re-read from its begin when it ends
+                                t.jsons = []
+                    elif txn not in others and seq >= resume:
+                        self._inconsistent(
+                            seq,
+                            f"a {TYPE_NAMES[rtype]} for transaction {txn} that has no begin record",
+                        )
+                else:
+                    self._record(seq, rtype, buf[pos + RECORD_SIZE : end], file_no, base + pos)
+                    if self.stop is not None:
+                        break
+                seq += 1
+                pos = end
+                count += 1
+            self.seq = seq
+            self.offset = base + pos
+            new = count - max(0, min(count, resume - first))
+            self.st.records += new
+            self.since_checkpoint += new
+            if damage is not None:
+                self._damaged(file_no, damage)
+                return
+            if self.stop is not None:
+                return
+            finished = eof and pos >= n
+            if count or finished:
+                yield count
+            if finished:
+                return
+
+    # -- records -----------------------------------------------------------
+    def _record(self, seq: int, rtype: int, payload: bytes, file_no: int, off: int) -> None:
+        """Every record but a call (those are handled inline in _scan_file)."""
+        if rtype in (BEGIN, END, ROLLBACK, TIME):
+            moment = (
+                BEGIN_P.unpack_from(payload)[2]
+                if rtype == BEGIN
+                else TIME_P.unpack_from(payload)[0]
+                if rtype == TIME
+                else END_P.unpack_from(payload)[1]
+            )
+            if self.opt.stop_us is not None and moment > self.opt.stop_us:
+                self.stop = Stop(
+                    "stop_time",
+                    f"record {seq} is from {iso_us(moment)}, after the stop time "
+                    f"{iso_us(self.opt.stop_us)}",
+                )
+                return
+            if seq >= self.resume_seq:
+                if self.st.first_us is None:
+                    self.st.first_us = moment
+                self.st.last_us = moment
+            if rtype == BEGIN:
+                self._begin(seq, payload, file_no, off)
+            elif rtype != TIME:
+                self._end(seq, rtype, payload)
+        elif rtype == IDENTITY:
+            session, user, program, pid = parse_identity(payload)
+            self.st.sessions[str(session)] = [user, program, pid]
+            self._who[session] = (user, program)
+        elif rtype == SWITCH:
+            self.switch_to = SWITCH_P.unpack_from(payload)[0]
+        elif rtype != CYCLE_START:
+            self._inconsistent(seq, f"a record of unknown type {rtype}")
+
+    def keep_last_record(self) -> None:
+        """The last transaction record read, kept in the state (for the abort message)."""
+        if self._last is not None:
+            seq, kind, txn, session, moment, file_no = self._last
+            self.st.last_txn_record = {
+                "seq": seq,
+                "type": kind,
+                "txn": txn,
+                "session": session,
+                "time_us": moment,
+                "file": file_no,
+            }
+
+    def _begin(self, seq: int, payload: bytes, file_no: int, off: int) -> None:
+        txn, session, moment = BEGIN_P.unpack_from(payload)
+        name = payload[BEGIN_P.size :].decode("ascii", "replace")
+        alias = self.aliases.get(name)
+        if alias is None:
+            self.others[txn] = [file_no, off, seq]
+        else:
+            self.open[txn] = Txn(txn, session, alias, moment, seq, file_no, off)
+        if seq >= self.resume_seq:
+            self._last = (seq, "begin", txn, session, moment, file_no)
+
+    def _end(self, seq: int, rtype: int, payload: bytes) -> None:
+        txn, moment = END_P.unpack_from(payload)
+        t = self.open.pop(txn, None)
+        if t is None:
+            if self.others.pop(txn, None) is not None:
+                if seq >= self.resume_seq:
+                    self.st.other_txns += 1
+                return
+            if seq < self.resume_seq:
+                return
+            self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
+        if seq < self.resume_seq:
+            return  # applied (or settled) before the checkpoint we resumed from
+        self._last = (seq, TYPE_NAMES[rtype], txn, t.session, moment, self.file_no)
+        t.end_seq, t.end_us = seq, moment
+        if rtype == ROLLBACK:
+            self._row(t, "rolled_back", None, "rolled back by its program")
+            return
+        if t.keys is None:
+            self._flush()
+            self._apply_spilled(t)
+            return
+        self.pending.append(t)
+        self.pending_calls += t.calls
+
+    def _inconsistent(self, seq: int, what: str) -> NoReturn:
+        raise MediaError(
+            f"{self.logset.rel(self.file_no)}: record {seq} is {what}; the log is inconsistent",
+            fix="supply intact log files of this cycle",
+        )
+
+    def _damaged(self, file_no: int, damage: Damage) -> None:
+        rel = self.logset.rel(file_no)
+        what = {
+            "checksum": "a checksum error",
+            "sequence": "a sequence-number error",
+            "truncated": "a truncated record",
+            "length": "an impossible record length",
+        }[damage.reason]
+        message = (
+            f"{rel}: {what} at byte {damage.offset} (record {damage.seq}); "
+            "treated as the end of the log"
+        )
+        later = [n for n in self.logset.headers if n > file_no]
+        if later:
+            message += f" (files {later} of the set are not read)"
+        self.st.warnings.append(message)
+        self.ctx.warn(message)
+        self.stop = Stop("damage", message)
+
+    # -- outcomes ----------------------------------------------------------
+    def _flush(self) -> None:
+        """Apply the completed transactions gathered so far, in commit order."""
+        if not self.pending:
+            return
+        self._apply_group(self.pending)
+        last = self._last_applied()
+        if last is not None:
+            self.st.last_ok = last
+        self.pending = []
+        self.pending_calls = 0
+
+    def _remember(self, t: Txn, table: str, key: str, reason: str) -> None:
+        """A key written by a suppressed transaction (later failures on it are dependent)."""
+        self.suppressed[(t.alias, table, key)] = (t.txn, reason)
+        self.st.suppressed_keys.append([t.alias, table, key, t.txn, reason])
+
+    def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
+        who = self._who.get(t.session)
+        if who is None:
+            user, program, _pid = self.st.sessions.get(str(t.session), ["?", "?", 0])
+            who = self._who[t.session] = (user, program)
+        user, program = who
+        self.rows.setdefault(t.alias, []).append(
+            (
+                self.logset.logging_id,
+                t.txn,
+                user,
+                program,
+                status,
+                reason,
+                detail,
+                t.begin_us,
+                t.end_us,
+                t.first_seq,
+                t.end_seq,
+                t.calls,
+            )
+        )
+
+    def _last_applied(self) -> dict[str, Any] | None:
+        best = None
+        for alias, rows in self.rows.items():
+            for row in reversed(rows):
+                if row[4] == "applied":
+                    if best is None or row[10] > best["end_record"]:
+                        best = {
+                            "txn": row[1],
+                            "first_record": row[9],
+                            "end_record": row[10],
+                            "database": alias,
+                            "end_us": row[8],
+                        }
+                    break
+        return best
+
+    def _write_rows(self) -> None:
+        for alias, rows in self.rows.items():
+            if rows:
+                self.db.executemany(RECOVERY_INSERT.format(schema=f"{alias}."), rows)
+        self.rows = {}
+
+    def _suppress_open(self) -> None:
+        reason = (
+            "stop_time"
+            if self.stop is not None and self.stop.kind == "stop_time"
+            else ("incomplete")
+        )
+        why = (
+            "not completed by the stop time"
+            if reason == "stop_time"
+            else "no end record before the end of the log"
+        )
+        for t in sorted(self.open.values(), key=lambda x: x.first_seq):
+            self._row(t, "suppressed", reason, why)
+        self.open = {}
+
+    def checkpoint(self) -> None:
+        """Commit the applied batches with the position to resume from."""
+        self._flush()
+        self._write_rows()
+        starts = [[t.file_no, t.offset, t.first_seq] for t in self.open.values()]
+        starts += list(self.others.values())
+        self.st.rescan = min(starts, key=lambda s: s[2]) if starts else None
+        for alias in self.aliases.values():
+            write_flags(self.db, alias, {"rolled_forward_to": self.seq - 1})
+        self.since_checkpoint = 0
+        self.keep_last_record()
+        self.ctx.checkpoint(copy.deepcopy(self.st.as_dict()))
+
+
+def last_record_info(st: ReplayState) -> dict[str, Any]:
+    """The last transaction record read, for the abort message."""
+    info = dict(st.last_txn_record or {})
+    session = st.sessions.get(str(info.get("session")), ["?", "?", 0])
+    info["user"], info["program"], info["pid"] = session
+    if "time_us" in info:
+        info["time"] = iso_us(int(info["time_us"]))
+    return info

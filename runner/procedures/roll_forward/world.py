@@ -1,0 +1,146 @@
+"""A deterministic roll-forward site: databases, backups, a crashed log set, the truth.
+
+Several databases log to one log set while many users work concurrently; each
+user owns its rows (as record locks would guarantee), so applying completed
+transactions in commit order reproduces the original exactly. The generator
+keeps the truth in plain dicts, applying each completed transaction the way
+the rules say (a failing call suppresses its whole transaction), and writes it
+as expected/<db>.sqlite. Planted on purpose: a transaction left open at the
+crash whose insert a completed transaction of another user then updates (it
+fails on replay: "dependent"), a third depending on that one, programs that
+roll back, and a torn or checksum-broken tail.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from runner.procedures.roll_forward import media as m
+from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
+from runner.procedures.roll_forward.workload import (
+    BASE_TIME,
+    DEFAULT_DATABASES,
+    SCHEMAS,
+    SET_NAME,
+    Options,
+    columns,
+    make_users,
+    make_values,
+    outcome,
+    write_log,
+)
+
+__all__ = ["DEFAULT_DATABASES", "SCHEMAS", "SET_NAME", "Options", "build"]
+
+
+def build(root: Path, opt: Options) -> dict[str, Any]:
+    """Generate the site under `root`; returns (and writes) scenario.json."""
+    rng = random.Random(opt.seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("databases", "backups", "logs", "expected", "expected-stop", "spare"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    logging_id = 7000 + opt.seed
+    cycle_start = BASE_TIME + timedelta(minutes=opt.seed % 10_000)  # one cycle per seed
+    backup_time = cycle_start - timedelta(minutes=7)
+    initial: dict[str, dict[str, dict[int, list[Any]]]] = {}
+    for db, tables in SCHEMAS.items():
+        initial[db] = {}
+        for table in tables:
+            initial[db][table] = {
+                k: make_values(rng, db, table, k, backup_time)
+                for k in range(1, opt.rows_per_table + 1)
+            }
+    users = make_users(opt, initial)
+    stamps = {db: (m.to_us(backup_time), True) for db in SCHEMAS}
+    plans, records, last_time_us = write_log(root, opt, rng, users, logging_id, stamps, cycle_start)
+    scenario = outcome(opt, plans, initial, records, last_time_us, logging_id, root)
+    for db in SCHEMAS:
+        stamp = backup_time - timedelta(days=1) if db == opt.mismatch_stamp else backup_time
+        flags = {
+            "database": db,
+            "access": "disabled",
+            "recovery": "disabled" if db == "audit" else "enabled",
+            "must_recover": "enabled",
+            "logging": "enabled",
+            "log_set": SET_NAME,
+            "backup_stamp": stamp_text(stamp),
+            "backup_by_store": int(db != opt.foreign_backup),
+            "modified": 0,
+            "open_count": 0,
+            "total_opens": 0,
+        }
+        _write_db(root / "backups" / f"{db}.sqlite", db, initial[db], flags)
+        damaged = _damage(rng, scenario["_truth"][db])
+        live = dict(
+            flags,
+            access="enabled",
+            must_recover="disabled",
+            modified=1,
+            open_count=0,
+            total_opens=rng.randint(40, 400),
+            recovery="disabled" if db == "audit" else "enabled",
+            backup_stamp=stamp_text(backup_time),
+        )
+        _write_db(root / "databases" / f"{db}.sqlite", db, damaged, live)
+        if opt.expected:
+            _write_db(root / "expected" / f"{db}.sqlite", db, scenario["_truth"][db], None)
+            _write_db(
+                root / "expected-stop" / f"{db}.sqlite", db, scenario["_truth_stop"][db], None
+            )
+    del scenario["_truth"], scenario["_truth_stop"]
+    if opt.drop_log_file:
+        spare = root / "spare"
+        spare.mkdir(exist_ok=True)
+        name = Path(m.log_name(SET_NAME, opt.drop_log_file)).name
+        shutil.move(root / "logs" / name, spare / name)
+    (root / "scenario.json").write_text(json.dumps(scenario, indent=2, sort_keys=True) + "\n")
+    return scenario
+
+
+def _damage(rng: random.Random, tables: dict[str, dict[int, list[Any]]]) -> dict[str, Any]:
+    """The live database after the crash: some rows garbled, some lost."""
+    out = {}
+    for table, rows in tables.items():
+        kept = {}
+        for key, row in rows.items():
+            roll = rng.random()
+            if roll < 0.1:
+                continue
+            kept[key] = ["#garbled#" if (roll < 0.2 and isinstance(v, str)) else v for v in row]
+        out[table] = kept
+    return out
+
+
+def _write_db(
+    path: Path, db: str, tables: dict[str, dict[int, list[Any]]], flags: dict[str, Any] | None
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        for table, (cols, indexes) in SCHEMAS[db].items():
+            conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {cols})")
+            for i, index in enumerate(indexes):
+                conn.execute(f"CREATE INDEX {table}_ix{i} ON {table} ({index})")
+            names = columns(db, table)
+            conn.executemany(
+                f"INSERT INTO {table} (id, {', '.join(names)}) VALUES "
+                f"({', '.join('?' * (len(names) + 1))})",
+                ([key, *row] for key, row in sorted(tables[table].items())),
+            )
+        if flags is not None:
+            conn.execute(FLAGS_DDL.format(schema=""))
+            conn.execute(
+                f"INSERT INTO rf_flags (id, {', '.join(flags)}) VALUES "
+                f"(1, {', '.join('?' * len(flags))})",
+                list(flags.values()),
+            )
+        conn.commit()
+    finally:
+        conn.close()
