@@ -11,7 +11,7 @@ from runner.engine.action import Action, Check, StepContext
 from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.pool_containers import catalog, scan, window
 from runner.procedures.pool_containers.analyse import Mode, Summary, analyse
-from runner.procedures.pool_containers.apply import clear_stale_temps, replay
+from runner.procedures.pool_containers.apply import replay
 from runner.procedures.pool_containers.reporting import elements, fix_context, lost_rows
 from runner.procedures.pool_containers.scan import Pool
 from runner.reports import free_name
@@ -222,14 +222,11 @@ class FixPools(_PoolAction):
         report = self.args.get("report", FIX_REPORT)
         work = _work_path(report, ctx.step_id)
         state: dict[str, Any] = dict(ctx.state)
-        resumed = bool(state.get("phase"))
-        for rel in (work, report, self.args.get("versions_csv", FIX_CSV)):
-            clear_stale_temps(ctx, rel)  # left by a write a crash cut short
-        if not resumed:
+        if not state.get("phase"):
             state = self._analyse(ctx, win, mode, work)
         if state["phase"] == "apply":
             batch = int(self.args.get("batch_size", BATCH))
-            replay(ctx, work, state, batch, ctx.checkpoint, resumed=resumed)
+            replay(ctx, work, state, batch, ctx.checkpoint)
             state = {**state, "phase": "report"}
             ctx.checkpoint(state)
         if state["phase"] == "report":

@@ -18,7 +18,6 @@ duplicated, and the end state equals an uninterrupted run's.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -42,14 +41,8 @@ def replay(
     state: dict[str, Any],
     batch_size: int,
     save: Callable[[dict[str, Any]], None],
-    *,
-    resumed: bool = False,
 ) -> None:
-    """Apply the work file from state["offset"] on, checkpointing every batch.
-
-    On a resumed run, the first batch is the one the interruption cut short:
-    its rebuilt containers may have left temporary files, which are cleared.
-    """
+    """Apply the work file from state["offset"] on, checkpointing every batch."""
     for statement in _TEMP:
         ctx.db.execute(statement)
     total = int(state.get("lines", 0))
@@ -59,33 +52,16 @@ def replay(
         for line in ctx.progress(_lines_with_offsets(handle), total or None, "elements fixed"):
             element, offset = line
             if element["apply"]:
-                if resumed:
-                    for c in element["containers"]:
-                        if c["target"]:
-                            clear_stale_temps(ctx, f"{c['pool_path']}/{c['target']}")
                 apply_media(ctx, element)
                 batch.append(element)
             if len(batch) >= batch_size:
                 apply_catalog(ctx, batch)
                 batch = []
                 save({**state, "offset": offset})
-                resumed = False
         if batch:
             apply_catalog(ctx, batch)
     for statement in _TEMP[:2]:
         ctx.db.execute(statement)
-
-
-def clear_stale_temps(ctx: StepContext, rel: str) -> None:
-    """Remove the temporary files an interrupted atomic write of `rel` left behind
-    (`.<name>.<random>.tmp` beside it), so a resumed run ends byte-identical."""
-    folder, _, name = rel.rpartition("/")
-    if folder and not ctx.media.exists(folder):
-        return
-    names = ctx.media.listdir(folder) if folder else sorted(os.listdir(ctx.site.root))
-    for entry in names:
-        if entry.startswith(f".{name}.") and entry.endswith(".tmp"):
-            ctx.media.remove(f"{folder}/{entry}" if folder else entry)
 
 
 def _lines_with_offsets(handle: BinaryIO) -> Iterator[tuple[dict[str, Any], int]]:

@@ -189,12 +189,12 @@ def walk(ctx: StepContext, pool_path: str) -> Iterator[tuple[str, str | None]]:
     """(pool-relative path, direct path or None) of a pool's files, in sorted order.
 
     The pool directory is resolved once through ctx.media (which refuses paths
-    and links leading out of the site). Below it, plain files and directories
-    that no earlier step of this run or plan touched are read directly, which
-    is what keeps a scan of a big pool close to raw I/O speed; symbolic links,
-    and anything a dry run's overlay may hold, go through ctx.media.
+    and links leading out of the site). In a real run the plain files and
+    directories below it are then read directly, which keeps a scan of a big
+    pool close to raw I/O speed; symbolic links still go through ctx.media. In
+    a dry run every name and read goes through ctx.media, so that a plan sees
+    what its earlier steps would have written, moved or removed.
     """
-    touched, new_dirs = _touched(ctx)
     real = ctx.media.path(pool_path)
     if not ctx.media.exists(pool_path):
         raise MediaError(
@@ -203,18 +203,13 @@ def walk(ctx: StepContext, pool_path: str) -> Iterator[tuple[str, str | None]]:
         )
     if not real.is_dir():
         raise MediaError(f"pool path {pool_path} is not a directory")
-    direct = None if pool_path in touched else str(real)
-    yield from _walk(ctx, pool_path, "", direct, touched, new_dirs)
+    yield from _walk(ctx, pool_path, "", str(real), direct=not ctx.dry_run)
 
 
 def _walk(
-    ctx: StepContext,
-    pool_path: str,
-    rel: str,
-    real: str | None,
-    touched: set[str],
-    new_dirs: set[str],
+    ctx: StepContext, pool_path: str, rel: str, real: str | None, *, direct: bool
 ) -> Iterator[tuple[str, str | None]]:
+    """`real` is the directory on the site (None if only a dry run's overlay has it)."""
     here = f"{pool_path}/{rel}" if rel else pool_path
     kinds: dict[str, str] = {}
     if real is not None:
@@ -227,45 +222,29 @@ def _walk(
                     if entry.is_file(follow_symlinks=False)
                     else "other"
                 )
-    if real is None or here in touched:
-        # Planned writes may have created directories a listing cannot show yet.
-        planned = {d[len(here) + 1 :] for d in new_dirs if d.rpartition("/")[0] == here}
-        names = sorted(set(ctx.media.listdir(here)) | planned)
-    else:
-        names = sorted(kinds)
+    # A dry run takes the names from ctx.media (planned writes in, planned moves
+    # and removals out); a planned write never turns a directory into a file, so
+    # the kinds of the names on the site still hold.
+    names = sorted(kinds) if direct else ctx.media.listdir(here)
     for name in names:
         if name.startswith(".") or (not rel and name == LOST_FOUND):
             continue
         sub = f"{rel}/{name}" if rel else name
-        full = f"{here}/{name}"
-        kind = kinds.get(name) if real is not None and full not in touched else None
+        kind = kinds.get(name)
         if kind == "dir":
-            yield from _walk(ctx, pool_path, sub, f"{real}/{name}", touched, new_dirs)
+            yield from _walk(ctx, pool_path, sub, f"{real}/{name}", direct=direct)
         elif kind == "file":
-            yield sub, f"{real}/{name}"
-        elif full in new_dirs or ctx.media.path(full).is_dir():
-            yield from _walk(ctx, pool_path, sub, None, touched, new_dirs)
+            yield sub, (f"{real}/{name}" if direct else None)
+        elif _is_dir(ctx, f"{here}/{name}"):
+            yield from _walk(ctx, pool_path, sub, None, direct=False)
         else:
             yield sub, None
 
 
-def _touched(ctx: StepContext) -> tuple[set[str], set[str]]:
-    """Site paths changed earlier in this run or plan, with their parent directories;
-    and the directories that hold something written (which may exist only in a dry
-    run's overlay)."""
-    touched: set[str] = set()
-    new_dirs: set[str] = set()
-    for change in ctx.media.changes:
-        for path in (change.path, change.source):
-            while path:
-                touched.add(path)
-                path = path.rpartition("/")[0]
-        path = change.path if change.op == "mkdir" else change.path.rpartition("/")[0]
-        if change.op != "remove":
-            while path:
-                new_dirs.add(path)
-                path = path.rpartition("/")[0]
-    return touched, new_dirs
+def _is_dir(ctx: StepContext, rel: str) -> bool:
+    """Through ctx.media: a directory on the site, or one that exists only because a
+    dry run planned files in it."""
+    return ctx.media.path(rel).is_dir() or bool(ctx.media.listdir(rel))
 
 
 def _by_pool(
