@@ -238,10 +238,18 @@ def test_world_is_deterministic_and_validates_its_options(tmp_path: Path) -> Non
     assert too_few.exit_code == 2 and "too few" in too_few.output
 
 
-def test_demo_runs(tmp_path: Path) -> None:
-    result = recover("demo", tmp_path / "demo")
+def test_demo_case_runs_clean(tmp_path: Path) -> None:
+    from runner.procedures.pool_containers import PROCEDURE
+
+    assert PROCEDURE.demo is not None
+    (case,) = PROCEDURE.demo(tmp_path / "demo")
+    args = [f"--param={k}={v}" for k, v in case.params.items()]
+    result = recover("run", case.playbook, "--site", case.site, "--yes", *args)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "demo" / "pools" / "repository" / "reports" / "pools-fix.txt").exists()
+    scenario = json.loads((case.site / "scenario.json").read_text())
+    fix = outputs(Site(case.site, scenario), "fix")
+    assert fix["elements_fixed"] == scenario["expected"]["fix"]["elements_fixed"]
+    assert (case.site / "reports" / "pools-fix.txt").exists()
 
 
 def test_plan_of_fix_then_check_sees_its_own_changes(site: Site, tmp_path: Path) -> None:
