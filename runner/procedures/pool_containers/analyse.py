@@ -185,6 +185,7 @@ def _element(
     candidates = list(_candidates(ctx, pools, oid, summary))
     alternates = [c for c in candidates if c.kind == "source"]
     cleartext = [c for c in candidates if c.kind == "cleartext"]
+    occupied = {(c.pool, c.relpath) for c in alternates}
     decision = decide.decide_element(
         tm, missing, versions, alternates, cleartext, window, force=mode.guard_applies(path)
     )
@@ -198,7 +199,7 @@ def _element(
         "outcome": decision.outcome,
         "apply": applied,
         "guard": decision.guard_branches,
-        "containers": [_container(pools, oid, tm, c, stamp) for c in decision.containers],
+        "containers": [_container(pools, oid, tm, c, stamp, occupied) for c in decision.containers],
         "alternates": [_alternate(ctx, pools[a.pool], a, stamp, taken) for a in alternates],
         "lost_accepted": [_lost(v) for v in decision.lost_accepted],
         "lost_refused": [_lost(v) for v in decision.lost_refused],
@@ -243,17 +244,28 @@ def _verify(ctx: StepContext, name: str) -> list[media.VersionKey]:
 
 
 def _container(
-    pools: dict[str, Pool], oid: str, tm: str, c: decide.ContainerDecision, stamp: str
+    pools: dict[str, Pool],
+    oid: str,
+    tm: str,
+    c: decide.ContainerDecision,
+    stamp: str,
+    occupied: set[tuple[str, str]],
 ) -> dict[str, Any]:
     """The rebuilt container gets a new name, unique to this run (its stamp is the
-    run's clock, so a resumed run names it the same)."""
+    run's clock, so a resumed run names it the same) and never the name of one of
+    the element's alternates (which are moved away right after)."""
     m = c.missing
     target = None
     if c.rebuilt:
         parent = m.relpath.rpartition("/")[0]
         ext = media.TM_EXTENSIONS[tm]
-        name = f"{oid}.c{m.container_id}.{stamp}.{ext}"
-        target = f"{parent}/{name}" if parent else name
+        n = 1
+        while target is None or (m.pool, target) in occupied:
+            suffix = f".{n}" if n > 1 else ""
+            name = f"{oid}.c{m.container_id}.{stamp}{suffix}.{ext}"
+            target = f"{parent}/{name}" if parent else name
+            n += 1
+        occupied.add((m.pool, target))
     return {
         "id": m.container_id,
         "pool": m.pool,

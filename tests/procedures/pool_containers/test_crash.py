@@ -11,7 +11,7 @@ import pytest
 from .conftest import PLAYBOOK, Site, catalog_dump, subprocess_run, tree
 
 
-def _run(site: Path, since: str, crash: str | None = None) -> int:
+def _run(site: Path, since: str, crash: str | None = None, batch: int = 2) -> int:
     env = {"RECOVER_CRASH_AT": crash} if crash else {}
     result = subprocess_run(
         [
@@ -23,7 +23,7 @@ def _run(site: Path, since: str, crash: str | None = None) -> int:
             "--param",
             f"since={since}",
             "--param",
-            "batch_size=2",
+            f"batch_size={batch}",
         ],
         env,
     )
@@ -68,3 +68,36 @@ def test_killed_fix_resumes_to_the_same_end(
     original = containers(template_site.root)
     rebuilt = scenario["expected"]["fix"]["containers_rebuilt"]
     assert sum(containers(site).values()) == sum(original.values()) + rebuilt
+
+
+def test_abandoned_interrupted_fix_then_new_run_loses_nothing(
+    template_site: Site, tmp_path: Path
+) -> None:
+    """Containers rebuilt by a killed run that is then abandoned (--new-run, same clock)
+    are alternates to the next run: the new containers never take their names."""
+    from .test_e2e import assert_container_holds_catalog_data
+
+    scenario = template_site.scenario
+    examined = scenario["expected"]["fix"]["elements_examined"]
+    site = tmp_path / "site"
+    shutil.copytree(template_site.root, site)
+    crash = f"fix:{scenario['pool_files'] + examined + examined - 1}"
+    # one big batch: every container rebuilt so far is on disk but not in the catalog
+    assert _run(site, template_site.since, crash=crash, batch=1000) == -9
+    result = subprocess_run(
+        [
+            "run",
+            str(PLAYBOOK),
+            "--site",
+            str(site),
+            "--yes",
+            "--new-run",
+            "--param",
+            f"since={template_site.since}",
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    done = Site(site, scenario)
+    for path, want in scenario["damaged"].items():
+        if want["outcome"] == "fix":
+            assert_container_holds_catalog_data(done, path)

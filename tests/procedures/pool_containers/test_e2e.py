@@ -287,9 +287,11 @@ def test_check_options(site: Site, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     out = outputs(site, "check")
     in_s2 = site.query("SELECT count(*) FROM containers WHERE pool = 's2'")[0][0]
-    assert out["containers_checked"] == in_s2 < site.scenario["expected"]["check"][
-        "containers_checked"
-    ]
+    assert (
+        out["containers_checked"]
+        == in_s2
+        < site.scenario["expected"]["check"]["containers_checked"]
+    )
     assert out["corrupt"] == 0 and out["digests_checked"] == 0
     assert "not checked" in (site.root / "out" / "check.txt").read_text()
     bad = tmp_path / "bad.yaml"
