@@ -20,7 +20,7 @@ from runner.engine.action import Check, StepContext
 from runner.errors import MediaError, RecoverError
 from runner.procedures.keyed_file.analysis import Findings, inspect_pair, repaired_control
 from runner.procedures.keyed_file.btree import Leaf, walk
-from runner.procedures.keyed_file.common import TEMPLATES, KeyedAction, copy_file, writer
+from runner.procedures.keyed_file.common import TEMPLATES, KeyedAction, copy_file
 from runner.procedures.keyed_file.media import (
     MAX_SECTORS_PER_BLOCK,
     SECTOR,
@@ -102,7 +102,7 @@ class Repair(KeyedAction):
         saved = ctx.state.get("findings")
         with contextlib.ExitStack() as stack:
             data, key, info = stack.enter_context(self.opened(ctx))
-            out = stack.enter_context(writer(ctx, key_rel))
+            out = stack.enter_context(ctx.media.writer(key_rel))
             copy_file(key, out)
 
             def patch(address: int, block: bytes) -> None:
@@ -119,7 +119,7 @@ class Repair(KeyedAction):
             for part in ctx.progress(("data file", "key file"), 2, "repaired files"):
                 if part == "data file" and fresh.fs_eof_reset:
                     header = info.header
-                    with writer(ctx, data_rel) as dout:
+                    with ctx.media.writer(data_rel) as dout:
                         copy_file(data, dout)
                         dout.seek(0)
                         fixed = DataHeader(header.record_length, header.keyed_eof, header.keyed_eof)
@@ -264,8 +264,8 @@ class Reload(KeyedAction):
         if ctx.state.get("phase") != "built":
             with (
                 self.opened(ctx) as (data, _key, info),
-                writer(ctx, data_rel + ".new") as dout,
-                writer(ctx, key_rel + ".new") as kout,
+                ctx.media.writer(data_rel + ".new") as dout,
+                ctx.media.writer(key_rel + ".new") as kout,
             ):
                 result = reload_pair(
                     data,

@@ -36,22 +36,6 @@ def copy_file(source: BinaryIO, target: BinaryIO) -> None:
         shutil.copyfileobj(source, target, 1 << 20)
 
 
-def writer(ctx: StepContext, rel: str) -> contextlib.AbstractContextManager[BinaryIO]:
-    """ctx.media.writer, after sweeping temp files a killed earlier attempt left behind.
-
-    MediaStore.writer writes `.<name>.<random>.tmp` beside the target and renames
-    it; a SIGKILL in between leaves that file. The site lock guarantees no other
-    run is writing, so any such file is stale. (Worth doing in the core.)
-    """
-    folder, _, name = rel.rpartition("/")
-    prefix = f".{name}."
-    where = ctx.site.path(folder) if folder else ctx.site.root
-    for entry in sorted(os.listdir(where)) if where.is_dir() else []:
-        if entry.startswith(prefix) and entry.endswith(".tmp"):
-            ctx.media.remove(f"{folder}/{entry}" if folder else entry)
-    return ctx.media.writer(rel)
-
-
 class KeyedAction(Action):
     """Shared argument handling: which pair, and opening it."""
 
