@@ -51,20 +51,38 @@ class Site:
 
     root: Path
     locations: dict[str, str] = field(default_factory=dict)
+    # Directories already resolved (no link out of the site): a step touching a
+    # million files pays one lstat each, not a full resolve().
+    _real_dirs: dict[Path, Path] = field(default_factory=dict, repr=False, compare=False)
 
     def path(self, rel: str | os.PathLike[str], *, what: str = "path") -> Path:
         """Absolute path for a site-relative one; symlinks may not lead outside."""
-        clean = safe_relpath(rel, what=what)
-        full = self.root / clean
-        real_root = self.root.resolve()
-        # Resolve the deepest existing ancestor so a symlink cannot smuggle us out.
-        probe = full
-        while not probe.exists() and probe != self.root:
-            probe = probe.parent
-        real = probe.resolve()
-        if real != real_root and real_root not in real.parents:
+        full = self.root / safe_relpath(rel, what=what)
+        real = self._real_dir(full.parent)
+        if full.is_symlink() or not self._inside(real):
+            real = full.resolve()
+        if not self._inside(real):
             raise SiteError(f"{what} {os.fspath(rel)!r} resolves outside the site via a link")
         return full
+
+    def _inside(self, real: Path) -> bool:
+        real_root = self._real_dirs.get(self.root)
+        if real_root is None:
+            real_root = self._real_dirs[self.root] = self.root.resolve()
+        return real == real_root or real_root in real.parents
+
+    def _real_dir(self, directory: Path) -> Path:
+        """The real path of a directory (or of its deepest existing ancestor)."""
+        known = self._real_dirs.get(directory)
+        if known is not None:
+            return known
+        probe = directory
+        while not probe.exists() and probe != self.root and probe != probe.parent:
+            probe = probe.parent
+        real = probe.resolve()
+        if probe == directory and self._inside(real):
+            self._real_dirs[directory] = real
+        return real
 
     def location(self, name: str, default: str | None = None) -> str:
         """The site-relative path configured for a named location."""
