@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import filecmp
 import io
 import itertools
 import json
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baseline:
         return _baseline(args.baseline[0], Path(args.baseline[1]))
+    # Like an installed package: the runner starts from cached bytecode.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "runner")], check=True, env=_env()
+    )
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-archive-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -59,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print("process = whole `recover run` subprocess vs whole baseline subprocess (both include")
-    print("interpreter start; the runner also imports click/jinja/jsonschema/loguru: ~0.3s);")
-    print("in-process = the step's journal time vs the baseline's SQL + report time.\n")
+    print("interpreter start; the runner also imports click/jinja/jsonschema/loguru and opens")
+    print("its journal and lock: ~0.25 s); in-process = the step's journal time vs the")
+    print("baseline's SQL + report time. Both write byte-identical reports.\n")
     print(
         f"{'catalog':>8} {'locations':>10} {'op':>5} {'runner s':>9} {'raw s':>7} "
-        f"{'ratio':>6} {'step s':>7} {'SQL s':>7} {'ratio':>6} {'runner RSS MB':>14}"
+        f"{'ratio':>6} {'step s':>7} {'SQL s':>7} {'ratio':>6} {'runner MB':>10} {'raw MB':>7}"
     )
     worst = 0.0
     worst_process = 0.0
@@ -75,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(worst, st / wk)
             print(
                 f"{size['name']:>8} {size['locations']:>10,} {op:>5} {r:>9.2f} {b:>7.2f} "
-                f"{r / b:>6.2f} {st:>7.2f} {wk:>7.2f} {st / wk:>6.2f} {rss / 1024:>14.1f}"
+                f"{r / b:>6.2f} {st:>7.2f} {wk:>7.2f} {st / wk:>6.2f} {rss / 1024:>10.1f} "
+                f"{size['raw_rss'][op] / 1024:>7.1f}"
             )
     small, large = results
     growth = max(large["rss"][op] / small["rss"][op] for op in OPS)
@@ -163,6 +170,7 @@ def _measure(work: Path, name: str, studies: int) -> dict[str, object]:
         "runner": runner,
         "raw": rawt,
         "rss": rss,
+        "raw_rss": raw_rss,
         "step": step,
         "work": sql,
     }
@@ -195,17 +203,42 @@ def _playbook(work: Path, op: str) -> Path:
     return path
 
 
+#: Runs a command and prints its wall seconds and peak RSS. A child started
+#: (vfork + exec) straight from this process would report this process's own
+#: RSS high-water mark as its ru_maxrss if that is higher (Linux carries it
+#: over at exec): after reading big reports, or under bench/run.py, that hid
+#: the runner's real figure. This small helper's children start clean.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def _env() -> dict[str, str]:
+    """Children run like an installed tool: from cached bytecode (an environment with
+    PYTHONDONTWRITEBYTECODE would recompile every runner module at each start), with
+    the runner's clock pinned to NOW so both sides write the same reports."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RECOVER_NOW": NOW}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _timed(cmd: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RECOVER_NOW": NOW}
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit {proc.returncode}")
-    return elapsed, usage.ru_maxrss
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if out[2] != "0":
+        raise SystemExit(f"{' '.join(cmd)} failed with exit {out[2]}")
+    return float(out[0]), int(out[1])
 
 
 def _same_results(site: Path, raw: Path) -> None:
@@ -222,7 +255,7 @@ def _same_results(site: Path, raw: Path) -> None:
             assert a.execute(sql).fetchall() == b.execute(sql).fetchall(), sql
     for report in REPORTS:
         ours, theirs = site / "reports" / report, raw / "reports" / report
-        assert ours.read_bytes() == theirs.read_bytes(), f"{ours} and {theirs} differ"
+        assert filecmp.cmp(ours, theirs, shallow=False), f"{ours} and {theirs} differ"
 
 
 # -- the hand-written baseline ------------------------------------------------
