@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import filecmp
+import io
+import itertools
 import json
 import os
 import shutil
@@ -24,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from itertools import groupby
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.baseline:
         return _baseline(args.baseline[0], Path(args.baseline[1]))
+    # Like an installed package: the runner starts from cached bytecode.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "runner")], check=True, env=_env()
+    )
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-archive-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -55,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print("process = whole `recover run` subprocess vs whole baseline subprocess (both include")
-    print("interpreter start; the runner also imports click/jinja/jsonschema/loguru: ~0.3s);")
-    print("in-process = the step's journal time vs the baseline's SQL + report time.\n")
+    print("interpreter start; the runner also imports click/jinja/jsonschema/loguru and opens")
+    print("its journal and lock: ~0.25 s); in-process = the step's journal time vs the")
+    print("baseline's SQL + report time. Both write byte-identical reports.\n")
     print(
         f"{'catalog':>8} {'locations':>10} {'op':>5} {'runner s':>9} {'raw s':>7} "
-        f"{'ratio':>6} {'step s':>7} {'SQL s':>7} {'ratio':>6} {'runner RSS MB':>14}"
+        f"{'ratio':>6} {'step s':>7} {'SQL s':>7} {'ratio':>6} {'runner MB':>10} {'raw MB':>7}"
     )
     worst = 0.0
     worst_process = 0.0
@@ -71,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             worst = max(worst, st / wk)
             print(
                 f"{size['name']:>8} {size['locations']:>10,} {op:>5} {r:>9.2f} {b:>7.2f} "
-                f"{r / b:>6.2f} {st:>7.2f} {wk:>7.2f} {st / wk:>6.2f} {rss / 1024:>14.1f}"
+                f"{r / b:>6.2f} {st:>7.2f} {wk:>7.2f} {st / wk:>6.2f} {rss / 1024:>10.1f} "
+                f"{size['raw_rss'][op] / 1024:>7.1f}"
             )
     small, large = results
     growth = max(large["rss"][op] / small["rss"][op] for op in OPS)
@@ -159,6 +170,7 @@ def _measure(work: Path, name: str, studies: int) -> dict[str, object]:
         "runner": runner,
         "raw": rawt,
         "rss": rss,
+        "raw_rss": raw_rss,
         "step": step,
         "work": sql,
     }
@@ -191,21 +203,46 @@ def _playbook(work: Path, op: str) -> Path:
     return path
 
 
+#: Runs a command and prints its wall seconds and peak RSS. A child started
+#: (vfork + exec) straight from this process would report this process's own
+#: RSS high-water mark as its ru_maxrss if that is higher (Linux carries it
+#: over at exec): after reading big reports, or under bench/run.py, that hid
+#: the runner's real figure. This small helper's children start clean.
+_MEASURE = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def _env() -> dict[str, str]:
+    """Children run like an installed tool: from cached bytecode (an environment with
+    PYTHONDONTWRITEBYTECODE would recompile every runner module at each start), with
+    the runner's clock pinned to NOW so both sides write the same reports."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RECOVER_NOW": NOW}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _timed(cmd: list[str]) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit {proc.returncode}")
-    return elapsed, usage.ru_maxrss
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd],
+        cwd=ROOT,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if out[2] != "0":
+        raise SystemExit(f"{' '.join(cmd)} failed with exit {out[2]}")
+    return float(out[0]), int(out[1])
 
 
 def _same_results(site: Path, raw: Path) -> None:
-    """The runner and the baseline must have done the same work."""
+    """The runner and the baseline must have done the same work: same catalog, same reports."""
     queries = (
         "SELECT state, count(*) FROM object_locations GROUP BY state",
         "SELECT sum(archived_count) FROM studies",
@@ -216,13 +253,16 @@ def _same_results(site: Path, raw: Path) -> None:
             sqlite3.connect(raw / "catalog.sqlite") as b,
         ):
             assert a.execute(sql).fetchall() == b.execute(sql).fetchall(), sql
-    for report in ("pre_report.csv", "post_report.csv"):
-        ours = (site / "reports" / report).read_text().count("\n")
-        theirs = (raw / "reports" / report).read_text().count("\n")
-        assert abs(ours - theirs) <= 8, (report, ours, theirs)
+    for report in REPORTS:
+        ours, theirs = site / "reports" / report, raw / "reports" / report
+        assert filecmp.cmp(ours, theirs, shallow=False), f"{ours} and {theirs} differ"
 
 
 # -- the hand-written baseline ------------------------------------------------
+NOW = "2026-01-02T03:04:05+00:00"  # the runner's clock is pinned to it (RECOVER_NOW)
+REPORTS = ("pre_report.txt", "pre_report.csv", "post_report.txt", "post_report.csv")
+
+
 def _baseline(op: str, site: Path) -> int:
     started = time.perf_counter()
     db = sqlite3.connect(site / "catalog.sqlite", isolation_level=None)
@@ -251,98 +291,148 @@ def _baseline(op: str, site: Path) -> int:
     return 0
 
 
-_GOOD_ELSEWHERE = (
-    "(EXISTS (SELECT 1 FROM cached_objects c WHERE c.object_id = l.object_id) OR EXISTS"
-    " (SELECT 1 FROM object_locations x WHERE x.object_id = l.object_id"
-    "  AND x.volume_ref <> l.volume_ref AND x.state = 'A'))"
-)
+def _write(path: Path, chunks: Iterable[str]) -> None:
+    """Write a report as the runner does: temporary file, fsync, rename, fsync the directory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk.encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _csv_line(values: Iterable[object]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _csv_rows(rows: Iterable[Iterable[object]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow(row)
+        if buffer.tell() > 1 << 16:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _by_study(db: sqlite3.Connection, head: str, line: str) -> Iterator[tuple[tuple, list[str]]]:
+    """Each study row of temp.s with its objects' `line` values (both in study order)."""
+    objects = groupby(
+        db.execute(f"SELECT study_ref, {line} FROM temp.o ORDER BY 1, object_id, ordinal"),
+        key=lambda r: r[0],
+    )
+    for study in db.execute(f"SELECT *, {head} FROM temp.s ORDER BY study_ref"):
+        for ref, rows in objects:
+            if ref == study[0]:
+                yield study, [r[1] for r in rows]
+                break
 
 
 def _raw_pre(db: sqlite3.Connection, site: Path) -> None:
     db.execute(
-        "CREATE TEMP TABLE agg AS SELECT o.study_ref AS study_ref, count(*) AS n,"
-        f" sum({_GOOD_ELSEWHERE}) AS rec FROM object_locations l JOIN objects o"
-        " ON o.object_id = l.object_id WHERE l.volume_ref = ? AND l.state IN ('R','S','F')"
-        " GROUP BY o.study_ref",
+        "CREATE TEMP TABLE o (study_ref TEXT, object_id INT, ordinal INT, state TEXT, cached INT,"
+        " good INT, copies TEXT, PRIMARY KEY (study_ref, object_id, ordinal)) WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT INTO o SELECT ref, id, ord, st, c, c OR instr(x || ' ', ':A ') > 0,"
+        " trim(x || CASE WHEN c THEN ' cache' ELSE '' END) FROM (SELECT o.study_ref AS ref,"
+        " l.object_id AS id, l.ordinal AS ord, l.state AS st, EXISTS (SELECT 1 FROM"
+        " cached_objects c WHERE c.object_id = l.object_id) AS c, coalesce((SELECT"
+        " group_concat(x.volume_ref || ':' || x.ordinal || ':' || x.state, ' ') FROM"
+        " object_locations x WHERE x.object_id = l.object_id AND x.volume_ref <> l.volume_ref),"
+        " '') AS x FROM object_locations l JOIN objects o ON o.object_id = l.object_id"
+        " WHERE l.volume_ref = ? AND l.state IN ('R','S','F') ORDER BY 1, 2, 3)",
         (VOLUME,),
     )
-    rows = (
-        "SELECT a.study_ref, a.n, a.rec, s.study_uid, s.accession_number, s.patient_name,"
-        " s.patient_id, s.modality, s.station_name, l.object_id, l.ordinal, l.state,"
-        " EXISTS (SELECT 1 FROM cached_objects c WHERE c.object_id = l.object_id),"
-        " (SELECT group_concat(x.volume_ref || ':' || x.ordinal || ':' || x.state, ' ')"
-        "  FROM object_locations x WHERE x.object_id = l.object_id AND x.volume_ref <> ?)"
-        " FROM temp.agg a JOIN studies s ON s.study_ref = a.study_ref"
-        " JOIN objects o ON o.study_ref = a.study_ref JOIN object_locations l"
-        " ON l.object_id = o.object_id AND l.volume_ref = ? AND l.state IN ('R','S','F')"
-        " ORDER BY a.study_ref, l.object_id"
+    db.execute(
+        "CREATE TEMP TABLE s AS SELECT a.study_ref, s.study_uid, s.accession_number,"
+        " s.patient_name, s.patient_id, s.modality, s.station_name, a.n, a.rec, a.n - a.rec"
+        " FROM (SELECT study_ref, count(*) AS n, sum(good) AS rec FROM o GROUP BY study_ref) a"
+        " JOIN studies s ON s.study_ref = a.study_ref ORDER BY 1"
     )
-    carriers = db.execute(
-        "SELECT DISTINCT v.carrier_id FROM object_locations l JOIN object_locations x"
-        " ON x.object_id = l.object_id AND x.volume_ref <> l.volume_ref AND x.state = 'A'"
-        " JOIN volumes v ON v.volume_ref = x.volume_ref WHERE l.volume_ref = ?"
-        " AND l.state IN ('R','S') AND NOT EXISTS (SELECT 1 FROM cached_objects c"
-        " WHERE c.object_id = l.object_id) ORDER BY 1",
+    studies, objects, rec, none = db.execute(
+        "SELECT count(*), sum(n), sum(rec), sum(rec = 0) FROM s"
+    ).fetchone()
+    own, loaded = db.execute(
+        "SELECT v.carrier_id, c.loaded FROM volumes v JOIN carriers c USING (carrier_id)"
+        " WHERE v.volume_ref = ?",
         (VOLUME,),
-    ).fetchall()
-    with (site / "reports" / "pre_report.txt").open("w") as out:
-        current = None
-        for r in db.execute(rows, (VOLUME, VOLUME)):
-            if r[0] != current:
-                current = r[0]
-                out.write(
-                    f"\nSTUDY {r[0]}  objects {r[1]}  recoverable {r[2]}  "
-                    f"unrecoverable {r[1] - r[2]}\n  uid {r[3]}  accession {r[4]}  "
-                    f"patient {r[5]} ({r[6]})  {r[7]} at {r[8]}\n"
-                )
-            others = r[13] or ""
-            good = r[12] or any(c.endswith(":A") for c in others.split(" ") if c)
-            copies = (others + (" cache" if r[12] else "")).strip()
-            location = f"{VOLUME}:{r[10]}:{r[11]}"
-            out.write(
-                f"  object {r[9]:<10} {location:<22} "
-                f"{'recoverable  ' if good else 'UNRECOVERABLE'} copies: "
-                f"{copies or 'none'}\n"
-            )
-        out.write("Carriers:\n" + "".join(f"  {c[0]}\n" for c in carriers))
-    with (site / "reports" / "pre_report.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "study_ref",
-                "study_uid",
-                "accession_number",
-                "patient_name",
-                "patient_id",
-                "modality",
-                "station_name",
-                "objects",
-                "recoverable",
-                "unrecoverable",
-                "locations",
-            ]
+    ).fetchone()
+    carriers = [(own, loaded, "damaged volume")] + [
+        row
+        for row in db.execute(
+            "SELECT carrier_id, loaded, 'copies on ' || group_concat(volume_ref) FROM"
+            " (SELECT DISTINCT v.carrier_id, c.loaded, v.volume_ref FROM o JOIN object_locations"
+            " x ON x.object_id = o.object_id AND x.volume_ref <> ? AND x.state = 'A' JOIN volumes"
+            " v ON v.volume_ref = x.volume_ref JOIN carriers c ON c.carrier_id = v.carrier_id"
+            " WHERE o.state IN ('R','S') AND NOT o.cached ORDER BY 1, 3) GROUP BY 1 ORDER BY 1",
+            (VOLUME,),
         )
-        current, row, objects = None, None, []
-        for r in db.execute(rows, (VOLUME, VOLUME)):
-            if r[0] != current:
-                if row:
-                    writer.writerow([*row, "; ".join(objects)])
-                current, objects = r[0], []
-                row = [r[0], r[3], r[4], r[5], r[6], r[7], r[8], r[1], r[2], r[1] - r[2]]
-            copies = "+".join(c for c in [*(r[13] or "").split(" "), "cache" if r[12] else ""] if c)
-            objects.append(f"{r[9]} {VOLUME}:{r[10]}:{r[11]} copies {copies or 'none'}")
-        if row:
-            writer.writerow([*row, "; ".join(objects)])
-        total = db.execute("SELECT count(*), sum(n), sum(rec) FROM temp.agg").fetchone()
-        writer.writerow(["TOTAL", *[""] * 6, total[1], total[2], total[1] - total[2], total[0]])
-        for c in carriers:
-            writer.writerow([c[0]])
+        if row[0] != own
+    ]
+    head = (
+        "'STUDY ' || study_ref || '  objects ' || n || '  recoverable ' || rec"
+        " || '  unrecoverable ' || (n - rec) || char(10) || '  uid ' || study_uid"
+        " || '  accession ' || accession_number || '  patient ' || patient_name"
+        " || ' (' || patient_id || ')  ' || modality || ' at ' || station_name || char(10)"
+    )
+    line = (
+        f"printf('  object %-10d %!-22s %s copies: %s', object_id, '{VOLUME}:' || ordinal || ':'"
+        " || state, CASE WHEN good THEN 'recoverable  ' ELSE 'UNRECOVERABLE' END,"
+        " CASE copies WHEN '' THEN 'none' ELSE copies END) || char(10)"
+    )
+
+    def text() -> Iterator[str]:
+        yield (
+            f"PRE-RECOVERY ASSESSMENT of archive volume {VOLUME}\ngenerated {NOW}\n\n"
+            f"Studies in recovery:   {studies}\nObjects in recovery:   {objects}\n"
+            f"  recoverable:         {rec}\n  unrecoverable:       {objects - rec}\n"
+            f"Studies with no recoverable object: {none}\n\n"
+            "Locations are VOLUME:ORDINAL:STATE (A good, R in recovery, S sent, F finished);\n"
+            '"cache" is a copy in the archive server\'s cache.\n\n'
+        )
+        for study, lines in _by_study(db, head, line):
+            yield study[-1] + "".join(lines) + "\n"
+        yield "Carriers to put online for the recovery attempt:\n" + "".join(
+            f"  {c:<10} {'(loaded)  ' if ok else 'LOAD      '} {why}\n" for c, ok, why in carriers
+        )
+
+    part = (
+        f"object_id || ' {VOLUME}:' || ordinal || ':' || state || ' copies '"
+        " || CASE copies WHEN '' THEN 'none' ELSE replace(copies, ' ', '+') END"
+    )
+    header = (
+        "study_ref,study_uid,accession_number,patient_name,patient_id,modality,station_name,"
+        "objects,recoverable,unrecoverable,locations\n"
+    )
+    rows = ((*s[:10], "; ".join(parts)) for s, parts in _by_study(db, "NULL", part))
+    total = ["TOTAL", *[""] * 6, objects, rec, objects - rec, f"{studies} studies"]
+    tail = [total, [], ["carrier_to_load", "loaded", "reason"]]
+    tail += [[c, "yes" if ok else "no", why] for c, ok, why in carriers]
+    _write(site / "reports" / "pre_report.txt", text())
+    _write(
+        site / "reports" / "pre_report.csv",
+        itertools.chain([header], _csv_rows(rows), _csv_rows(tail)),
+    )
 
 
 def _raw_post(db: sqlite3.Connection, site: Path) -> None:
     db.execute(
         "CREATE TEMP TABLE agg AS SELECT o.study_ref AS study_ref, count(*) AS n,"
-        f" sum({_GOOD_ELSEWHERE}) AS rec, sum(l.state IN ('S','F') AND EXISTS (SELECT 1 FROM"
+        " sum(EXISTS (SELECT 1 FROM cached_objects c WHERE c.object_id = l.object_id) OR EXISTS"
+        " (SELECT 1 FROM object_locations x WHERE x.object_id = l.object_id"
+        "  AND x.volume_ref <> l.volume_ref AND x.state = 'A')) AS rec,"
+        " sum(l.state IN ('S','F') AND EXISTS (SELECT 1 FROM"
         " cached_objects c WHERE c.object_id = l.object_id)) AS got,"
         " EXISTS (SELECT 1 FROM send_jobs j WHERE j.study_ref = o.study_ref"
         "  AND j.volume_ref = ?) AS done"
@@ -350,49 +440,68 @@ def _raw_post(db: sqlite3.Connection, site: Path) -> None:
         " WHERE l.volume_ref = ? AND l.state IN ('R','S','F') GROUP BY o.study_ref",
         (VOLUME, VOLUME),
     )
+    t = db.execute(
+        "SELECT count(*), sum(done), sum(done AND got >= n), sum(done AND got > 0 AND got < n),"
+        " sum(done AND got = 0), sum(n), sum(rec), sum(got) FROM agg"
+    ).fetchone()
     rows = (
-        "SELECT a.done, a.study_ref, a.n, a.rec, a.got, s.study_uid, s.accession_number,"
-        " s.patient_name, s.patient_id, s.modality, s.station_name FROM temp.agg a"
-        " JOIN studies s ON s.study_ref = a.study_ref ORDER BY a.study_ref"
+        "SELECT {} FROM (SELECT CASE WHEN NOT a.done THEN '' WHEN a.got >= a.n THEN"
+        " 'fully recovered' WHEN a.got > 0 THEN 'partially recovered' ELSE 'unrecoverable' END"
+        " AS status, a.study_ref, a.n, a.rec, CASE WHEN a.done THEN a.got ELSE 0 END AS got,"
+        " s.study_uid, s.accession_number, s.patient_name, s.patient_id, s.modality,"
+        " s.station_name FROM temp.agg a JOIN studies s ON s.study_ref = a.study_ref"
+        " ORDER BY a.study_ref)"
     )
-
-    def status(done: int, n: int, got: int) -> str:
-        if not done:
-            return ""
-        return (
-            "fully recovered" if got >= n else "partially recovered" if got else ("unrecoverable")
-        )
-
-    with (site / "reports" / "post_report.txt").open("w") as out:
-        for r in db.execute(rows):
-            out.write(
-                f"{status(r[0], r[2], r[4]):<20} {r[1]:<12} {r[2]:>7} {r[3]:>11} "
-                f"{r[4]:>9}  {' / '.join(r[5:])}\n"
-            )
-    with (site / "reports" / "post_report.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            [
-                "status",
-                "study_ref",
-                "objects",
-                "recoverable",
-                "recovered",
-                "study_uid",
-                "accession_number",
-                "patient_name",
-                "patient_id",
-                "modality",
-                "station_name",
-            ]
-        )
-        for r in db.execute(rows):
-            writer.writerow([status(r[0], r[2], r[4]), *r[1:]])
-        totals = db.execute(
-            "SELECT sum(done), sum(done AND got >= n), sum(done AND got > 0 AND got < n),"
-            " sum(done AND got = 0) FROM temp.agg"
-        ).fetchone()
-        writer.writerow(["", *totals])
+    line = (
+        "printf('%!-20s %!-12s %7d %11d %9d  %s', status, study_ref, n, rec, got, study_uid"
+        " || ' / ' || accession_number || ' / ' || patient_name || ' / ' || patient_id || ' / '"
+        " || modality || ' / ' || station_name) || char(10)"
+    )
+    head = (
+        f"POST-RECOVERY ASSESSMENT of archive volume {VOLUME}\ngenerated {NOW}\n\n"
+        f"{'status':<20} {'study_ref':<12} {'objects':>7} {'recoverable':>11} "
+        f"{'recovered':>9}  study_uid / accession / patient / patient_id / modality / station\n"
+    )
+    totals = (
+        f"\nTotals\n  studies in recovery:  {t[0]}\n  studies processed:    {t[1]}\n"
+        f"  fully recovered:      {t[2]}\n  partially recovered:  {t[3]}\n"
+        f"  unrecoverable:        {t[4]}\n  not processed yet:    {t[0] - t[1]}\n"
+        f"  objects: {t[5]}, recoverable {t[6]}, recovered so far {t[7]}\n"
+    )
+    cursor = db.execute(rows.format(line))
+    body = ("".join(r[0] for r in batch) for batch in iter(lambda: cursor.fetchmany(1000), []))
+    _write(site / "reports" / "post_report.txt", itertools.chain([head], body, [totals]))
+    columns = [
+        "status",
+        "study_ref",
+        "objects",
+        "recoverable",
+        "recovered",
+        "study_uid",
+        "accession_number",
+        "patient_name",
+        "patient_id",
+        "modality",
+        "station_name",
+    ]
+    tail = [
+        [],
+        [
+            "total",
+            "studies_processed",
+            "fully_recovered",
+            "partially_recovered",
+            "unrecoverable",
+            "not_processed",
+        ],
+        ["", t[1], t[2], t[3], t[4], t[0] - t[1]],
+    ]
+    _write(
+        site / "reports" / "post_report.csv",
+        itertools.chain(
+            [_csv_line(columns)], _csv_rows(db.execute(rows.format("*"))), _csv_rows(tail)
+        ),
+    )
 
 
 if __name__ == "__main__":

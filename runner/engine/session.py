@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from loguru import logger
 
 from runner.engine import journal
@@ -240,6 +239,8 @@ class Session:
             ) from exc
 
     def _validate_args(self, step: Step, args: dict[str, Any]) -> None:
+        from jsonschema import Draft202012Validator  # only runs and plans need it
+
         validator = Draft202012Validator(action_schema(step.action))
         problems = [
             self._diagnostic(step, ("args", *error.absolute_path), error.message)

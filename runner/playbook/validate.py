@@ -10,14 +10,12 @@ paths, and each procedure's own cross-step rules.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
-from jsonschema.exceptions import best_match
+from typing import TYPE_CHECKING, Any
 
 from runner.engine.action import StepView
 from runner.errors import PlaybookError, SiteError
@@ -32,6 +30,9 @@ from runner.playbook.template import (
 from runner.playbook.yamlpos import Mark, PosDict, YamlSyntaxError, load_positioned, mark_for_path
 from runner.procedures import action_registry, procedures
 from runner.site import safe_relpath
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
 RESERVED_NAMES = {"steps"}
@@ -68,14 +69,27 @@ class Diagnostic:
         }
 
 
-_FORMATS = FormatChecker()
-
-
-@_FORMATS.checks("site-path", raises=SiteError)
 def _is_site_path(value: object) -> bool:
     if isinstance(value, str) and not has_template(value):
         safe_relpath(value)
     return True
+
+
+@functools.cache
+def _formats() -> FormatChecker:
+    """The format checker, with "site-path"; jsonschema is imported on first use
+    (about 30 ms that `--help`, `status` and `world` do not need)."""
+    from jsonschema import FormatChecker
+
+    checker = FormatChecker()
+    checker.checks("site-path", raises=SiteError)(_is_site_path)
+    return checker
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema, format_checker=_formats())
 
 
 class _Collector:
@@ -167,7 +181,7 @@ def check_playbook(path: Path) -> tuple[Playbook | None, list[Diagnostic]]:
 
 
 def _check_core_schema(raw: PosDict, out: _Collector) -> None:
-    validator = Draft202012Validator(core_schema(), format_checker=_FORMATS)
+    validator = _validator(core_schema())
     for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
         _report_schema_error(error, (), _allowed_keys(error), out)
 
@@ -181,6 +195,8 @@ def _report_schema_error(
     error: ValidationError, prefix: tuple[str | int, ...], allowed: list[str], out: _Collector
 ) -> None:
     if error.validator in ("anyOf", "oneOf") and error.context:
+        from jsonschema.exceptions import best_match
+
         error = best_match(error.context)
     path = prefix + tuple(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -339,7 +355,7 @@ def _check_args(
     """Validate args as they will be after rendering with the params' defaults."""
     rendered = _render_leniently(_without_step_refs(args), defaults)
     schema = action_schema(action)
-    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    validator = _validator(schema)
     for error in validator.iter_errors(rendered):
         _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
 

@@ -1,81 +1,192 @@
 """Modes 2 and 4: the pre- and post-recovery assessments (text + CSV reports).
 
-Both aggregate once per study into a TEMP table in one set-based statement,
-take their totals from it, and stream report rows from it (the pre report
-also streams each study's object locations in one ordered query), so memory
-stays flat however large the volume.
+Both are set-based: one statement builds a TEMP table, totals come from it,
+and report rows stream from it in study order, so memory stays flat however
+large the volume. SQL produces the finished values (status, counts, each
+object's location line), so Python only joins strings into chunks of many
+lines and hands them to the template: a per-row Jinja loop over a million
+rows would cost more than the SQL.
+
+Every report's template gets two row streams, both lazy (a query runs only if
+the template loops over it): `lines`, the rows already laid out as the
+shipped template prints them (chunks of whole lines), and `studies`, one
+record per study with every column as a field, for a site's own layout.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from runner.engine.action import Check
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.common import ArchiveAction, require_checks
-from runner.reports import csvrow
 
 if TYPE_CHECKING:
     from runner.engine.action import StepContext
 
+T = TypeVar("T")
+
+#: Rows fetched at a time, and the size a chunk handed to a template grows to
+#: (a chunk is one string of whole lines).
+CHUNK_ROWS = 1000
+CHUNK_CHARS = 1 << 16
+
 _META = "s.study_uid, s.accession_number, s.patient_name, s.patient_id, s.modality, s.station_name"
-POST_COLUMNS = (
-    "status",
-    "study_ref",
-    "objects",
-    "recoverable",
-    "recovered",
-    "study_uid",
-    "accession_number",
-    "patient_name",
-    "patient_id",
-    "modality",
-    "station_name",
-)
-_META_KEYS = (
-    "study_uid",
-    "accession_number",
-    "patient_name",
-    "patient_id",
-    "modality",
-    "station_name",
-)
 
-#: One row per study in recovery on the volume (locations R, S or F).
-_AGGREGATE = f"""
-CREATE TEMP TABLE {{table}} AS
-SELECT o.study_ref AS study_ref,
-       count(*) AS objects,
-       sum(x.recoverable) AS recoverable,
-       sum(x.recovered) AS recovered,
-       EXISTS (SELECT 1 FROM catalog.send_jobs j
-               WHERE j.study_ref = o.study_ref AND j.volume_ref = ?) AS processed
-FROM (SELECT l.object_id AS object_id,
-             {cat.RECOVERABLE_SQL} AS recoverable,
-             (l.state IN ('S', 'F') AND EXISTS (SELECT 1 FROM catalog.cached_objects c
-                                                WHERE c.object_id = l.object_id)) AS recovered
-      FROM catalog.object_locations l
-      WHERE l.volume_ref = ? AND l.state IN ('R', 'S', 'F')) AS x
-JOIN catalog.objects o ON o.object_id = x.object_id
-GROUP BY o.study_ref
+
+class Rows(Generic[T]):
+    """A lazy, re-iterable row stream: its query runs each time a template loops over it."""
+
+    def __init__(self, factory: Callable[[], Iterator[T]]) -> None:
+        self._factory = factory
+
+    def __iter__(self) -> Iterator[T]:
+        return self._factory()
+
+
+def _csv_chunks(batches: Iterable[Iterable[Iterable[Any]]]) -> Iterator[str]:
+    """Batches of rows as CSV text (None -> empty cell), in chunks of about CHUNK_CHARS."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for batch in batches:
+        writer.writerows(batch)
+        if buffer.tell() >= CHUNK_CHARS:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+def _batches(cursor: sqlite3.Cursor) -> Iterator[list[Any]]:
+    while batch := cursor.fetchmany(CHUNK_ROWS):
+        yield batch
+
+
+def _joined(cursor: sqlite3.Cursor) -> Iterator[str]:
+    """Single-column rows of finished lines (each ending in a newline), chunked."""
+    for batch in _batches(cursor):
+        yield "".join([row[0] for row in batch])
+
+
+# -- pre-recovery assessment ---------------------------------------------------
+
+#: One row per object in recovery on :volume (locations R, S or F), in study
+#: order. `copies` lists its other locations (VOL:ORDINAL:STATE) and "cache";
+#: `good` = recoverable: cached, or a good (A) location on another volume.
+_PRE_OBJECTS = """
+CREATE TEMP TABLE archive_pre_objects (
+    study_ref TEXT NOT NULL,
+    object_id INTEGER NOT NULL,
+    ordinal   INTEGER NOT NULL,
+    state     TEXT NOT NULL,
+    cached    INTEGER NOT NULL,
+    good      INTEGER NOT NULL,
+    copies    TEXT NOT NULL,
+    PRIMARY KEY (study_ref, object_id, ordinal)
+) WITHOUT ROWID
 """
+_PRE_FILL = """
+INSERT INTO temp.archive_pre_objects
+SELECT study_ref, object_id, ordinal, state, cached,
+       cached OR instr(others || ' ', ':A ') > 0,
+       trim(others || CASE WHEN cached THEN ' cache' ELSE '' END)
+FROM (SELECT o.study_ref AS study_ref, l.object_id AS object_id, l.ordinal AS ordinal,
+             l.state AS state,
+             EXISTS (SELECT 1 FROM catalog.cached_objects c
+                     WHERE c.object_id = l.object_id) AS cached,
+             coalesce((SELECT group_concat(l3.volume_ref || ':' || l3.ordinal || ':' || l3.state,
+                                           ' ')
+                       FROM catalog.object_locations l3
+                       WHERE l3.object_id = l.object_id AND l3.volume_ref <> l.volume_ref),
+                      '') AS others
+      FROM catalog.object_locations l
+      JOIN catalog.objects o ON o.object_id = l.object_id
+      WHERE l.volume_ref = :volume AND l.state IN ('R', 'S', 'F')
+      ORDER BY 1, 2, 3)
+"""
+#: One row per study in recovery (metadata NULL if the study row is missing).
+_PRE_STUDIES = f"""
+CREATE TEMP TABLE archive_pre AS
+SELECT p.study_ref AS study_ref, p.objects AS objects, p.recoverable AS recoverable, {_META}
+FROM (SELECT study_ref, count(*) AS objects, sum(good) AS recoverable
+      FROM temp.archive_pre_objects GROUP BY study_ref ORDER BY study_ref) p
+LEFT JOIN catalog.studies s ON s.study_ref = p.study_ref
+ORDER BY p.study_ref
+"""
+_PRE_STUDY_ROWS = """
+SELECT study_ref, study_uid, accession_number, patient_name, patient_id, modality, station_name,
+       objects, recoverable, objects - recoverable, {extra}
+FROM temp.archive_pre WHERE study_uid IS NOT NULL ORDER BY study_ref
+"""
+_PRE_TEXT_HEAD = (
+    "'STUDY ' || study_ref || '  objects ' || objects || '  recoverable ' || recoverable"
+    " || '  unrecoverable ' || (objects - recoverable) || char(10) || '  uid ' || study_uid"
+    " || '  accession ' || accession_number || '  patient ' || patient_name"
+    " || ' (' || patient_id || ')  ' || modality || ' at ' || station_name || char(10)"
+)
+_PRE_TEXT_LINE = (
+    "printf('  object %-10d %!-22s %s copies: %s', object_id,"
+    " :volume || ':' || ordinal || ':' || state,"
+    " CASE WHEN good THEN 'recoverable  ' ELSE 'UNRECOVERABLE' END,"
+    " CASE copies WHEN '' THEN 'none' ELSE copies END) || char(10)"
+)
+_PRE_CSV_PART = (
+    "object_id || ' ' || :volume || ':' || ordinal || ':' || state || ' copies '"
+    " || CASE copies WHEN '' THEN 'none' ELSE replace(copies, ' ', '+') END"
+)
+_PRE_OBJECT_ROWS = (
+    "SELECT study_ref, {columns} FROM temp.archive_pre_objects"
+    " ORDER BY study_ref, object_id, ordinal"
+)
 
 
-def _aggregate(db: sqlite3.Connection, table: str, volume_ref: str) -> None:
-    db.execute(f"DROP TABLE IF EXISTS temp.{table}")
-    db.execute(_AGGREGATE.format(table=table), (volume_ref, volume_ref))
+class PreLocation(NamedTuple):
+    """One object in recovery, for site templates (`s.locations`)."""
+
+    object_id: int
+    ordinal: int
+    state: str
+    recoverable: bool
+    copies: str  # space-separated VOL:ORDINAL:STATE and "cache"; "" = none
 
 
-def study_status(processed: int, objects: int, recovered: int) -> str:
-    """The post report's status column (blank while a study waits for its job)."""
-    if not processed:
-        return ""
-    if recovered >= objects:
-        return "fully recovered"
-    return "partially recovered" if recovered else "unrecoverable"
+class PreStudy(NamedTuple):
+    """One study in the pre report, for site templates (`studies`)."""
+
+    study_ref: str
+    study_uid: str
+    accession_number: str
+    patient_name: str
+    patient_id: str
+    modality: str
+    station_name: str
+    objects: int
+    recoverable: int
+    unrecoverable: int
+    locations: list[PreLocation]
+
+
+def _merge(
+    studies: sqlite3.Cursor, objects: sqlite3.Cursor
+) -> Iterator[tuple[tuple[Any, ...], Iterator[tuple[Any, ...]]]]:
+    """Pair each study row with its object rows (both in study_ref order).
+
+    Objects of a study with no `studies` row (listed in neither report, counted
+    in the totals) are skipped.
+    """
+    groups = groupby(objects, key=itemgetter(0))
+    for study in studies:
+        for ref, group in groups:
+            if ref == study[0]:
+                yield study, group
+                break
 
 
 class _Assessment(ArchiveAction):
@@ -104,17 +215,23 @@ class PreRecoveryAssessment(_Assessment):
         require_checks(iter(self.check(ctx)))
         ref = self.volume_ref
         db = ctx.db
-        _aggregate(db, "archive_pre", ref)
-        studies, objects, recoverable = db.execute(
-            "SELECT count(*), coalesce(sum(objects), 0), coalesce(sum(recoverable), 0)"
-            " FROM temp.archive_pre"
+        db.execute("DROP TABLE IF EXISTS temp.archive_pre_objects")
+        db.execute("DROP TABLE IF EXISTS temp.archive_pre")
+        db.execute(_PRE_OBJECTS)
+        db.execute(_PRE_FILL, {"volume": ref})
+        db.execute(_PRE_STUDIES)
+        studies, objects, recoverable, unrecoverable_studies = db.execute(
+            "SELECT count(*), coalesce(sum(objects), 0), coalesce(sum(recoverable), 0),"
+            " coalesce(sum(recoverable = 0), 0) FROM temp.archive_pre"
         ).fetchone()
-        unrecoverable_studies = db.execute(
-            "SELECT count(*) FROM temp.archive_pre WHERE recoverable = 0"
-        ).fetchone()[0]
         carriers = [
             {"carrier_id": c, "loaded": loaded, "reason": why}
-            for c, loaded, why in cat.carriers_needed(db, ref)
+            for c, loaded, why in cat.carriers_needed(
+                db,
+                ref,
+                "SELECT object_id FROM temp.archive_pre_objects"
+                " WHERE state IN ('R', 'S') AND NOT cached",
+            )
         ]
         totals = {
             "studies": studies,
@@ -128,19 +245,21 @@ class PreRecoveryAssessment(_Assessment):
             "generated_at": ctx.now.isoformat(),
             "totals": totals,
             "carriers": carriers,
+            "studies": Rows(lambda: self._studies(db, ref)),
         }
-        report, csv = self.report_paths()
+        report, csv_path = self.report_paths()
         written = ctx.report(
             "archive_volume/pre_report.txt.j2",
             report,
-            {**context, "studies": self._studies(db, ref, "text")},
+            {**context, "lines": Rows(lambda: self._text(db, ref))},
         )
         written_csv = ctx.report(
             "archive_volume/pre_report.csv.j2",
-            csv,
-            {**context, "studies": self._studies(db, ref, "csv")},
+            csv_path,
+            {**context, "lines": Rows(lambda: _csv_chunks(self._csv(db, ref)))},
         )
         db.execute("DROP TABLE temp.archive_pre")
+        db.execute("DROP TABLE temp.archive_pre_objects")
         if studies == 0:
             ctx.warn(
                 f"{ref}: no location is in recovery; run archive.mark_affected_locations first"
@@ -159,79 +278,111 @@ class PreRecoveryAssessment(_Assessment):
             **totals,
         )
 
-    def _studies(self, db: sqlite3.Connection, ref: str, kind: str) -> Iterator[dict[str, Any]]:
-        """Studies in study_ref order, each with its objects and all their locations.
+    @staticmethod
+    def _pairs(
+        db: sqlite3.Connection, ref: str, study_extra: str, object_columns: str
+    ) -> Iterator[tuple[tuple[Any, ...], Iterator[tuple[Any, ...]]]]:
+        studies = db.execute(_PRE_STUDY_ROWS.format(extra=study_extra))
+        objects = db.execute(_PRE_OBJECT_ROWS.format(columns=object_columns), {"volume": ref})
+        return _merge(studies, objects)
 
-        The per-object lines are formatted here, not in the template: a study
-        may have thousands of objects, and a million sandboxed template
-        lookups cost more than the SQL. Templates still lay out each study.
-        `kind` "text" fills `object_lines` (one line per object), "csv" fills
-        `locations` (`OBJECT VOL:ORD:STATE copies C1+C2; ...`).
-        """
-        cursor = db.execute(
-            f"""SELECT a.study_ref, a.objects, a.recoverable, {_META},
-                       l.object_id, l.ordinal, l.state,
-                       EXISTS (SELECT 1 FROM catalog.cached_objects c
-                               WHERE c.object_id = l.object_id),
-                       (SELECT group_concat(l3.volume_ref || ':' || l3.ordinal || ':' || l3.state,
-                                            ' ')
-                        FROM catalog.object_locations l3
-                        WHERE l3.object_id = l.object_id AND l3.volume_ref <> l.volume_ref)
-                FROM temp.archive_pre a
-                JOIN catalog.studies s ON s.study_ref = a.study_ref
-                JOIN catalog.objects o ON o.study_ref = a.study_ref
-                JOIN catalog.object_locations l ON l.object_id = o.object_id
-                     AND l.volume_ref = ? AND l.state IN ('R', 'S', 'F')
-                ORDER BY a.study_ref, l.object_id""",
-            (ref,),
-        )
-        text = kind == "text"
-        for study_ref, rows in groupby(cursor, key=lambda r: r[0]):
-            first: tuple[Any, ...] | None = None
-            parts: list[str] = []
-            for row in rows:
-                first = first or row
-                others = row[13] or ""
-                # Recoverable = cached, or a good (A) copy on another volume.
-                good = bool(row[12]) or any(c.endswith(":A") for c in others.split(" ") if c)
-                copies = (others + " cache" if row[12] else others).strip()
-                location = f"{ref}:{row[10]}:{row[11]}"
-                if text:
-                    parts.append(
-                        f"  object {row[9]:<10} {location:<22} "
-                        f"{'recoverable  ' if good else 'UNRECOVERABLE'} "
-                        f"copies: {copies or 'none'}"
-                    )
-                else:
-                    parts.append(f"{row[9]} {location} copies {copies.replace(' ', '+') or 'none'}")
-            assert first is not None
-            head = (
-                f"STUDY {study_ref}  objects {first[1]}  recoverable {first[2]}  "
-                f"unrecoverable {first[1] - first[2]}\n  uid {first[3]}  accession {first[4]}  "
-                f"patient {first[5]} ({first[6]})  {first[7]} at {first[8]}"
-            )
-            yield {
-                "header": head if text else "",
-                "csv": ""
-                if text
-                else csvrow(
-                    [
-                        study_ref,
-                        *first[3:9],
-                        first[1],
-                        first[2],
-                        first[1] - first[2],
-                        "; ".join(parts),
-                    ]
-                ),
-                "study_ref": study_ref,
-                "objects": first[1],
-                "recoverable": first[2],
-                "unrecoverable": first[1] - first[2],
-                **dict(zip(_META_KEYS, first[3:9], strict=True)),
-                "object_lines": "\n".join(parts) if text else "",
-                "locations": "" if text else "; ".join(parts),
-            }
+    def _text(self, db: sqlite3.Connection, ref: str) -> Iterator[str]:
+        """The text report's study sections: header, one line per object, a blank line."""
+        parts: list[str] = []
+        for study, group in self._pairs(db, ref, _PRE_TEXT_HEAD, _PRE_TEXT_LINE):
+            parts.append(study[10])
+            parts.extend([row[1] for row in group])
+            parts.append("\n")
+            if len(parts) >= CHUNK_ROWS:
+                yield "".join(parts)
+                parts.clear()
+        if parts:
+            yield "".join(parts)
+
+    def _csv(self, db: sqlite3.Connection, ref: str) -> Iterator[list[tuple[Any, ...]]]:
+        """The CSV report's study rows (one per batch), `locations` =
+        `OBJECT VOL:ORD:STATE copies C1+C2; ...`."""
+        for study, group in self._pairs(db, ref, "NULL", _PRE_CSV_PART):
+            yield [(*study[:10], "; ".join([row[1] for row in group]))]
+
+    def _studies(self, db: sqlite3.Connection, ref: str) -> Iterator[PreStudy]:
+        for study, group in self._pairs(db, ref, "NULL", "object_id, ordinal, state, good, copies"):
+            locations = [PreLocation(r[1], r[2], r[3], bool(r[4]), r[5]) for r in group]
+            yield PreStudy._make((*study[:10], locations))
+
+
+# -- post-recovery assessment --------------------------------------------------
+
+#: One row per study in recovery on the volume (locations R, S or F).
+_POST_AGGREGATE = f"""
+CREATE TEMP TABLE archive_post AS
+SELECT o.study_ref AS study_ref,
+       count(*) AS objects,
+       sum(x.recoverable) AS recoverable,
+       sum(x.recovered) AS recovered,
+       EXISTS (SELECT 1 FROM catalog.send_jobs j
+               WHERE j.study_ref = o.study_ref AND j.volume_ref = :volume) AS processed
+FROM (SELECT l.object_id AS object_id,
+             {cat.RECOVERABLE_SQL} AS recoverable,
+             (l.state IN ('S', 'F') AND EXISTS (SELECT 1 FROM catalog.cached_objects c
+                                                WHERE c.object_id = l.object_id)) AS recovered
+      FROM catalog.object_locations l
+      WHERE l.volume_ref = :volume AND l.state IN ('R', 'S', 'F')) AS x
+JOIN catalog.objects o ON o.object_id = x.object_id
+GROUP BY o.study_ref
+"""
+#: The post report's status column (blank while a study waits for its SEND job).
+STATUS_SQL = """CASE WHEN NOT a.processed THEN ''
+     WHEN a.recovered >= a.objects THEN 'fully recovered'
+     WHEN a.recovered > 0 THEN 'partially recovered'
+     ELSE 'unrecoverable' END"""
+POST_COLUMNS = (
+    "status",
+    "study_ref",
+    "objects",
+    "recoverable",
+    "recovered",
+    "study_uid",
+    "accession_number",
+    "patient_name",
+    "patient_id",
+    "modality",
+    "station_name",
+)
+#: The finished report rows, in POST_COLUMNS order ({select} picks what to print).
+_POST_ROWS = """
+SELECT {select}
+FROM (SELECT {status} AS status, a.study_ref AS study_ref, a.objects AS objects,
+             a.recoverable AS recoverable, CASE WHEN a.processed THEN a.recovered ELSE 0 END
+             AS recovered, {meta}
+      FROM temp.archive_post a JOIN catalog.studies s ON s.study_ref = a.study_ref
+      ORDER BY a.study_ref)
+"""
+_POST_TEXT_LINE = (
+    "printf('%!-20s %!-12s %7d %11d %9d  %s', status, study_ref, objects, recoverable, recovered,"
+    " study_uid || ' / ' || accession_number || ' / ' || patient_name || ' / ' || patient_id"
+    " || ' / ' || modality || ' / ' || station_name) || char(10)"
+)
+
+
+class PostRow(NamedTuple):
+    """One study in the post report, for site templates (`studies`)."""
+
+    status: str
+    study_ref: str
+    objects: int
+    recoverable: int
+    recovered: int
+    study_uid: str
+    accession_number: str
+    patient_name: str
+    patient_id: str
+    modality: str
+    station_name: str
+
+
+def _post_rows(db: sqlite3.Connection, select: str) -> sqlite3.Cursor:
+    return db.execute(_POST_ROWS.format(select=select, status=STATUS_SQL, meta=_META))
 
 
 class PostRecoveryAssessment(_Assessment):
@@ -245,7 +396,8 @@ class PostRecoveryAssessment(_Assessment):
         require_checks(iter(self.check(ctx)))
         ref = self.volume_ref
         db = ctx.db
-        _aggregate(db, "archive_post", ref)
+        db.execute("DROP TABLE IF EXISTS temp.archive_post")
+        db.execute(_POST_AGGREGATE, {"volume": ref})
         row = db.execute(
             """SELECT count(*),
                       coalesce(sum(processed), 0),
@@ -273,19 +425,24 @@ class PostRecoveryAssessment(_Assessment):
             )
         )
         totals["pending"] = totals["studies"] - totals["processed"]
+        columns = ", ".join(POST_COLUMNS)
         context: dict[str, Any] = {
             "volume": ref,
             "generated_at": ctx.now.isoformat(),
             "totals": totals,
+            "columns": list(POST_COLUMNS),
+            "studies": Rows(lambda: map(PostRow._make, _post_rows(db, columns))),
         }
-        report, csv = self.report_paths()
+        report, csv_path = self.report_paths()
         written = ctx.report(
             "archive_volume/post_report.txt.j2",
             report,
-            {**context, "studies": self._rows(db, "text")},
+            {**context, "lines": Rows(lambda: _joined(_post_rows(db, _POST_TEXT_LINE)))},
         )
         written_csv = ctx.report(
-            "archive_volume/post_report.csv.j2", csv, {**context, "studies": self._rows(db, "csv")}
+            "archive_volume/post_report.csv.j2",
+            csv_path,
+            {**context, "lines": Rows(lambda: _csv_chunks(_batches(_post_rows(db, columns))))},
         )
         db.execute("DROP TABLE temp.archive_post")
         ctx.note(
@@ -294,29 +451,3 @@ class PostRecoveryAssessment(_Assessment):
             f"{totals['unrecoverable']:,} unrecoverable"
         )
         ctx.output(report=written, csv=written_csv, **totals)
-
-    def _rows(self, db: sqlite3.Connection, kind: str) -> Iterator[dict[str, Any]]:
-        """Report rows; each carries its preformatted `line` (text) or `csv` line.
-
-        Shipped templates print those (a sandboxed lookup per cell would cost
-        more than the SQL on a big volume); site templates may use the fields.
-        """
-        text = kind == "text"
-        for row in db.execute(
-            f"""SELECT a.processed, a.study_ref, a.objects, a.recoverable, a.recovered, {_META}
-                FROM temp.archive_post a JOIN catalog.studies s ON s.study_ref = a.study_ref
-                ORDER BY a.study_ref"""
-        ):
-            status = study_status(row[0], row[2], row[4])
-            recovered = row[4] if row[0] else 0
-            values = (status, row[1], row[2], row[3], recovered, *row[5:11])
-            yield {
-                **dict(zip(POST_COLUMNS, values, strict=True)),
-                "line": (
-                    f"{status:<20} {row[1]:<12} {row[2]:>7} {row[3]:>11} {recovered:>9}  "
-                    + " / ".join(str(v) for v in row[5:11])
-                )
-                if text
-                else "",
-                "csv": "" if text else csvrow(values),
-            }

@@ -191,28 +191,41 @@ RECOVERABLE_SQL = (
 )
 
 
-def carriers_needed(db: sqlite3.Connection, volume_ref: str) -> list[tuple[str, bool, str]]:
+#: The objects carriers_needed() looks for copies of: uncached, in R or S on :volume.
+_NEEDING_COPIES = (
+    "SELECT l.object_id AS object_id FROM catalog.object_locations l"
+    " WHERE l.volume_ref = :volume AND l.state IN ('R', 'S')"
+    " AND NOT EXISTS (SELECT 1 FROM catalog.cached_objects co WHERE co.object_id = l.object_id)"
+)
+
+
+def carriers_needed(
+    db: sqlite3.Connection, volume_ref: str, needing_copies: str = _NEEDING_COPIES
+) -> list[tuple[str, bool, str]]:
     """Carriers holding the copies needed to recover the volume's affected objects.
 
     Objects with a cached copy need no carrier. Returns (carrier_id, loaded,
     reason) rows: the damaged volume's own carrier first (recovery_attempt
     needs it online), then every carrier holding a good copy of an uncached
-    object in recovery.
+    object in recovery. `needing_copies` is a SELECT of those objects'
+    `object_id` (it may use the parameter `:volume`); the
+    pre-assessment passes one over the table it already built.
     """
     volume = require_volume(db, volume_ref)
     rows: list[tuple[str, bool, str]] = [(volume.carrier_id, volume.loaded, "damaged volume")]
     for carrier_id, loaded, vols in db.execute(
-        "SELECT v.carrier_id, coalesce(c.loaded, 0), group_concat(DISTINCT v.volume_ref)"
-        " FROM catalog.object_locations l"
-        " JOIN catalog.object_locations l2 ON l2.object_id = l.object_id"
-        "  AND l2.volume_ref <> l.volume_ref AND l2.state = 'A'"
-        " JOIN catalog.volumes v ON v.volume_ref = l2.volume_ref"
-        " LEFT JOIN catalog.carriers c ON c.carrier_id = v.carrier_id"
-        " WHERE l.volume_ref = ? AND l.state IN ('R', 'S')"
-        " AND NOT EXISTS (SELECT 1 FROM catalog.cached_objects co"
-        "                 WHERE co.object_id = l.object_id)"
-        " GROUP BY v.carrier_id ORDER BY v.carrier_id",
-        (volume_ref,),
+        # volumes listed in volume_ref order: group_concat keeps its input's order
+        "SELECT carrier_id, loaded, group_concat(volume_ref) FROM"
+        " (SELECT DISTINCT v.carrier_id AS carrier_id, coalesce(c.loaded, 0) AS loaded,"
+        "  v.volume_ref AS volume_ref"
+        f"  FROM ({needing_copies}) n"
+        "  JOIN catalog.object_locations l2 ON l2.object_id = n.object_id"
+        "   AND l2.volume_ref <> :volume AND l2.state = 'A'"
+        "  JOIN catalog.volumes v ON v.volume_ref = l2.volume_ref"
+        "  LEFT JOIN catalog.carriers c ON c.carrier_id = v.carrier_id"
+        "  ORDER BY 1, 3)"
+        " GROUP BY carrier_id ORDER BY carrier_id",
+        {"volume": volume_ref},
     ):
         if carrier_id != volume.carrier_id:
             rows.append((carrier_id, bool(loaded), f"copies on {vols}"))
