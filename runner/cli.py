@@ -9,7 +9,6 @@ attach to a report.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import sys
 import tempfile
@@ -22,11 +21,12 @@ import click
 from loguru import logger
 
 from runner import SCHEMAS_DIR, __version__, console, logs
+from runner.demo import prepare, run_demos
 from runner.engine.lock import holder_of
 from runner.engine.plan import PlanResult, make_plan
 from runner.engine.request import make_request
-from runner.engine.run import execute_run
-from runner.engine.session import StepOutcome
+from runner.engine.run import RunResult, execute_run
+from runner.engine.session import Request, StepOutcome
 from runner.engine.status import read_status
 from runner.errors import (
     EXIT_FAILED,
@@ -38,7 +38,7 @@ from runner.errors import (
 )
 from runner.playbook.schema import BUNDLE_NAME, bundle_text
 from runner.playbook.validate import check_playbook, load_playbook
-from runner.procedures import procedures
+from runner.procedures import DemoCase, procedures
 from runner.site import Site
 
 EXIT_CODES_HELP = """Exit codes: 0 success; 1 invalid playbook, failed precondition, failed
@@ -283,6 +283,23 @@ def _ask(plan_result: PlanResult) -> bool:
     return click.confirm(f"\nSteps {pending} can lose data as shown above. Proceed?", default=False)
 
 
+def _print_case(case: DemoCase) -> None:
+    click.echo(f"\n=== {case.title}\nsite: {case.site}\nplaybook: {case.playbook}")
+
+
+def _print_demo_done(case: DemoCase, request: Request, result: RunResult) -> None:
+    _print_summary(result.outcomes, request.allow_loss)
+    click.echo(
+        f"reports are under {case.site / 'reports'}; journal: `recover status --site {case.site}`"
+    )
+
+
+def _print_error(exc: RecoverError) -> None:
+    for diagnostic in getattr(exc, "diagnostics", ()):
+        click.echo(diagnostic.render())
+    click.echo(f"error: {exc.render()}")
+
+
 def _print_step(outcome: StepOutcome) -> None:
     for line in console.describe_step(outcome, planning=False):
         click.echo(line)
@@ -360,43 +377,14 @@ def demo(directory: Path, force: bool) -> None:
     Example:
       recover demo /tmp/recover-demo
     """
-    if directory.exists() and any(directory.iterdir()):
-        if not force:
-            raise RecoverError(
-                f"{directory} exists and is not empty",
-                fix="choose another directory or pass --force",
-            )
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    for procedure in procedures():
-        if procedure.demo is None:
-            continue
-        for case in procedure.demo(directory / procedure.name):
-            click.echo(f"\n=== {case.title}")
-            click.echo(f"site: {case.site}\nplaybook: {case.playbook}")
-            try:
-                request = make_request(
-                    load_playbook(case.playbook),
-                    case.site,
-                    {k: str(v) for k, v in case.params.items()},
-                    case.confirm,
-                )
-                result = execute_run(request, yes=True, confirm=None, on_step=_print_step)
-            except PlaybookError as exc:
-                failures += 1
-                for diagnostic in exc.diagnostics:
-                    click.echo(getattr(diagnostic, "render", lambda d=diagnostic: str(d))())
-                continue
-            except RecoverError as exc:
-                failures += 1
-                click.echo(f"error: {exc.render()}")
-                continue
-            _print_summary(result.outcomes, request.allow_loss)
-            click.echo(
-                f"reports are under {case.site / 'reports'}; journal: "
-                f"`recover status --site {case.site}`"
-            )
+    prepare(directory, force=force)
+    failures = run_demos(
+        directory,
+        on_case=_print_case,
+        on_step=_print_step,
+        on_done=_print_demo_done,
+        on_error=_print_error,
+    )
     click.echo(f"\nDemo sites are in {directory.resolve()}.")
     if failures:
         sys.exit(EXIT_FAILED)
