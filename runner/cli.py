@@ -421,7 +421,7 @@ def schema(action: str | None, write: bool) -> None:
 
 def main() -> None:
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(prog_name="recover", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:

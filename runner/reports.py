@@ -28,14 +28,22 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from runner import TEMPLATES_DIR
 from runner.engine.media import MediaStore
 from runner.errors import StepFailed
+from runner.sandbox import BoundedSandbox
 from runner.site import safe_relpath
 
 
 def csvrow(values: Iterable[Any]) -> str:
-    """One CSV line, quoted as spreadsheets expect (no trailing newline)."""
+    """One CSV line, quoted as spreadsheets expect (no trailing newline).
+
+    A cell holding a line break is quoted like any other special cell, so a
+    name with a newline in it stays one cell of one record.
+    """
+    cells = ["" if v is None else v for v in values]
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(["" if v is None else v for v in values])
-    return buffer.getvalue()
+    # csv quotes a cell that contains the line terminator; with "" as the
+    # terminator it would let \n and \r through unquoted.
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue()[:-2]
 
 
 def make_environment(site_templates: Path | None) -> SandboxedEnvironment:
@@ -43,8 +51,8 @@ def make_environment(site_templates: Path | None) -> SandboxedEnvironment:
     loaders: list[Any] = []
     if site_templates is not None and site_templates.is_dir():
         loaders.append(FileSystemLoader(str(site_templates)))
-    loaders += [shipped, PrefixLoader({"default": shipped})]
-    env = SandboxedEnvironment(
+    loaders += [shipped, PrefixLoader({"default": shipped}, delimiter=":")]
+    env = BoundedSandbox(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=False,
@@ -86,13 +94,42 @@ def render_report(
                 handle.write(chunk.encode("utf-8"))
     except SecurityError as exc:
         raise StepFailed(
-            f"report template {template} did something unsafe: {exc}",
+            f"report template {_where(template, exc)} did something unsafe: {exc}",
             fix="remove the offending expression from the template",
         ) from exc
     except TemplateError as exc:
-        where = f"{getattr(exc, 'filename', None) or template}:{getattr(exc, 'lineno', '?')}"
         raise StepFailed(
-            f"report template {where}: {exc}",
+            f"report template {_where(template, exc)}: {exc}",
+            fix="fix the template (a site's templates/ overrides shipped ones)",
+        ) from exc
+    except (ArithmeticError, TypeError, ValueError, MemoryError, RecursionError) as exc:
+        if _template_line(exc) is None:
+            raise  # not the template's doing: a bug to report, not a template to fix
+        raise StepFailed(
+            f"report template {_where(template, exc)}: {type(exc).__name__}: {exc}",
             fix="fix the template (a site's templates/ overrides shipped ones)",
         ) from exc
     return target
+
+
+def _where(template: str, exc: BaseException) -> str:
+    return f"{getattr(exc, 'filename', None) or template}:{_template_line(exc) or '?'}"
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error happened on.
+
+    Syntax errors carry it; runtime errors (an undefined name, a failing
+    filter) do not, but Jinja rewrites the traceback so that the template's
+    own frames point at the template file and line.
+    """
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:  # jinja2.debug.fake_traceback
+            found = tb.tb_lineno
+        tb = tb.tb_next
+    return found

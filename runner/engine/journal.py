@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,43 @@ class StepRecord:
     finished_at: str | None = None
 
 
+class TrackedConnection(sqlite3.Connection):
+    """A connection that closes its cursors when it closes.
+
+    Since Python 3.11, closing a connection while a cursor still has a pending
+    statement (an action iterating rows when it failed, a report template
+    that stopped half-way) leaves a zombie that keeps its read lock until the
+    cursor is garbage collected, and the failure can then not be journaled.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cursors: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+
+    def cursor(self, factory: Any = sqlite3.Cursor) -> Any:
+        cur = super().cursor(factory)
+        self._cursors.add(cur)
+        return cur
+
+    # Connection.execute* create their cursors in C without calling cursor().
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        return self.cursor().executemany(sql, parameters)
+
+    def close_cursors(self) -> None:
+        for cur in list(self._cursors):
+            cur.close()
+
+    def close(self) -> None:
+        self.close_cursors()
+        super().close()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection whose main db is the journal, in explicit-transaction mode."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30, factory=TrackedConnection)
     try:
         conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
         conn.execute("PRAGMA synchronous=FULL")

@@ -9,6 +9,7 @@ to an overlay, so the site is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import shutil
@@ -129,16 +130,25 @@ class Session:
 
     def _step(self, step: Step, cls: type[Action], outcome: StepOutcome) -> None:
         record = outcome.record
-        variables = self._variables()
-        if step.when is not None and not self._render(step, ("when",), step.when, variables):
-            record.state = "skipped"
-            record.notes.append({"level": "info", "text": "skipped: `when` is false"})
-            self._persist_alone(record)
-            return
-        args = self._render(step, ("args",), step.args, variables)
-        self._validate_args(step, args)
-        action = cls(args)
-        conn = self._connect(action)
+        try:
+            variables = self._variables()
+            if step.when is not None and not self._render(step, ("when",), step.when, variables):
+                record.state = "skipped"
+                record.notes.append({"level": "info", "text": "skipped: `when` is false"})
+                self._persist_alone(record)
+                return
+            args = self._render(step, ("args",), step.args, variables)
+            self._validate_args(step, args)
+            action = cls(args)
+            conn = self._connect(action)
+        except RecoverError as exc:
+            # Failed before its transaction began: still say so in the journal.
+            if not self.dry_run:
+                record.state = "refused" if isinstance(exc, SafetyRefusal) else "failed"
+                record.error = exc.message
+                with contextlib.suppress(RecoverError):  # if the journal is what failed
+                    self._persist_alone(record)
+            raise
         self.media.log = MediaLog()
         started = time.monotonic()
         self._committed = copy.deepcopy(record)
@@ -365,6 +375,9 @@ def copy_database(source: Path, target: Path) -> None:
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction; statements left pending by a failure go first."""
+    if isinstance(conn, journal.TrackedConnection):
+        conn.close_cursors()
     try:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -3,7 +3,8 @@
 A value that is exactly one `{{ expr }}` keeps the expression's type (so
 `"{{ max_jobs }}"` is an integer); any other string with template syntax
 renders to a string. The sandbox refuses attribute tricks like
-`''.__class__.__mro__`, and StrictUndefined turns a typo into an error.
+`''.__class__.__mro__` and absurd arithmetic like `9**(9**9)`, and
+StrictUndefined turns a typo into an error.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
+
+from runner.sandbox import BoundedImmutableSandbox
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENV = BoundedImmutableSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 class TemplateProblem(Exception):
@@ -43,7 +46,15 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
                 str(result)  # raises UndefinedError with the name
             return result
         return _ENV.from_string(text).render(**context)
-    except (TemplateError, SecurityError, ArithmeticError, TypeError, ValueError) as exc:
+    except (
+        TemplateError,
+        SecurityError,
+        ArithmeticError,
+        TypeError,
+        ValueError,
+        MemoryError,
+        RecursionError,
+    ) as exc:
         raise TemplateProblem(_describe(exc)) from exc
 
 

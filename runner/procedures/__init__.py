@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -59,7 +60,28 @@ class Procedure:
 
 @cache
 def procedures() -> tuple[Procedure, ...]:
-    return tuple(importlib.import_module(name).PROCEDURE for name in _module_names())
+    found: list[Procedure] = []
+    for name in _module_names():
+        if name in _MODULES:
+            found.append(importlib.import_module(name).PROCEDURE)
+            continue
+        # An extra procedure that cannot be loaded must not take the whole
+        # tool down (not even `recover --help`): say so and go on without it.
+        try:
+            procedure = importlib.import_module(name).PROCEDURE
+        except Exception as exc:  # any failure of foreign code
+            sys.stderr.write(
+                f"warning: RECOVER_EXTRA_PROCEDURES: cannot load {name!r} "
+                f"({type(exc).__name__}: {exc}); its actions are unavailable\n"
+            )
+            continue
+        if not isinstance(procedure, Procedure):
+            sys.stderr.write(
+                f"warning: RECOVER_EXTRA_PROCEDURES: {name}.PROCEDURE is not a Procedure; ignored\n"
+            )
+            continue
+        found.append(procedure)
+    return tuple(found)
 
 
 @cache

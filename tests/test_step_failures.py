@@ -1,0 +1,128 @@
+"""Steps that fail in awkward places still leave a journaled, unlocked site.
+
+Runs the real `recover` in a subprocess with the toy procedure loaded, since
+RECOVER_EXTRA_PROCEDURES is read once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.toyproc import build_site
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = """\
+version: 1
+name: toy
+site: {{root: .}}
+safety: {{allow_loss: {{items: 100}}}}
+steps:
+  - id: offline
+    action: toy.device
+    args: {{online: false}}
+  - id: mark
+    action: toy.mark
+    args: {{batch: {batch}, report: reports/items.txt}}
+"""
+
+
+def recover(*args: str, extra: str = "tests.toyproc") -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "RECOVER_EXTRA_PROCEDURES": extra,
+        "RECOVER_NOW": "2026-01-06T09:00:00+00:00",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def toy_site(tmp_path: Path, template: str | None, batch: str = "10") -> Path:
+    site = build_site(tmp_path / "site", items=50)
+    (site / "pb.yaml").write_text(PLAYBOOK.format(batch=batch))
+    if template is not None:
+        (site / "templates" / "toy").mkdir(parents=True)
+        (site / "templates" / "toy" / "items.txt.j2").write_text(template)
+    return site
+
+
+def step_rows(site: Path) -> dict[str, tuple[str, str | None]]:
+    with sqlite3.connect(site / ".recover" / "journal.sqlite") as conn:
+        rows = conn.execute("SELECT step_id, state, error FROM recover_steps").fetchall()
+    return {step: (state, error) for step, state, error in rows}
+
+
+def test_report_failing_mid_cursor_is_journaled_and_releases_the_site(tmp_path: Path) -> None:
+    # The template stops half way through a live cursor over the catalog.
+    site = toy_site(
+        tmp_path,
+        "{% for r in rows %}{{ r[0] }}\n{% if loop.index == 3 %}{{ nope }}{% endif %}"
+        "{% endfor %}\n",
+    )
+    result = recover("run", str(site / "pb.yaml"), "--yes")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "internal error" not in result.stderr
+    assert "report template toy/items.txt.j2:2: 'nope' is undefined" in result.stderr
+    state, error = step_rows(site)["mark"]
+    assert state == "failed" and error is not None and "'nope' is undefined" in error
+    # Nothing holds a lock: another writer gets in at once.
+    with sqlite3.connect(site / "catalog.sqlite", timeout=0.1) as conn:
+        conn.execute("UPDATE settings SET online = online")
+    assert not (site / "reports" / "items.txt").exists()
+    # The batches committed before the report stay committed (and journaled).
+    with sqlite3.connect(site / "catalog.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM items WHERE state = 'X'").fetchone() == (45,)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("line one\n{{ 1 / 0 }}\n", "toy/items.txt.j2:2: ZeroDivisionError"),
+        ("\n\n{{ 9 ** (9 ** 9) }}", "toy/items.txt.j2:3 did something unsafe"),
+        ("{{ rows.__class__ }}", "did something unsafe: access to attribute '__class__'"),
+    ],
+)
+def test_report_template_errors_name_the_line(tmp_path: Path, template: str, message: str) -> None:
+    site = toy_site(tmp_path, template)
+    result = recover("run", str(site / "pb.yaml"), "--yes")
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_step_failing_before_its_transaction_is_journaled(tmp_path: Path) -> None:
+    # Valid for `validate` (it cannot know earlier steps' state), invalid at run time.
+    site = toy_site(tmp_path, None, batch='"{{ steps.offline.state | length - 10 }}"')
+    assert recover("validate", str(site / "pb.yaml")).returncode == 0
+    result = recover("run", str(site / "pb.yaml"), "--yes")
+    assert result.returncode == 1
+    assert "-6 is less than the minimum of 1" in result.stderr
+    rows = step_rows(site)
+    assert rows["offline"][0] == "done"
+    assert rows["mark"][0] == "failed" and "minimum" in (rows["mark"][1] or "")
+    status = recover("status", "--site", str(site), "--json")
+    runs = json.loads(status.stdout)["runs"]
+    assert runs[0]["state"] == "failed"
+
+
+def test_unloadable_extra_procedure_is_a_warning_not_a_traceback(tmp_path: Path) -> None:
+    result = recover("--help", extra="no_such_module_xyz,os")
+    assert result.returncode == 0
+    assert "cannot load 'no_such_module_xyz'" in result.stderr
+    assert "cannot load 'os'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Usage: recover" in result.stdout
