@@ -32,6 +32,11 @@ from itertools import groupby
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import child_env, measure, recover, step_seconds  # noqa: E402
+
 STUDIES_AT_SCALE_1 = 360_000  # about 5.0 million object locations
 VOLUME = "VOL0002"
 OPS = ("mark", "pre", "post")
@@ -104,21 +109,7 @@ def _measure(work: Path, name: str, studies: int) -> dict[str, object]:
         shutil.rmtree(path, ignore_errors=True)
     started = time.perf_counter()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-q",
-            "world",
-            "archive",
-            str(site),
-            "--studies",
-            str(studies),
-            "--media",
-            "none",
-            "--seed",
-            "11",
-        ],
+        recover("world", "archive", site, "--studies", studies, "--media", "none", "--seed", 11),
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -139,23 +130,13 @@ def _measure(work: Path, name: str, studies: int) -> dict[str, object]:
     sql: dict[str, float] = {}
     for op in OPS:
         playbook = _playbook(work, op)
-        runner[op], rss[op] = _timed(
-            [
-                sys.executable,
-                "-m",
-                "runner",
-                "-q",
-                "run",
-                str(playbook),
-                "--site",
-                str(site),
-                "--yes",
-            ]
+        ran = measure(recover("run", playbook, "--site", site, "--yes"), _env())
+        runner[op], rss[op] = ran.seconds, ran.rss_kib
+        step[op] = step_seconds(site, op)
+        base = measure(
+            [sys.executable, str(Path(__file__).resolve()), "--baseline", op, str(raw)], _env()
         )
-        step[op] = _step_seconds(site, op)
-        rawt[op], raw_rss[op] = _timed(
-            [sys.executable, str(Path(__file__).resolve()), "--baseline", op, str(raw)]
-        )
+        rawt[op], raw_rss[op] = base.seconds, base.rss_kib
         sql[op] = float((raw / "reports" / f"raw-{op}.seconds").read_text())
         print(
             f"[{name}] {op}: runner {runner[op]:.2f}s ({rss[op] / 1024:.0f} MB), "
@@ -176,16 +157,6 @@ def _measure(work: Path, name: str, studies: int) -> dict[str, object]:
     }
 
 
-def _step_seconds(site: Path, op: str) -> float:
-    """The step's own time as the runner's journal recorded it (checks + work)."""
-    with sqlite3.connect(site / ".recover" / "journal.sqlite") as db:
-        row = db.execute(
-            "SELECT seconds FROM recover_steps WHERE step_id = ? ORDER BY rowid DESC LIMIT 1",
-            (op,),
-        ).fetchone()
-    return float(row[0])
-
-
 def _playbook(work: Path, op: str) -> Path:
     path = work / f"bench-{op}.yaml"
     step = {"id": op, "action": ACTIONS[op], "args": {"volume": VOLUME}}
@@ -203,42 +174,9 @@ def _playbook(work: Path, op: str) -> Path:
     return path
 
 
-#: Runs a command and prints its wall seconds and peak RSS. A child started
-#: (vfork + exec) straight from this process would report this process's own
-#: RSS high-water mark as its ru_maxrss if that is higher (Linux carries it
-#: over at exec): after reading big reports, or under bench/run.py, that hid
-#: the runner's real figure. This small helper's children start clean.
-_MEASURE = """
-import os, subprocess, sys, time
-started = time.perf_counter()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
-_, status, usage = os.wait4(proc.pid, 0)
-print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
-"""
-
-
 def _env() -> dict[str, str]:
-    """Children run like an installed tool: from cached bytecode (an environment with
-    PYTHONDONTWRITEBYTECODE would recompile every runner module at each start), with
-    the runner's clock pinned to NOW so both sides write the same reports."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RECOVER_NOW": NOW}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
-def _timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one subprocess."""
-    out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd],
-        cwd=ROOT,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    if out[2] != "0":
-        raise SystemExit(f"{' '.join(cmd)} failed with exit {out[2]}")
-    return float(out[0]), int(out[1])
+    """The runner's clock is pinned to NOW so both sides write the same reports."""
+    return child_env(RECOVER_NOW=NOW)
 
 
 def _same_results(site: Path, raw: Path) -> None:

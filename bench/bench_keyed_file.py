@@ -22,8 +22,6 @@ Peak RSS is each subprocess's, from wait4.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import struct
 import subprocess
@@ -33,6 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import measure, recover, step_seconds  # noqa: E402
+
 RECORDS_AT_SCALE_1 = 1_000_000
 KEYS = 3
 DAMAGE = "eof,dangling,split,missing"
@@ -69,24 +72,9 @@ def _measure(work: Path, records: int, memory_mb: int) -> dict[str, object]:
     site = work / f"keyed-{records}"
     shutil.rmtree(site, ignore_errors=True)
     started = time.perf_counter()
+    options = ("--records", records, "--keys", KEYS, "--damage", DAMAGE, "--seed", 5)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-q",
-            "world",
-            "keyed",
-            str(site),
-            "--records",
-            str(records),
-            "--keys",
-            str(KEYS),
-            "--damage",
-            DAMAGE,
-            "--seed",
-            "5",
-        ],
+        recover("world", "keyed", site, *options),
         check=True,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -107,24 +95,14 @@ def _measure(work: Path, records: int, memory_mb: int) -> dict[str, object]:
             "version: 1\nname: bench-keyed\nsteps:\n"
             + PLAYBOOKS[op].replace("MEMORY", str(memory_mb))
         )
-        seconds, rss = _timed(
-            [
-                sys.executable,
-                "-m",
-                "runner",
-                "-q",
-                "run",
-                str(playbook),
-                "--site",
-                str(site),
-                "--yes",
-            ]
-        )
-        row[op] = {"process": seconds, "rss": rss, "step": _step_seconds(site)}
+        ran = measure(recover("run", playbook, "--site", site, "--yes"))
+        seconds, rss = ran.seconds, ran.rss_kib
+        row[op] = {"process": seconds, "rss": rss, "step": step_seconds(site, op)}
         for name in BASELINES[op]:
-            total, raw_rss = _timed(
+            base = measure(
                 [sys.executable, str(Path(__file__).resolve()), "--baseline", name, str(raw)]
             )
+            total, raw_rss = base.seconds, base.rss_kib
             work_s = float((raw / f"{name}.seconds").read_text())
             row[f"raw-{name}"] = {"process": total, "rss": raw_rss, "step": work_s}
         print(
@@ -133,30 +111,6 @@ def _measure(work: Path, records: int, memory_mb: int) -> dict[str, object]:
             flush=True,
         )  # type: ignore[index]
     return row
-
-
-def _timed(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        assert child.stderr is not None
-        raise SystemExit(f"{' '.join(command)} failed:\n{child.stderr.read().decode()}")
-    return seconds, usage.ru_maxrss
-
-
-def _step_seconds(site: Path) -> float:
-    result = subprocess.run(
-        [sys.executable, "-m", "runner", "status", "--site", str(site), "--json"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return float(json.loads(result.stdout)["runs"][0]["steps"][0]["seconds"])
 
 
 def _print(rows: list[dict[str, object]], memory_mb: int) -> None:

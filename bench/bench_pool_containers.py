@@ -31,7 +31,6 @@ import os
 import shutil
 import sqlite3
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,8 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import child_env, recover  # noqa: E402
+from bench.common import measure as measure_child  # noqa: E402
 from runner.procedures.pool_containers.world import NOW  # noqa: E402
 
 CHECK_PLAYBOOK = """version: 1
@@ -66,22 +67,13 @@ steps:
 # -- measuring ---------------------------------------------------------------
 def child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
     """(seconds, peak RSS in KiB, exit code, stderr tail) of one child process."""
-    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss, proc.returncode, err[-2000:]
+    done = measure_child(args, child_env(**(env or {})), check=False)
+    return done.seconds, done.rss_kib, done.exit_code, done.stderr
 
 
 def runner(playbook: Path, site: Path) -> tuple[float, int, int, str]:
     return child(
-        [sys.executable, "-m", "runner", "-q", "run", str(playbook), "--site", str(site), "--yes"],
-        {"RECOVER_NOW": NOW.isoformat()},
+        recover("run", playbook, "--site", site, "--yes"), {"RECOVER_NOW": NOW.isoformat()}
     )
 
 
