@@ -22,6 +22,7 @@ from jinja2 import (
     PrefixLoader,
     StrictUndefined,
     TemplateError,
+    TemplateNotFound,
 )
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
@@ -81,17 +82,21 @@ def render_report(
     env: SandboxedEnvironment,
     media: MediaStore,
     template: str,
-    dest: str,
+    target: str,
     context: Mapping[str, Any],
-    now: datetime,
 ) -> str:
-    """Stream a template into a new site file; returns the path written."""
-    target = free_name(media, dest, now)
+    """Stream a template into the site file `target` (a name from free_name)."""
     try:
         compiled = env.get_template(template)
         with media.writer(target) as handle:
             for chunk in compiled.generate(**context):
                 handle.write(chunk.encode("utf-8"))
+    except TemplateNotFound as exc:
+        raise StepFailed(
+            f"report template {exc.name} not found (looked in the site's templates/ "
+            f"and in {TEMPLATES_DIR})",
+            fix="check the template name, or put the template in the site's templates/",
+        ) from exc
     except SecurityError as exc:
         raise StepFailed(
             f"report template {_where(template, exc)} did something unsafe: {exc}",

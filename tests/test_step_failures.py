@@ -1,4 +1,4 @@
-"""Steps that fail in awkward places still leave a journaled, unlocked site.
+"""Steps that fail or die in awkward places still leave a journaled, unlocked site.
 
 Runs the real `recover` in a subprocess with the toy procedure loaded, since
 RECOVER_EXTRA_PROCEDURES is read once per process.
@@ -33,12 +33,15 @@ steps:
 """
 
 
-def recover(*args: str, extra: str = "tests.toyproc") -> subprocess.CompletedProcess[str]:
+def recover(
+    *args: str, extra: str = "tests.toyproc", crash: str = ""
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "RECOVER_EXTRA_PROCEDURES": extra,
         "RECOVER_NOW": "2026-01-06T09:00:00+00:00",
+        "RECOVER_CRASH_AT": crash,
     }
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],
@@ -126,3 +129,39 @@ def test_unloadable_extra_procedure_is_a_warning_not_a_traceback(tmp_path: Path)
     assert "cannot load 'os'" in result.stderr
     assert "Traceback" not in result.stderr
     assert "Usage: recover" in result.stdout
+
+
+def test_step_killed_after_its_report_rewrites_it_on_resume(tmp_path: Path) -> None:
+    """The resumed run ends like an uninterrupted one: one report, no suffixed copy."""
+    template = "{% for r in rows %}{{ r[0] }} {{ r[1] }}\n{% endfor %}total {{ total }}\n"
+    killed = toy_site(tmp_path / "killed", template)
+    whole = toy_site(tmp_path / "whole", template)
+    (killed / "reports").mkdir()
+    (killed / "reports" / "items.txt").write_text("an older report, kept\n")
+    (whole / "reports").mkdir()
+    (whole / "reports" / "items.txt").write_text("an older report, kept\n")
+    crashed = recover("run", str(killed / "pb.yaml"), "--yes", crash="mark:report")
+    assert crashed.returncode == -9, crashed.stderr
+    assert (killed / "reports" / "items.txt.20260106_090000").exists()
+    claims = list((killed / ".recover" / "claims").glob("*.json"))
+    assert len(claims) == 1
+    resumed = recover("run", str(killed / "pb.yaml"), "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    assert recover("run", str(whole / "pb.yaml"), "--yes").returncode == 0
+    files = sorted(p.name for p in (killed / "reports").iterdir())
+    assert files == sorted(p.name for p in (whole / "reports").iterdir())
+    assert files == ["items.txt", "items.txt.20260106_090000"]
+    for name in files:
+        assert (killed / "reports" / name).read_bytes() == (whole / "reports" / name).read_bytes()
+    assert not list((killed / ".recover" / "claims").glob("*.json"))
+    assert step_rows(killed)["mark"][0] == "done"
+
+
+def test_missing_report_template_says_where_it_looked(tmp_path: Path) -> None:
+    site = toy_site(tmp_path, None)  # the toy procedure ships no template
+    result = recover("run", str(site / "pb.yaml"), "--yes")
+    assert result.returncode == 1
+    assert "report template toy/items.txt.j2 not found (looked in the site's templates/" in (
+        result.stderr
+    )
+    assert step_rows(site)["mark"][0] == "failed"

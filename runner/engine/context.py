@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 from jinja2.sandbox import SandboxedEnvironment
 from loguru import logger
 
+from runner.engine.claims import ReportClaims
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaStore
-from runner.reports import render_report
+from runner.reports import free_name, render_report
 from runner.site import Site
 
 T = TypeVar("T")
@@ -39,6 +40,7 @@ class Context:
         confirmations: set[str],
         reports: SandboxedEnvironment,
         on_checkpoint: Callable[[Context], None],
+        claims: ReportClaims | None = None,
     ) -> None:
         self.site = site
         self.db = db
@@ -52,8 +54,11 @@ class Context:
         self._confirmations = confirmations
         self._reports = reports
         self._on_checkpoint = on_checkpoint
+        self._claims = claims or ReportClaims(None)
         self._log = logger.bind(step=record.step_id)
-        self._crash_at = None if dry_run else _crash_point(record.step_id)
+        crash = None if dry_run else _crash_point(record.step_id)
+        self._crash_after_report = crash == "report"
+        self._crash_at = crash if isinstance(crash, int) else None
         self._items_seen = 0
 
     # -- recording ---------------------------------------------------------
@@ -94,7 +99,10 @@ class Context:
         self._on_checkpoint(self)
 
     def report(self, template: str, dest: str, context: Mapping[str, Any]) -> str:
-        written = render_report(self._reports, self.media, template, dest, context, self.now)
+        target = self._claims.name_for(dest, lambda: free_name(self.media, dest, self.now))
+        written = render_report(self._reports, self.media, template, target, context)
+        if self._crash_after_report:
+            os.kill(os.getpid(), signal.SIGKILL)  # test hook: killed before the step commits
         self.record.reports.append(written)
         self._log.info(
             "report {} {}", "would be written to" if self.dry_run else "written to", written
@@ -124,10 +132,13 @@ class Context:
                     )
 
 
-def _crash_point(step_id: str) -> int | None:
-    """RECOVER_CRASH_AT=<step_id>:<n>: SIGKILL after n progress items (tests only)."""
+def _crash_point(step_id: str) -> int | str | None:
+    """RECOVER_CRASH_AT=<step_id>:<n>: SIGKILL after n progress items;
+    <step_id>:report: SIGKILL right after the step's first report (tests only)."""
     spec = os.environ.get("RECOVER_CRASH_AT", "")
-    target, _, count = spec.partition(":")
-    if target != step_id or not count.isdigit():
+    target, _, point = spec.partition(":")
+    if target != step_id:
         return None
-    return int(count)
+    if point == "report":
+        return point
+    return int(point) if point.isdigit() else None

@@ -19,7 +19,7 @@ from pathlib import Path
 from loguru import logger
 
 from runner import clock
-from runner.engine import journal
+from runner.engine import claims, journal
 from runner.engine.lock import SiteLock, current_user
 from runner.engine.plan import PlanResult, fingerprint_digest, load_plan_file, make_plan
 from runner.engine.request import run_key
@@ -112,6 +112,7 @@ def execute_run(
                 _finish(journal_path, run_id, state, getattr(exc, "message", "interrupted"))
                 raise
             _finish(journal_path, run_id, "done", None)
+            claims.release_run(site.state_dir, run_id)
             return RunResult(run_id, "done", outcomes, latest is not None, log_path)
         finally:
             logger.remove(sink)

@@ -25,6 +25,7 @@ from loguru import logger
 
 from runner.engine import journal
 from runner.engine.action import Action, Check
+from runner.engine.claims import ReportClaims
 from runner.engine.context import Context
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaLog, MediaStore
@@ -150,6 +151,11 @@ class Session:
                     self._persist_alone(record)
             raise
         self.media.log = MediaLog()
+        claims = ReportClaims(
+            None
+            if self.dry_run
+            else self.request.site.state_dir / "claims" / f"{self.run_id}.{step.index}.json"
+        )
         started = time.monotonic()
         self._committed = copy.deepcopy(record)
         try:
@@ -168,6 +174,7 @@ class Session:
                 confirmations=self.request.confirmations,
                 reports=self.reports,
                 on_checkpoint=self._checkpoint,
+                claims=claims,
             )
             conn.execute("BEGIN IMMEDIATE")
             outcome.checks = list(action.check(ctx))
@@ -190,6 +197,7 @@ class Session:
             record.media += self.media.log.lines()
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
+            claims.release()
         except BaseException as exc:
             _rollback(conn)
             if not (self.dry_run and isinstance(exc, SafetyRefusal)):

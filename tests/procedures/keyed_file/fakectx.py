@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from runner.engine.action import Action
 from runner.engine.media import MediaStore
-from runner.reports import make_environment, render_report
+from runner.reports import free_name, make_environment, render_report
 from runner.site import Site
 
 T = TypeVar("T")
@@ -61,7 +61,8 @@ class FakeContext:
         self.checkpoints.append(dict(state))
 
     def report(self, template: str, dest: str, context: Mapping[str, Any]) -> str:
-        written = render_report(self._env, self.media, template, dest, context, self.now)
+        target = free_name(self.media, dest, self.now)
+        written = render_report(self._env, self.media, template, target, context)
         self.reports.append(written)
         return written
 
