@@ -201,6 +201,7 @@ def scan(handle: BinaryIO, where: str = "tape") -> Iterator[tuple[int, RecordInf
     damaged length field): nothing after that point can be trusted.
     """
     _label, _capacity, offset = read_header(handle, where)
+    end = handle.seek(0, 2)
     while True:
         handle.seek(offset)
         head = handle.read(MARK_SIZE)
@@ -223,6 +224,10 @@ def scan(handle: BinaryIO, where: str = "tape") -> Iterator[tuple[int, RecordInf
                 _m, length, size, digest = _REC.unpack(raw)
                 info = RecordInfo(offset, "?", size, digest.hex(), exc.message)
                 nxt = offset + record_size("", size) + length
+                if nxt + 4 > end:
+                    raise TapeError(
+                        f"{where}: framing lost at the damaged record at {offset}"
+                    ) from None
                 handle.seek(nxt)
                 if handle.read(4) not in (RECORD, END):
                     raise TapeError(
