@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 _MODULES: tuple[str, ...] = (
     "runner.procedures.archive_volume",
+    "runner.procedures.case_archive",
     "runner.procedures.keyed_file",
     "runner.procedures.pool_containers",
     "runner.procedures.roll_forward",

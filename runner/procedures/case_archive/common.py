@@ -1,0 +1,181 @@
+"""What every case-archive action shares: the catalog, the settings checks, the
+tape access window, the cache lock and case-name rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, time
+from typing import Any
+
+from runner.engine.action import Action, Check, StepContext
+from runner.errors import SiteError, UsageError
+from runner.procedures.case_archive import catalog
+from runner.procedures.case_archive.catalog import Settings
+from runner.site import Site, safe_relpath
+
+CONFIRM_NEARLY_FULL = "tape_nearly_full"
+_WINDOW = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
+
+
+def check(name: str, ok: bool, detail: str = "", fix: str | None = None) -> Check:
+    """A Check whose detail (written for the failure) shows only when it fails."""
+    return Check(name, ok, "" if ok else detail, fix)
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """`HH:MM-HH:MM` (UTC); the end may be earlier than the start (over midnight)."""
+    match = _WINDOW.match(text.strip())
+    if not match:
+        raise UsageError(f"tape_window {text!r} is not HH:MM-HH:MM")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        raise UsageError(f"tape_window {text!r} has an impossible time of day")
+    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
+    return time(h1, m1), end
+
+
+def in_window(text: str, moment: datetime) -> bool:
+    start, end = parse_window(text)
+    now = moment.astimezone(UTC).time()
+    if start <= end:
+        return start <= now < end
+    return now >= start or now < end
+
+
+def case_directory(restore_dir: str, name: str) -> str:
+    """The case directory: the case name with spaces replaced by underscores."""
+    return f"{restore_dir}/{name.replace(' ', '_')}"
+
+
+def clean_path(text: str, what: str) -> str | None:
+    """An error message if `text` is not a normalised relative path, else None."""
+    try:
+        clean = str(safe_relpath(text, what=what))
+    except SiteError as exc:
+        return exc.message
+    if clean != text:
+        return f"{what} {text!r} is not normalised"
+    return None
+
+
+def moment_arg(value: str | None) -> str | None:
+    """An ISO date-time argument in the catalog's time format (UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{value!r} is not an ISO date-time") from None
+    return catalog.stamp(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
+class CaseAction(Action):
+    """Base of the cases.* actions."""
+
+    #: uses the tape drive: refused outside the tape access window
+    tape_access: bool = False
+
+    def databases(self, site: Site) -> dict[str, str]:
+        return {"catalog": site.location("catalog", "catalog.sqlite")}
+
+    def base_checks(self, ctx: StepContext) -> Iterator[Check]:
+        """Catalog, settings and, for tape actions, the access window."""
+        missing = catalog.missing_tables(ctx.db)
+        yield check(
+            "catalog has the case-archive tables",
+            not missing,
+            f"missing tables: {', '.join(missing)}" if missing else "",
+            fix="point site.catalog at the case-archive catalog (see docs/case_archive.md)",
+        )
+        if missing:
+            return
+        settings = Settings(ctx.db)
+        problems = settings_problems(settings)
+        yield check(
+            "settings are valid",
+            not problems,
+            "; ".join(problems),
+            fix="correct the settings table (see docs/case_archive.md)",
+        )
+        if problems or not self.tape_access:
+            return
+        window = settings.text("tape_window")
+        yield check(
+            "inside the tape access window",
+            in_window(window, ctx.now),
+            f"it is {ctx.now.astimezone(UTC):%H:%M} UTC; tapes may be used only {window} UTC "
+            "(the drive is reserved for the system backup otherwise)",
+            fix="run again inside the tape access window",
+        )
+
+    def lock_check(self, ctx: StepContext) -> Check:
+        """The cache lock keeps copy-to-cache and write-to-tape apart."""
+        holder = lock_holder(ctx)
+        ours = (
+            holder is not None
+            and holder.get("run") == ctx.run_id
+            and (holder.get("step") == ctx.step_id)
+        )
+        lock = Settings(ctx.db).text("lock_file")
+        detail = ""
+        if holder is not None and not ours:
+            detail = (
+                f"{lock} is held by {holder.get('holder', '?')} (run {holder.get('run', '?')}, "
+                f"step {holder.get('step', '?')}) since {holder.get('since', '?')}"
+            )
+        return check(
+            "cache lock is free",
+            holder is None or ours,
+            detail,
+            fix=f"wait for that job to finish; if no store or tape job is running, remove {lock}",
+        )
+
+    def take_lock(self, ctx: StepContext, holder: str) -> None:
+        body = {"holder": holder, "run": ctx.run_id, "step": ctx.step_id, "since": ctx.now}
+        ctx.media.write_bytes(
+            Settings(ctx.db).text("lock_file"), json.dumps(body, default=str).encode() + b"\n"
+        )
+
+    def release_lock(self, ctx: StepContext) -> None:
+        ctx.media.remove(Settings(ctx.db).text("lock_file"))
+
+
+def lock_holder(ctx: StepContext) -> dict[str, Any] | None:
+    lock = Settings(ctx.db).text("lock_file")
+    if not ctx.media.exists(lock):
+        return None
+    try:
+        value = json.loads(ctx.media.read_bytes(lock) or b"{}")
+    except ValueError:
+        value = {"holder": "unknown (unreadable lock file)"}
+    return value if isinstance(value, dict) else {"holder": str(value)}
+
+
+def settings_problems(settings: Settings) -> list[str]:
+    problems = []
+    for key in ("ingest_dir", "cache_dir", "restore_dir", "tape_dir", "lock_file"):
+        message = clean_path(settings.text(key), key)
+        if message:
+            problems.append(message)
+    for dirs in settings.common_dirs():
+        message = clean_path(dirs, "common data directory")
+        if message:
+            problems.append(message)
+    for area in ("cache", "restore"):
+        try:
+            capacity = settings.number(f"{area}_capacity")
+            least = settings.number(f"{area}_min_capacity")
+        except ValueError:
+            problems.append(f"{area}_capacity and {area}_min_capacity must be whole numbers")
+            continue
+        if capacity < least:
+            problems.append(f"{area}_capacity {capacity:,} is below the minimum {least:,} bytes")
+    try:
+        parse_window(settings.text("tape_window"))
+    except UsageError as exc:
+        problems.append(exc.message)
+    if not settings.text("cache_warn_percent").isdigit():
+        problems.append("cache_warn_percent must be a whole number")
+    return problems

@@ -1,0 +1,351 @@
+"""`cases.restore` (a store session into a case directory) and `cases.delete_case`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+from runner.engine.action import Check, StepContext
+from runner.procedures.case_archive import catalog, tape
+from runner.procedures.case_archive.catalog import Settings
+from runner.procedures.case_archive.common import (
+    CaseAction,
+    case_directory,
+    check,
+    in_window,
+    moment_arg,
+)
+from runner.procedures.case_archive.tapes import tape_checks, tape_path
+
+RESTORE_REPORT = "reports/cases-restore.txt"
+LINKS_FILE = "LINKS"
+KEEP_PROBLEMS = 1000  # listed in the report; all are counted
+
+#: the session's files a request selects: ?1 session, ?2 products JSON or NULL, ?3 from, ?4 to
+_SELECT = """FROM session_files sf JOIN store_sessions s ON s.id = sf.session_id
+             JOIN files f ON f.id = sf.file_id LEFT JOIN backups b ON b.id = f.backup_id
+             WHERE s.name = ?1
+               AND (?2 IS NULL OR f.product IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR f.time >= ?3) AND (?4 IS NULL OR f.time <= ?4)"""
+
+
+class Restore(CaseAction):
+    name = "cases.restore"
+    summary = (
+        "restore a store session (or some of its products and times) into a case directory, "
+        "from the cache or the tape holding it"
+    )
+
+    def _params(self) -> tuple[str, str | None, str | None, str | None]:
+        products = self.args.get("products") or None
+        return (
+            self.args["session"],
+            json.dumps(sorted(products)) if products else None,
+            moment_arg(self.args.get("time_from")),
+            moment_arg(self.args.get("time_to")),
+        )
+
+    def directory(self, ctx: StepContext) -> str:
+        return case_directory(Settings(ctx.db).text("restore_dir"), self.args["case"])
+
+    def check(self, ctx: StepContext) -> Iterable[Check]:
+        checks = list(self.base_checks(ctx))
+        if not all(c.ok for c in checks):
+            return checks
+        settings = Settings(ctx.db)
+        params = self._params()
+        known = ctx.db.execute(
+            "SELECT 1 FROM store_sessions WHERE name = ?", (params[0],)
+        ).fetchone()
+        checks.append(
+            check(
+                "the store session exists",
+                known is not None,
+                f"no store session {params[0]!r}",
+                fix="name a session from the store_sessions table (sessions on a "
+                "re-initialised tape are gone)",
+            )
+        )
+        if known is None:
+            return checks
+        files, size = ctx.db.execute(
+            f"SELECT count(*), coalesce(sum(f.size), 0) {_SELECT}", params
+        ).fetchone()
+        checks.append(
+            check(
+                "the request selects files",
+                files > 0,
+                "no file of the session matches the products and time range",
+                fix="widen the products or the time range",
+            )
+        )
+        name, directory = self.args["case"], self.directory(ctx)
+        taken = ctx.db.execute(
+            "SELECT 1 FROM cases WHERE name = ? OR directory = ?", (name, directory)
+        ).fetchone()
+        checks.append(
+            check(
+                "the case is new",
+                taken is None,
+                f"case {name!r} ({directory}) exists",
+                fix="choose another case name, or delete the case first (cases.delete_case)",
+            )
+        )
+        capacity, used = settings.number("restore_capacity"), catalog.restore_used(ctx.db)
+        checks.append(
+            check(
+                "the restore disk has room",
+                used + size <= capacity,
+                f"the restore needs {size:,} bytes ({files:,} files); {capacity - used:,} of "
+                f"{capacity:,} are free",
+                fix="delete cases no longer needed (cases.delete_case), or restore fewer "
+                "products or a shorter time range",
+            )
+        )
+        needed = [
+            (r[0], r[1])
+            for r in ctx.db.execute(
+                f"""SELECT DISTINCT b.tape, (SELECT t.state FROM tapes t WHERE t.label = b.tape)
+                    {_SELECT} AND f.location = 'tape' ORDER BY b.tape""",
+                params,
+            )
+        ]
+        if needed:
+            checks += self._tape_checks(ctx, settings, needed)
+        return checks
+
+    def _tape_checks(
+        self, ctx: StepContext, settings: Settings, needed: list[tuple[str, str]]
+    ) -> list[Check]:
+        """One drive: the one tape the data is on must be the loaded one."""
+        window = settings.text("tape_window")
+        checks = [
+            check(
+                "inside the tape access window",
+                in_window(window, ctx.now),
+                f"the data is on tape and tapes may be used only {window} UTC",
+                fix="run again inside the tape access window",
+            )
+        ]
+        loaded = settings.text("loaded_tape")
+        current = catalog.current_tape(ctx.db)
+        if len(needed) > 1:
+            labels = ", ".join(label for label, _ in needed)
+            checks.append(
+                check(
+                    "the data is on one tape",
+                    False,
+                    f"the selection spans tapes {labels}",
+                    fix="restore it in parts (products or time range), loading each tape",
+                )
+            )
+            return checks
+        label, state = needed[0]
+        back = f"; put the current tape {current[0]} back afterwards" if current else ""
+        checks.append(
+            check(
+                "the tape holding the data is loaded",
+                loaded == label,
+                f"the data is on {state} tape {label}; {loaded or 'no tape'} is loaded",
+                fix=f"load tape {label} (cases.load_tape label: {label})"
+                + (back if state == "old" else ""),
+            )
+        )
+        if loaded == label:
+            checks += tape_checks(ctx, label)
+        return checks
+
+    def run(self, ctx: StepContext) -> None:
+        settings = Settings(ctx.db)
+        params = self._params()
+        directory = self.directory(ctx)
+        cache, tape_label = settings.text("cache_dir"), None
+        files = int(ctx.db.execute(f"SELECT count(*) {_SELECT}", params).fetchone()[0])
+        rows = ctx.db.execute(
+            f"""SELECT f.relpath, f.size, f.digest, f.location, b.tape, f.tape_offset {_SELECT}
+                ORDER BY f.location, f.tape_offset, f.relpath""",
+            params,
+        )
+        counts = {"files": 0, "bytes": 0, "from_cache": 0, "from_tape": 0}
+        problems: list[dict[str, str]] = []
+        missing = corrupt = 0
+        handle: BinaryIO | None = None
+        try:
+            for relpath, size, digest, location, label, offset in ctx.progress(
+                rows, files, "files restored"
+            ):
+                target = f"{directory}/{relpath}"
+                try:
+                    if location == "cache":
+                        _from_cache(ctx, f"{cache}/{relpath}", target, size, digest)
+                    else:
+                        if handle is None:
+                            tape_label = label
+                            handle = ctx.media.open(tape_path(settings, label))
+                        _from_tape(ctx, handle, offset, target, relpath, digest, label)
+                except _Missing as exc:
+                    missing += 1
+                    if len(problems) < KEEP_PROBLEMS:
+                        problems.append({"file": relpath, "problem": "missing", "detail": str(exc)})
+                    continue
+                except tape.CorruptRecord as exc:
+                    corrupt += 1
+                    if len(problems) < KEEP_PROBLEMS:
+                        problems.append(
+                            {"file": relpath, "problem": "corrupt", "detail": exc.message}
+                        )
+                    continue
+                counts["files"] += 1
+                counts["bytes"] += size
+                counts["from_cache" if location == "cache" else "from_tape"] += 1
+        finally:
+            if handle is not None:
+                handle.close()
+        links = _links(settings.common_dirs(), directory)
+        ctx.media.write_bytes(f"{directory}/{LINKS_FILE}", "".join(links).encode())
+        ctx.db.execute(
+            """INSERT INTO cases (name, directory, session, files, bytes, in_use, restored)
+               VALUES (?, ?, ?, ?, ?, 0, ?)""",
+            (
+                self.args["case"],
+                directory,
+                params[0],
+                counts["files"],
+                counts["bytes"],
+                catalog.stamp(ctx.now),
+            ),
+        )
+        ctx.changed("cases", "restored")
+        summary: dict[str, Any] = {
+            **counts,
+            "case": self.args["case"],
+            "session": params[0],
+            "directory": directory,
+            "tape": tape_label,
+            "missing": missing,
+            "corrupt": corrupt,
+            "links": len(links),
+        }
+        report = ctx.report(
+            "case_archive/restore.txt.j2",
+            self.args.get("report", RESTORE_REPORT),
+            {
+                "now": ctx.now.isoformat(),
+                "s": summary,
+                "products": json.loads(params[1]) if params[1] else [],
+                "time_from": params[2] or "",
+                "time_to": params[3] or "",
+                "problems": problems,
+                "common_dirs": settings.common_dirs(),
+            },
+        )
+        ctx.output(**summary, report=report)
+        ctx.note(
+            f"case {self.args['case']!r} restored into {directory}: {counts['files']:,} file(s), "
+            f"{counts['bytes']:,} bytes ({counts['from_cache']:,} from the cache, "
+            f"{counts['from_tape']:,} from tape{' ' + tape_label if tape_label else ''})"
+        )
+        if missing or corrupt:
+            ctx.warn(
+                f"{missing:,} file(s) missing and {corrupt:,} corrupt were not restored: see "
+                f"{report}"
+            )
+
+
+class _Missing(Exception):
+    pass
+
+
+def _links(common: list[str], directory: str) -> list[str]:
+    """The links file: one `name -> target` line per common data directory, the
+    target relative to the case directory (see docs/case_archive.md)."""
+    up = "../" * directory.count("/") + "../"
+    return [f"{d.rsplit('/', 1)[-1]} -> {up}{d}\n" for d in common]
+
+
+def _from_cache(ctx: StepContext, src: str, dst: str, size: int, digest: str) -> None:
+    if not ctx.media.exists(src):
+        raise _Missing(f"{src} is not in the cache")
+    sha, seen = hashlib.sha256(), 0
+    with ctx.media.open(src) as source, ctx.media.writer(dst, source=src) as out:
+        while chunk := source.read(tape.CHUNK):
+            sha.update(chunk)
+            seen += len(chunk)
+            out.write(chunk)
+        if seen != size or sha.hexdigest() != digest:
+            raise tape.CorruptRecord(f"{src} fails its digest")
+
+
+def _from_tape(
+    ctx: StepContext,
+    handle: BinaryIO,
+    offset: int,
+    dst: str,
+    relpath: str,
+    digest: str,
+    label: str,
+) -> None:
+    with ctx.media.writer(dst, source=f"tape {label}@{offset}") as out:
+        info = tape.read_record(handle, offset, f"tape {label}", out)
+        if info.relpath != relpath or info.digest != digest:
+            raise tape.CorruptRecord(
+                f"tape {label}: the record at {offset} holds {info.relpath}, not {relpath}"
+            )
+
+
+class DeleteCase(CaseAction):
+    name = "cases.delete_case"
+    summary = "delete a restored case directory (refused while the case is in use)"
+    destructive = True
+
+    def check(self, ctx: StepContext) -> Iterable[Check]:
+        checks = list(self.base_checks(ctx))
+        if not all(c.ok for c in checks):
+            return checks
+        row = ctx.db.execute(
+            "SELECT in_use FROM cases WHERE name = ?", (self.args["case"],)
+        ).fetchone()
+        checks.append(
+            check(
+                "the case exists",
+                row is not None,
+                f"no case {self.args['case']!r}",
+                fix="name a case from the cases table",
+            )
+        )
+        if row is not None:
+            checks.append(
+                check(
+                    "the case is not in use",
+                    not row[0],
+                    f"case {self.args['case']!r} is being displayed",
+                    fix="close the case in the display first",
+                )
+            )
+        return checks
+
+    def run(self, ctx: StepContext) -> None:
+        name = self.args["case"]
+        (directory,) = ctx.db.execute(
+            "SELECT directory FROM cases WHERE name = ?", (name,)
+        ).fetchone()
+        removed = 0
+        for rel in ctx.progress(_walk(ctx, directory), None, "case files removed"):
+            ctx.media.remove(rel)
+            removed += 1
+        ctx.db.execute("DELETE FROM cases WHERE name = ?", (name,))
+        ctx.changed("cases", "deleted")
+        ctx.output(case=name, directory=directory, files_removed=removed)
+        ctx.note(f"case {name!r} deleted: {removed:,} file(s) removed from {directory}")
+
+
+def _walk(ctx: StepContext, directory: str) -> Iterator[str]:
+    """Every file under a directory (depth first, sorted), through the media overlay."""
+    for name in ctx.media.listdir(directory):
+        rel = f"{directory}/{name}"
+        if ctx.media.path(rel).is_dir():
+            yield from _walk(ctx, rel)
+        else:
+            yield rel

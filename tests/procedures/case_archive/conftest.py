@@ -1,0 +1,157 @@
+"""Fixtures: small generated case-archive sites, and the CLI run the way an operator runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from runner import PLAYBOOKS_DIR, PROJECT_ROOT
+from runner.cli import cli
+from runner.procedures.case_archive.catalog import TABLES
+from runner.procedures.case_archive.world import NOW, Options, build
+
+PLAYBOOK = PLAYBOOKS_DIR / "case-archive.yaml"
+CLOCK = NOW.isoformat()
+
+
+@dataclass
+class Site:
+    root: Path
+    scenario: dict[str, Any]
+
+    def query(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.root / "catalog.sqlite")
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
+
+    def execute(self, sql: str, *args: object) -> None:
+        conn = sqlite3.connect(self.root / "catalog.sqlite")
+        try:
+            with conn:
+                conn.execute(sql, args)
+        finally:
+            conn.close()
+
+    def setting(self, key: str, value: str) -> None:
+        self.execute("UPDATE settings SET value = ? WHERE key = ?", value, key)
+
+
+@pytest.fixture(autouse=True)
+def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECOVER_NOW", CLOCK)
+    monkeypatch.delenv("RECOVER_CRASH_AT", raising=False)
+
+
+@pytest.fixture(scope="session")
+def template_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """One generated site per test session; tests copy it."""
+    root = tmp_path_factory.mktemp("cases-template") / "site"
+    return Site(root, build(root, Options(seed=11)))
+
+
+@pytest.fixture
+def site(template_site: Site, tmp_path: Path) -> Site:
+    root = tmp_path / "site"
+    shutil.copytree(template_site.root, root)
+    return Site(root, template_site.scenario)
+
+
+def recover(*args: str | Path) -> Result:
+    """`recover ARGS` through click's test runner."""
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def run_playbook(site: Site, *extra: str, playbook: Path = PLAYBOOK) -> Result:
+    return recover("run", playbook, "--site", site.root, "--yes", *extra)
+
+
+def playbook(
+    directory: Path,
+    steps: list[dict[str, Any]],
+    *,
+    allow_loss: dict[str, int] | None = None,
+    name: str = "cases-test",
+) -> Path:
+    """A small ad-hoc playbook (one rule at a time)."""
+    path = directory / f"{name}.yaml"
+    doc = {
+        "version": 1,
+        "name": name,
+        "site": {"catalog": "catalog.sqlite"},
+        "safety": {"allow_loss": allow_loss or {}},
+        "steps": steps,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run_steps(
+    site: Site, tmp: Path, steps: list[dict[str, Any]], *extra: str, **kwargs: Any
+) -> Result:
+    return recover("run", playbook(tmp, steps, **kwargs), "--site", site.root, *extra)
+
+
+def subprocess_run(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m runner ARGS` in a real process (needed to be SIGKILLed)."""
+    full = {**os.environ, "RECOVER_NOW": CLOCK, **(env or {})}
+    full["PYTHONPATH"] = str(PROJECT_ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args],
+        cwd=PROJECT_ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every file under the site except the runner's state and the catalog: path -> sha256."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(".recover") or not path.is_file() or rel == "catalog.sqlite":
+            continue
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def catalog_dump(root: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(root / "catalog.sqlite")
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+    finally:
+        conn.close()
+
+
+def snapshot(root: Path) -> tuple[dict[str, str], str]:
+    """Files by content plus the catalog's bytes: 'byte-identical' means both equal."""
+    return tree(root), hashlib.sha256((root / "catalog.sqlite").read_bytes()).hexdigest()
+
+
+def outputs(site: Site, step: str) -> dict[str, Any]:
+    conn = sqlite3.connect(site.root / ".recover" / "journal.sqlite")
+    try:
+        row = conn.execute(
+            "SELECT outputs_json FROM recover_steps WHERE step_id = ? ORDER BY rowid DESC LIMIT 1",
+            (step,),
+        ).fetchone()
+    finally:
+        conn.close()
+    return dict(json.loads(row[0]))
