@@ -10,7 +10,7 @@ from runner.engine.session import Request
 from runner.errors import PlaybookError, UsageError
 from runner.playbook.model import Playbook, params_fingerprint
 from runner.playbook.template import TemplateProblem, render_value
-from runner.playbook.validate import Diagnostic
+from runner.playbook.validate import Diagnostic, check_with_params
 from runner.playbook.yamlpos import mark_for_path
 from runner.site import Site
 
@@ -22,6 +22,12 @@ def make_request(
     confirm: tuple[str, ...] = (),
 ) -> Request:
     params = playbook.resolve_params(overrides)
+    if overrides:
+        problems = check_with_params(playbook, params)
+        if problems:
+            raise PlaybookError(
+                problems, f"{len(problems)} problem(s) with these params, before any step ran"
+            )
     root = site_dir if site_dir is not None else playbook.site_root()
     if root is None:
         raise UsageError("no site given", fix="pass --site DIR or set site.root in the playbook")

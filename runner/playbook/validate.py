@@ -349,6 +349,29 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
     return steps
 
 
+def check_with_params(playbook: Playbook, params: dict[str, Any]) -> list[Diagnostic]:
+    """Every step's arguments and `when` as they will be with these param values.
+
+    `validate` checks them with the params' defaults; `plan` and `run` check
+    them again with the values actually given, so that a bad `--param` is
+    reported before the first step runs rather than when its step comes.
+    Values that depend on earlier steps' outputs are left for run time.
+    """
+    out = _Collector(str(playbook.path), playbook.raw)
+    for step in playbook.steps:
+        base: tuple[str | int, ...] = ("steps", step.index)
+        targets: list[tuple[tuple[str | int, ...], Any]] = [((*base, "when"), step.when)]
+        targets += list(_walk_strings(step.args, (*base, "args")))
+        for path, text in targets:
+            if has_template(text) and not _STEP_REF.search(text):
+                try:
+                    render_value(text, params)
+                except TemplateProblem as exc:
+                    out.add(path, f"expression fails: {exc}", "fix the {{ ... }} expression")
+        _check_args(step.index, step.action, step.args, params, out)
+    return sorted(out.items, key=lambda d: (d.line, d.col))
+
+
 def _check_args(
     index: int, action: str, args: dict[str, Any], defaults: dict[str, Any], out: _Collector
 ) -> None:

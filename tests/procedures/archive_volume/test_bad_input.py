@@ -124,3 +124,30 @@ def test_bad_params_are_usage_errors(site: tuple[Path, dict[str, Any]], param: s
     assert result.exit_code in (1, 2), result.output
     assert "Traceback" not in result.output
     assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+def test_param_values_are_checked_before_any_step(
+    site: tuple[Path, dict[str, Any]], command: str
+) -> None:
+    """Defaults pass `validate`; the values given with --param are checked again, all at
+    once, before the first step, even for a step near the end of the playbook."""
+    root, _ = site
+    before = snapshot(root)
+    result = run_cli(
+        command,
+        PLAYBOOK,
+        "--site",
+        root,
+        "--param",
+        "max_jobs=0",
+        "--param",
+        "post_report=../x",
+        *(["--yes"] if command == "run" else []),
+    )
+    assert result.exit_code == 1, result.output
+    assert "0 is less than the minimum of 1 [$.steps[6].args.max_jobs]" in result.output
+    assert "path '../x' leaves the site directory [$.steps[7].args.report]" in result.output
+    assert "2 problem(s) with these params, before any step ran" in result.output
+    assert snapshot(root) == before
+    assert not (root / ".recover").exists()
