@@ -49,7 +49,9 @@ steps:
 
 # The "shipped" toy report template (tests install it as templates/toy/items.txt.j2).
 SHIPPED_TOY_TEMPLATE = """\
-{% block head %}ITEMS (shipped){% endblock %}
+{% block head %}
+ITEMS (shipped)
+{% endblock %}
 total {{ total }}
 {% for row in rows %}
 {{ row | csvrow }}
