@@ -61,7 +61,9 @@ total {{ total }}
 
 def invoke(*args: object, input: str | None = None) -> Result:
     """`recover ARGS...` in-process through click's CliRunner (stdin is not a tty)."""
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input, catch_exceptions=True)
+    return CliRunner().invoke(
+        cli, [str(a) for a in args], input=input, catch_exceptions=True, prog_name="recover"
+    )
 
 
 def assert_clean(result: Result) -> None:
