@@ -3,11 +3,11 @@ another process, SIGTERM, and the interactive confirmation on a terminal."""
 
 from __future__ import annotations
 
-import copy
 import os
 import pty
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -227,20 +227,30 @@ def test_sigterm_rolls_back_the_step_and_a_rerun_resumes(tmp_path: Path, toy_env
 
 
 class _InterruptAfterCommit:
-    """Stands in for the `copy` module in runner.engine.session: the n-th deepcopy
-    made by Session._checkpoint raises KeyboardInterrupt. That deepcopy is the first
-    Python code after the checkpoint's COMMIT returns, which is exactly where a
-    SIGTERM/Ctrl-C received during the COMMIT's fsync is delivered."""
+    """Wraps the engine's SQLite connections: once a COMMIT leaves `marked` items
+    marked in the catalog, raise KeyboardInterrupt as the COMMIT returns. That is
+    where Python delivers a SIGTERM/Ctrl-C received during the COMMIT's fsync
+    (the longest wait of a checkpoint, so the likeliest moment for a signal)."""
 
-    def __init__(self, nth: int) -> None:
-        self.nth, self.seen = nth, 0
+    def __init__(self, real: sqlite3.Connection, trigger: list[int]) -> None:
+        self._real, self._trigger = real, trigger
 
-    def deepcopy(self, value: object) -> object:
-        if sys._getframe(1).f_code.co_name == "_checkpoint":
-            self.seen += 1
-            if self.seen == self.nth:
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        cursor = self._real.execute(sql, *args)
+        if sql.strip().upper() == "COMMIT" and self._trigger:
+            try:
+                (marked,) = self._real.execute(
+                    "SELECT count(*) FROM items WHERE state = 'X'"
+                ).fetchone()
+            except sqlite3.Error:
+                return cursor  # not a connection with the catalog attached
+            if marked == self._trigger[0]:
+                self._trigger.clear()
                 raise KeyboardInterrupt
-        return copy.deepcopy(value)
+        return cursor
 
 
 @pytest.mark.xfail(
@@ -254,10 +264,15 @@ def test_an_interrupt_right_after_a_checkpoint_commit_keeps_the_journal_exact(
 ) -> None:
     ref_site, ref_playbook = _toy_tree(tmp_path / "reference")
     assert invoke("run", ref_playbook, "--yes").exit_code == 0
-    monkeypatch.setattr("runner.engine.session.copy", _InterruptAfterCommit(3))
+    from runner.engine import journal
+
+    connect = journal.connect
+    trigger = [25]  # three batches of 10: items 6-30 marked, 1-5 deleted
+    monkeypatch.setattr(journal, "connect", lambda p: _InterruptAfterCommit(connect(p), trigger))
     interrupted = invoke("run", toy_playbook, "--yes")
     assert interrupted.exit_code == 130, interrupted.output
-    monkeypatch.setattr("runner.engine.session.copy", copy)
+    assert trigger == []
+    monkeypatch.setattr(journal, "connect", connect)
     mark = steps_of(toy_site)["mark"]
     items = catalog_rows(toy_site / "catalog.sqlite")["items"]
     assert sum(1 for row in items if row[1] == "X") + 5 == 30  # three batches committed
