@@ -473,3 +473,23 @@ def test_extra_confirmations_reach_the_steps(
     path = write_playbook(TOY_PLAYBOOK)
     assert invoke("plan", path, "--confirm", "wide").exit_code == 0
     assert seen == [True]
+
+
+def test_the_loss_budget_keeps_batches_committed_within_it(
+    toy_playbook: Path, toy_site: Path
+) -> None:
+    with sqlite3.connect(toy_site / "catalog.sqlite") as conn:
+        conn.execute("UPDATE items SET bad = 1 WHERE id BETWEEN 51 AND 53")
+    conn.close()
+    result = invoke("run", toy_playbook, "--yes")
+    assert result.exit_code == 3
+    assert_clean(result)
+    assert "would bring the data loss to 8 items; the playbook allows 5" in result.stderr
+    assert "its batches committed before this one stay, with 5 items lost" in result.stderr
+    items = dict(_items(toy_site))
+    assert 1 not in items and items[6] == "X" and items[50] == "X"  # batches 1-5 stay
+    assert items[51] == "A" and items[60] == "A" and items[100] == "A"  # batch 6 rolled back
+    mark = steps_of(toy_site)["mark"]
+    assert mark["state"] == "refused"
+    assert mark["loss"] == {"items": 5} and mark["state_data"] == {"done": 50}
+    assert mark["changes"]["items"] == {"state A -> X": 45, "deleted": 5}
