@@ -283,3 +283,17 @@ def test_demo_force_replaces_the_directory(tmp_path: Path) -> None:
     assert target.is_dir() and list(target.iterdir()) == []
     prepare(tmp_path / "new" / "deeper", force=False)
     assert (tmp_path / "new" / "deeper").is_dir()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: `plan -o` into a directory that does not exist is an internal "
+    "error (FileNotFoundError) instead of a clean error",
+)
+def test_plan_output_into_a_missing_directory_is_a_clean_error(
+    toy_playbook: Path, tmp_path: Path
+) -> None:
+    result = invoke("plan", toy_playbook, "-o", tmp_path / "no" / "such" / "plan.json")
+    assert_clean(result)
+    assert result.exit_code in (1, 2)
+    assert "plan.json" in result.stderr
