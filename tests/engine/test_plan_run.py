@@ -493,3 +493,77 @@ def test_the_loss_budget_keeps_batches_committed_within_it(
     assert mark["state"] == "refused"
     assert mark["loss"] == {"items": 5} and mark["state_data"] == {"done": 50}
     assert mark["changes"]["items"] == {"state A -> X": 45, "deleted": 5}
+
+
+def test_a_catalog_linked_from_outside_the_site_is_refused(
+    toy_playbook: Path, toy_site: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.sqlite"
+    (toy_site / "catalog.sqlite").rename(outside)
+    (toy_site / "catalog.sqlite").symlink_to(outside)
+    before = outside.read_bytes()
+    for command in (("plan",), ("run", "--yes")):
+        result = invoke(*command, toy_playbook)
+        assert result.exit_code == 1, result.output
+        assert_clean(result)
+        assert "resolves outside the site via a link" in result.output
+    assert outside.read_bytes() == before
+
+
+def _interrupt_copy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.toyproc import Copy
+
+    original = Copy.run
+    calls: list[int] = []
+
+    def run(self: Copy, ctx: object) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the step
+        original(self, ctx)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Copy, "run", run)
+
+
+def test_ctrl_c_exits_130_and_the_same_command_resumes(
+    toy_playbook: Path, toy_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_copy_once(monkeypatch)
+    result = invoke("run", toy_playbook, "--yes")
+    assert result.exit_code == 130
+    assert_clean(result)
+    assert "interrupted: the current step was rolled back" in result.stderr
+    (run,) = status(toy_site)["runs"]
+    assert run["state"] == "interrupted"
+    assert {s["step_id"]: s["state"] for s in run["steps"]} == {
+        "offline": "done",
+        "mark": "done",
+        "copy": "interrupted",
+    }
+    assert not (toy_site / "media" / "copy.bin").exists()
+    planned = invoke("plan", toy_playbook)
+    assert "An interrupted run exists: `recover run` would resume it." in planned.stdout
+    assert "[ok] mark: toy.mark  [destructive]  done already" in planned.stdout
+    again = invoke("run", toy_playbook)  # nothing destructive is pending: no --yes needed
+    assert again.exit_code == 0, again.output
+    assert f"Run {run['run_id']} resumed and finished." in again.stdout
+    steps = steps_of(toy_site)
+    assert steps["copy"]["state"] == "done" and steps["copy"]["attempts"] == 2
+    assert steps["mark"]["attempts"] == 1
+
+
+def test_resuming_a_run_started_from_a_plan(
+    toy_playbook: Path, toy_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_file, fresh_plan = tmp_path / "plan.json", tmp_path / "fresh.json"
+    assert invoke("plan", toy_playbook, "-o", plan_file).exit_code == 0
+    _interrupt_copy_once(monkeypatch)
+    assert invoke("run", toy_playbook, "--yes", "--plan", plan_file).exit_code == 130
+    # the site changed since the plan (the run did), yet the run it started resumes...
+    assert invoke("plan", toy_playbook, "-o", fresh_plan).exit_code == 0
+    refused = invoke("run", toy_playbook, "--yes", "--plan", fresh_plan)
+    assert refused.exit_code == 3  # ...but not from another plan
+    assert "this interrupted run was started from a different plan" in refused.stderr
+    resumed = invoke("run", toy_playbook, "--yes", "--plan", plan_file)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed and finished" in resumed.stdout
