@@ -385,3 +385,39 @@ def test_diagnostic_rendering() -> None:
     assert diagnostic.json_path == "$.steps[2].args.x"
     assert diagnostic.render() == "f.yaml:3:7: boom [$.steps[2].args.x]\n  fix: do this"
     assert Diagnostic("f.yaml", 1, 1, "m").render() == "f.yaml:1:1: m [$]"
+
+
+def _billion_laughs() -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return (
+        "version: 1\nname: t\nsteps:\n  - id: a\n    action: toy.device\n"
+        "    args: {online: false}\nlaughs:\n" + "".join(f"  {line}\n" for line in lines)
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: an alias bomb (billion laughs: 9 levels of 10 aliases) makes "
+    "validate walk 10**9 nodes instead of refusing or sharing them; it hangs",
+)
+def test_an_alias_bomb_does_not_hang_validate(write_playbook: WritePlaybook) -> None:
+    import signal
+
+    path = write_playbook(_billion_laughs())
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        playbook, found = check_playbook(path)
+    except TimeoutError:
+        pytest.fail("validate did not finish within 2 s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert playbook is None
+    assert any(d.path == ("laughs",) for d in found), found
