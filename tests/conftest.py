@@ -9,6 +9,7 @@ docs tests see exactly the shipped procedures.
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ def _clear_caches() -> None:
 
 @pytest.fixture
 def toy_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """The toy procedure registered, the clock pinned, no crash injection, and a
-    "shipped" toy report template (the real templates/ has none for toy)."""
+    """The toy procedure registered, the clock pinned, no crash injection, a
+    "shipped" toy report template (the real templates/ has none for toy), and
+    temporary files (plan scratch, crash logs) kept under tmp_path."""
     monkeypatch.setenv("RECOVER_EXTRA_PROCEDURES", TOY_MODULE)
     monkeypatch.setenv("RECOVER_NOW", NOW)
     monkeypatch.delenv("RECOVER_CRASH_AT", raising=False)
@@ -37,6 +39,9 @@ def toy_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     (shipped / "toy").mkdir(parents=True)
     (shipped / "toy" / "items.txt.j2").write_text(SHIPPED_TOY_TEMPLATE, encoding="utf-8")
     monkeypatch.setattr("runner.reports.TEMPLATES_DIR", shipped)
+    scratch = tmp_path / "tmp"  # plan scratch copies, crash logs of internal errors
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     _clear_caches()
     yield
     _clear_caches()
