@@ -1,0 +1,218 @@
+"""MediaStore: atomic, repeatable writes in a run; an overlay in a dry run; the site's
+path rules (no escape by `..`, absolute paths or links)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runner.engine.media import TEMP_SUFFIX, MediaChange, MediaLog, MediaStore
+from runner.errors import MediaError, SiteError
+from runner.site import Site, safe_relpath
+from tests.helpers import snapshot
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    root = tmp_path / "site"
+    (root / "media").mkdir(parents=True)
+    (root / "media" / "a.bin").write_bytes(b"original")
+    return Site(root)
+
+
+def _temps(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+# -- real writes ---------------------------------------------------------------------
+
+
+def test_write_creates_directories_and_leaves_no_temporary(site: Site) -> None:
+    store = MediaStore(site)
+    store.write_bytes("new/deep/file.bin", b"data")
+    assert (site.root / "new/deep/file.bin").read_bytes() == b"data"
+    assert _temps(site.root) == []
+    assert store.log.changes == [MediaChange("write", "new/deep/file.bin", size=4)]
+
+
+def test_rewrite_keeps_the_permissions_of_the_existing_file(site: Site) -> None:
+    target = site.root / "media" / "a.bin"
+    target.chmod(0o640)
+    MediaStore(site).write_bytes("media/a.bin", b"new")
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o7777 == 0o640
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(site: Site) -> None:
+    store = MediaStore(site)
+    with pytest.raises(RuntimeError), store.writer("media/a.bin") as handle:
+        handle.write(b"half of the new cont")
+        raise RuntimeError("killed half way")
+    assert (site.root / "media" / "a.bin").read_bytes() == b"original"
+    assert _temps(site.root) == []
+    assert store.log.changes == []
+
+
+def test_a_temporary_left_by_a_killed_write_is_reused(site: Site) -> None:
+    leftover = site.root / "media" / f".a.bin{TEMP_SUFFIX}"
+    leftover.write_bytes(b"garbage from a write killed by a power cut" * 100)
+    MediaStore(site).write_bytes("media/a.bin", b"again")
+    assert (site.root / "media" / "a.bin").read_bytes() == b"again"
+    assert _temps(site.root) == []
+
+
+def test_copy_move_remove_mkdir_are_repeatable(site: Site) -> None:
+    store = MediaStore(site)
+    store.copy("media/a.bin", "media/b.bin")
+    assert (site.root / "media/b.bin").read_bytes() == b"original"
+    store.move("media/b.bin", "archive/b.bin")
+    store.move("media/b.bin", "archive/b.bin")  # done before an interruption: a no-op
+    assert not (site.root / "media/b.bin").exists()
+    assert (site.root / "archive/b.bin").read_bytes() == b"original"
+    store.remove("archive/b.bin")
+    store.remove("archive/b.bin")  # already removed: a no-op
+    assert not (site.root / "archive/b.bin").exists()
+    store.mkdir("empty/dir")
+    store.mkdir("empty/dir")
+    assert (site.root / "empty/dir").is_dir()
+    assert [c.op for c in store.log.changes] == ["copy", "move", "remove", "mkdir"]
+    with pytest.raises(MediaError, match="cannot move media/zzz"):
+        store.move("media/zzz", "media/yyy")
+
+
+def test_missing_media_is_a_media_error(site: Site) -> None:
+    store = MediaStore(site)
+    with pytest.raises(MediaError, match=r"media/none\.bin is missing"):
+        store.read_bytes("media/none.bin")
+    with pytest.raises(MediaError, match="cannot be read"):
+        store.read_bytes("media")  # a directory
+
+
+# -- dry run ---------------------------------------------------------------------------
+
+
+def test_a_dry_run_changes_no_byte_of_the_site_but_sees_its_own_writes(site: Site) -> None:
+    before = snapshot(site.root)
+    store = MediaStore(site, dry_run=True)
+    store.write_bytes("media/a.bin", b"planned")
+    store.write_bytes("reports/r.txt", b"report")
+    store.copy("media/a.bin", "media/c.bin")
+    store.mkdir("made")
+    assert store.read_bytes("media/a.bin") == b"planned"
+    assert store.read_bytes("media/c.bin") == b"planned"
+    assert store.exists("reports/r.txt") and store.exists("reports") and store.exists("made")
+    assert store.listdir("media") == ["a.bin", "c.bin"]
+    assert store.listdir("reports") == ["r.txt"]
+    store.move("media/c.bin", "moved/c.bin")
+    assert not store.exists("media/c.bin") and store.read_bytes("moved/c.bin") == b"planned"
+    store.remove("media/a.bin")
+    assert not store.exists("media/a.bin")
+    assert store.listdir("media") == []
+    with pytest.raises(MediaError):
+        store.read_bytes("media/a.bin")
+    assert snapshot(site.root) == before
+    overlay = store.overlay_dir
+    assert overlay is not None and overlay.is_dir()
+    assert site.root not in overlay.parents
+    store.close()
+    assert not overlay.exists()
+    assert snapshot(site.root) == before
+
+
+def test_a_dry_run_logs_the_same_changes_as_a_real_run(site: Site, tmp_path: Path) -> None:
+    def work(store: MediaStore) -> list[str]:
+        store.write_bytes("out/x.bin", b"12345")
+        store.copy("media/a.bin", "out/y.bin")
+        store.remove("out/x.bin")
+        return store.log.lines()
+
+    real_site = Site(tmp_path / "copy")
+    (real_site.root / "media").mkdir(parents=True)
+    (real_site.root / "media" / "a.bin").write_bytes(b"original")
+    planned = MediaStore(site, dry_run=True)
+    assert work(planned) == work(MediaStore(real_site))
+    planned.close()
+
+
+def test_media_log_summarises_many_changes() -> None:
+    log = MediaLog(keep=3)
+    for i in range(5):
+        log.add(MediaChange("write", f"reports/r{i}.txt", size=10))
+    log.add(MediaChange("remove", "cache/x"))
+    assert log.lines() == [
+        "remove 1 file(s) under cache/",
+        "write 5 file(s) under reports/ (50 bytes)",
+    ]
+    few = MediaLog()
+    few.add(MediaChange("copy", "b", source="a", size=1))
+    assert few.lines() == ["copy a -> b (1 bytes)"]
+
+
+# -- the site's path rules ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+@pytest.mark.parametrize(
+    "rel", ["../outside.bin", "/tmp/outside.bin", "a/../../x", "x\x00y", ".recover/journal"]
+)
+def test_writes_cannot_leave_the_site(site: Site, rel: str, dry_run: bool) -> None:
+    before = snapshot(site.root.parent)
+    store = MediaStore(site, dry_run=dry_run)
+    with pytest.raises(SiteError):
+        store.write_bytes(rel, b"x")
+    store.close()
+    assert snapshot(site.root.parent) == before
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_links_out_of_the_site_are_refused(site: Site, tmp_path: Path, dry_run: bool) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"secret")
+    os.symlink(outside, site.root / "media" / "escape")
+    os.symlink(outside / "secret", site.root / "media" / "secret-link")
+    store = MediaStore(site, dry_run=dry_run)
+    with pytest.raises(SiteError, match="outside the site via a link"):
+        store.read_bytes("media/escape/secret")
+    with pytest.raises(SiteError, match="outside the site via a link"):
+        store.read_bytes("media/secret-link")
+    with pytest.raises(SiteError, match="outside the site via a link"):
+        store.write_bytes("media/escape/new", b"x")
+    with pytest.raises(SiteError, match="outside the site via a link"):
+        store.copy("media/a.bin", "media/secret-link")
+    store.close()
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert (outside / "secret").read_bytes() == b"secret"
+
+
+def test_links_inside_the_site_are_fine(site: Site) -> None:
+    os.symlink(site.root / "media", site.root / "alias")
+    assert MediaStore(site).read_bytes("alias/a.bin") == b"original"
+
+
+@pytest.mark.parametrize(
+    ("rel", "clean"),
+    [("a/./b//c", "a/b/c"), ("a/x/../b", "a/b"), ("a\\b", "a/b"), ("./x", "x")],
+)
+def test_safe_relpath_normalises(rel: str, clean: str) -> None:
+    assert str(safe_relpath(rel)) == clean
+
+
+@pytest.mark.parametrize(
+    ("rel", "message"),
+    [
+        ("", "empty"),
+        ("a\x00b", "NUL"),
+        ("/abs", "absolute"),
+        ("C:x", "absolute"),
+        ("..", "leaves"),
+        ("a/../..", "leaves"),
+        ("a/..", "site directory itself"),
+        (".recover", "state directory"),
+    ],
+)
+def test_safe_relpath_refuses(rel: str, message: str) -> None:
+    with pytest.raises(SiteError, match=message):
+        safe_relpath(rel)
