@@ -35,6 +35,7 @@ from runner.errors import (
     EXIT_USAGE,
     PlaybookError,
     RecoverError,
+    UsageError,
 )
 from runner.playbook.schema import BUNDLE_NAME, bundle_text
 from runner.playbook.validate import check_playbook, load_playbook
@@ -197,10 +198,21 @@ def plan(
       recover plan playbooks/archive-volume-recovery.yaml --site demo-site/archive \\
           --param volume=VOL0003 -o plan.json
     """
+    if output is not None and not output.resolve().parent.is_dir():
+        raise UsageError(
+            f"cannot save the plan to {output}: directory {output.parent} does not exist",
+            fix="create the directory first, or save the plan elsewhere",
+        )
     request = make_request(load_playbook(playbook), site, _params(params), confirms)
     result = make_plan(request)
     if output is not None:
-        output.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+        try:
+            output.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+        except OSError as exc:
+            raise RecoverError(
+                f"cannot save the plan to {output}: {exc.strerror or exc}",
+                fix="save the plan somewhere writable",
+            ) from exc
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
     else:

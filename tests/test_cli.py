@@ -221,33 +221,25 @@ def test_any_param_value_is_accepted_or_a_usage_error(
         "plan", toy_playbook, "--site", tmp_path / "nowhere", "--param", f"{name}={value}"
     )
     assert_clean(result)
-    # 2: refused param; 1: the param was fine and the missing site was reached
+    # 2: refused param; 1: the param was fine and the missing site was reached, or
+    # the value is of the right type but makes a step's arguments invalid
     assert result.exit_code in (1, 2), result.output
     if result.exit_code == 1:
-        assert "does not exist" in result.stderr
+        assert "does not exist" in result.stderr or "before any step ran" in result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: --param with an impossible date (batch=2020-13-45) is an "
-    "internal error (ValueError from the YAML timestamp resolver), not exit 2",
-)
 def test_an_impossible_date_param_is_a_usage_error(toy_playbook: Path) -> None:
     result = invoke("plan", toy_playbook, "--param", "batch=2020-13-45")
     assert_clean(result)
     assert result.exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a module in RECOVER_EXTRA_PROCEDURES that does not import gives "
-    "a raw Python traceback for every command, even --help",
-)
-def test_a_bad_extra_procedure_module_is_a_clean_error() -> None:
+def test_a_bad_extra_procedure_module_is_a_warning() -> None:
+    """The tool still works (its own procedures, --help) and says what it left out."""
     done = run_process("--help", env=process_env(RECOVER_EXTRA_PROCEDURES="no_such_module"))
     assert "Traceback" not in done.stderr
-    assert "no_such_module" in done.stderr
-    assert done.returncode in (1, 2)
+    assert "cannot load 'no_such_module'" in done.stderr
+    assert done.returncode == 0
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -255,14 +247,15 @@ def test_a_bad_extra_procedure_module_is_a_clean_error() -> None:
 
 def test_demo_runs_every_shipped_playbook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECOVER_EXTRA_PROCEDURES", raising=False)
-    monkeypatch.setenv("RECOVER_NOW", "2026-01-15T12:00:00+00:00")
+    # After the generated case archive's data (2026-03-09): the demo stores it "now".
+    monkeypatch.setenv("RECOVER_NOW", "2026-03-15T12:00:00+00:00")
     target = tmp_path / "demo"
     result = invoke("demo", target)
     assert result.exit_code == 0, result.output
     assert_clean(result)
-    assert result.stdout.count("\n=== ") >= 4
+    assert result.stdout.count("\n=== ") >= 5
     assert f"Demo sites are in {target.resolve()}." in result.stdout
-    for name in ("archive", "keyed", "pools", "rollforward"):
+    for name in ("archive", "cases", "keyed", "pools", "rollforward"):
         assert (target / name).is_dir(), name
     reports = [p for p in target.rglob("reports/*") if p.is_file()]
     assert reports
@@ -285,11 +278,6 @@ def test_demo_force_replaces_the_directory(tmp_path: Path) -> None:
     assert (tmp_path / "new" / "deeper").is_dir()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: `plan -o` into a directory that does not exist is an internal "
-    "error (FileNotFoundError) instead of a clean error",
-)
 def test_plan_output_into_a_missing_directory_is_a_clean_error(
     toy_playbook: Path, tmp_path: Path
 ) -> None:

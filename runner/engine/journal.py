@@ -113,8 +113,10 @@ class TrackedConnection(sqlite3.Connection):
         super().close()
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection whose main db is the journal, in explicit-transaction mode."""
+def connect(path: Path, shown_as: Path | None = None) -> sqlite3.Connection:
+    """A connection whose main db is the journal, in explicit-transaction mode.
+
+    `shown_as` names the journal in errors when `path` is a plan's scratch copy."""
     conn = sqlite3.connect(path, isolation_level=None, timeout=30, factory=TrackedConnection)
     try:
         conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
@@ -122,9 +124,10 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.executescript(SCHEMA)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        shown = shown_as or path
         raise SiteError(
-            f"the run journal {path} is unreadable: {exc}",
-            fix=f"move {path.parent} aside (it holds only the runner's own records); the "
+            f"the run journal {shown} is unreadable: {exc}",
+            fix=f"move {shown.parent} aside (it holds only the runner's own records); the "
             "catalogs and media are not affected",
         ) from exc
     return conn

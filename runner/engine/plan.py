@@ -120,7 +120,7 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
         real_journal = state_dir / "journal.sqlite"
         if real_journal.exists():
             copy_database(real_journal, journal_path)
-        conn = journal.connect(journal_path)
+        conn = journal.connect(journal_path, shown_as=real_journal)
         try:
             latest = journal.latest_run(conn, run_key(request))
             run_id, run_state, moment = "plan", None, clock.now()

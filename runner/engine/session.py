@@ -201,7 +201,7 @@ class Session:
         except BaseException as exc:
             _rollback(conn)
             if not (self.dry_run and isinstance(exc, SafetyRefusal)):
-                self._restore(record)  # a plan keeps what the refused step would have done
+                self._restore(conn, record)  # a plan keeps what the refused step would do
             record.seconds += time.monotonic() - started
             error: BaseException = exc
             if isinstance(exc, sqlite3.Error):
@@ -306,9 +306,15 @@ class Session:
         self._committed = copy.deepcopy(ctx.record)
         ctx.db.execute("BEGIN IMMEDIATE")
 
-    def _restore(self, record: StepRecord) -> None:
-        """After a rollback the record must again say only what was committed."""
+    def _restore(self, conn: sqlite3.Connection, record: StepRecord) -> None:
+        """After a rollback the record must again say only what was committed.
+
+        The journal row is the truth: an interrupt that lands just after a
+        checkpoint's COMMIT returns, before the engine noted it, must not put
+        the previous checkpoint's counts back."""
         kept = self._committed
+        with contextlib.suppress(sqlite3.Error):  # unreadable: the error handled says why
+            kept = journal.read_steps(conn, self.run_id).get(record.step_id, kept)
         record.changes, record.loss = kept.changes, kept.loss
         record.loss_examples, record.outputs = kept.loss_examples, kept.outputs
         record.reports, record.state_data = kept.reports, kept.state_data

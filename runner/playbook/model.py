@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runner.errors import UsageError
+from runner.playbook.yamlpos import YamlSyntaxError, load_positioned, plain
 
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -101,9 +100,12 @@ def convert_param(param: Param, raw: str) -> Any:
     if param.type == "string":
         return raw
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--param {param.name}: {raw!r} does not parse: {exc}") from exc
+        value = plain(load_positioned(raw)[0])
+    except YamlSyntaxError as exc:
+        raise UsageError(
+            f"--param {param.name}: {raw!r} does not parse: {exc.problem.message}",
+            fix=_example(param.type, param.name),
+        ) from exc
     if param.type == "number" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not type_matches(param.type, value):

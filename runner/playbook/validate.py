@@ -143,7 +143,7 @@ def check_playbook(path: Path) -> tuple[Playbook | None, list[Diagnostic]]:
         raw, problems = load_positioned(text)
     except YamlSyntaxError as exc:
         p = exc.problem
-        return None, [Diagnostic(file, p.mark.line, p.mark.col, p.message, (), p.fix)]
+        return None, [Diagnostic(file, p.mark.line, p.mark.col, p.message, p.path, p.fix)]
     out = _Collector(file, raw)
     for problem in problems:
         out.at(problem.mark, problem.message, problem.fix, problem.path)
@@ -199,6 +199,15 @@ def _report_schema_error(
 
         error = best_match(error.context)
     path = prefix + tuple(error.absolute_path)
+    if "propertyNames" in error.schema_path and isinstance(error.instance, str):
+        name = error.instance
+        out.add(
+            (*path, name),
+            f"name {name!r} is not allowed here: {error.message}",
+            _fix_for(error),
+            key=True,
+        )
+        return
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = set(allowed)
         for key in error.instance:
@@ -233,14 +242,29 @@ def _report_schema_error(
     out.add(path, error.message, _fix_for(error))
 
 
-def _fix_for(error: ValidationError) -> str | None:
-    if error.validator == "enum":
-        return "use one of: " + ", ".join(map(str, error.validator_value))
-    if error.validator == "pattern":
-        return f"the value must match {error.validator_value}"
-    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{error.validator} is {error.validator_value}"
-    return None
+def _fix_for(error: ValidationError) -> str:
+    rule, value = error.validator, error.validator_value
+    if rule == "enum":
+        return "use one of: " + ", ".join(map(str, value))
+    if rule == "const":
+        return f"write {value!r}"
+    if rule == "pattern":
+        return f"the value must match {value}"
+    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"{rule} is {value}"
+    if rule == "minItems":
+        return f"give at least {value} item(s)"
+    if rule == "maxItems":
+        return f"give at most {value} item(s)"
+    if rule == "uniqueItems":
+        return "remove the repeated item"
+    if rule == "minLength":
+        return "write a non-empty value" if value == 1 else f"write at least {value} characters"
+    if rule == "maxLength":
+        return f"write at most {value} characters"
+    if rule in ("minProperties", "maxProperties"):
+        return f"{rule} is {value}"
+    return "see the allowed values with `recover schema` (or docs/playbooks.md)"
 
 
 def _show(value: Any) -> str:
@@ -305,16 +329,19 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
     seen: dict[str, int] = {}
     defaults = {name: p.default for name, p in params.items() if p.has_default}
     for index, spec in enumerate(raw_steps):
-        if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+        if not isinstance(spec, dict):
             continue
-        step_id, action = spec["id"], spec.get("action")
-        if step_id in seen:
+        raw_id, action = spec.get("id"), spec.get("action")
+        good_id = isinstance(raw_id, str)  # a bad id is the schema's to report
+        step_id = raw_id if isinstance(raw_id, str) else ""
+        if good_id and step_id in seen:
             out.add(
                 ("steps", index, "id"),
                 f"duplicate step id {step_id!r} (first used by step {seen[step_id] + 1})",
                 "give every step its own id",
             )
-        seen.setdefault(step_id, index)
+        if good_id:
+            seen.setdefault(step_id, index)
         if not isinstance(action, str):
             continue
         if action not in registry:
@@ -330,6 +357,8 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
         args = spec.get("args", {})
         if isinstance(args, dict):
             _check_args(index, action, args, defaults, out)
+        if not good_id:
+            continue
         steps.append(
             Step(
                 index,
@@ -380,7 +409,22 @@ def _check_args(
     schema = action_schema(action)
     validator = _validator(schema)
     for error in validator.iter_errors(rendered):
+        if error.validator == "required" and _written(args, error):
+            continue  # its value is only known later, or its expression is reported
         _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
+
+
+def _written(args: dict[str, Any], error: ValidationError) -> bool:
+    """Whether the key a `required` error misses is in the playbook after all
+    (rendering left it out: it fails, or it depends on an earlier step)."""
+    missing = re.search(r"'([^']+)' is a required property", error.message)
+    node: Any = args
+    for part in error.absolute_path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return missing is not None and isinstance(node, dict) and missing.group(1) in node
 
 
 _UNKNOWN = object()

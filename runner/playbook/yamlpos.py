@@ -8,7 +8,7 @@ silent overwrites.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,21 @@ def _construct_seq(loader: PositionedLoader, node: Node) -> PosList:
     return loader.construct_sequence(node, deep=True)
 
 
+def _construct_timestamp(loader: PositionedLoader, node: Node) -> Any:
+    """A value shaped like a date that is not one (2020-13-45) is a positioned
+    error, not a ValueError from deep inside PyYAML."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConstructorError(
+            None,
+            None,
+            f"{node.value!r} looks like a date but is not one ({exc}); quote it to keep it as text",
+            node.start_mark,
+        ) from exc
+
+
+PositionedLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 PositionedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 PositionedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
@@ -118,7 +133,10 @@ class YamlSyntaxError(Exception):
 
 def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
     """Parse one YAML document; raise YamlSyntaxError with a position on bad YAML."""
-    loader = PositionedLoader(text)
+    try:
+        loader = PositionedLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters at once
+        raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -134,12 +152,67 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
         ) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
+    except RecursionError as exc:
+        raise YamlSyntaxError(
+            YamlProblem(Mark(1, 1), "YAML nested too deeply", "flatten the document")
+        ) from exc
     finally:
         loader.dispose()
-    return data, list(_duplicates(data, ()))
+    _refuse_alias_bombs(data)
+    return data, list(_duplicates(data, (), set()))
 
 
-def _duplicates(node: Any, path: tuple[str | int, ...]) -> Iterator[YamlProblem]:
+#: More values than any playbook holds; a document that expands beyond this
+#: through aliases ("billion laughs") would make every later pass hang.
+MAX_EXPANDED_VALUES = 1_000_000
+
+
+def _refuse_alias_bombs(data: Any) -> None:
+    if not isinstance(data, (dict, list)):
+        return
+    memo: dict[int, int] = {}
+    total, worst = 0, None
+    items: Iterable[tuple[Any, Any]] = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        size = _expanded_size(value, memo)
+        total += size
+        if worst is None or size > worst[1]:
+            worst = (key, size)
+    if total > MAX_EXPANDED_VALUES and worst is not None:
+        key = worst[0]
+        marks: dict[Any, Mark] = data.value_marks if isinstance(data, PosDict) else {}
+        raise YamlSyntaxError(
+            YamlProblem(
+                marks.get(key, Mark(1, 1)),
+                f"this value expands to {worst[1]:,} values through YAML aliases "
+                f"(more than {MAX_EXPANDED_VALUES:,} in the document): an alias bomb?",
+                "write the values out instead of nesting aliases",
+                (key,),
+            )
+        )
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """Values in `node` with every alias expanded, counting each shared node once
+    per reference but computing it once (so a bomb costs its text size, not its
+    expansion)."""
+    if not isinstance(node, (dict, list)):
+        return 1
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    children = node.values() if isinstance(node, dict) else node
+    size = 1 + sum(_expanded_size(child, memo) for child in children)
+    memo[id(node)] = size
+    return size
+
+
+def _duplicates(node: Any, path: tuple[str | int, ...], seen: set[int]) -> Iterator[YamlProblem]:
+    """Duplicate keys, reported once per node even if aliases share it."""
+    if isinstance(node, (PosDict, PosList)):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
     if isinstance(node, PosDict):
         for key, mark in node.duplicates:
             first = node.key_marks[key]
@@ -150,10 +223,10 @@ def _duplicates(node: Any, path: tuple[str | int, ...]) -> Iterator[YamlProblem]
                 (*path, key),
             )
         for key, value in node.items():
-            yield from _duplicates(value, (*path, key))
+            yield from _duplicates(value, (*path, key), seen)
     elif isinstance(node, PosList):
         for index, value in enumerate(node):
-            yield from _duplicates(value, (*path, index))
+            yield from _duplicates(value, (*path, index), seen)
 
 
 def mark_for_path(root: Any, path: tuple[str | int, ...], *, key: bool = False) -> Mark:
@@ -175,3 +248,12 @@ def mark_for_path(root: Any, path: tuple[str | int, ...], *, key: bool = False) 
         else:
             break
     return best
+
+
+def plain(value: Any) -> Any:
+    """The same data as built-in dicts and lists, without positions."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value

@@ -257,11 +257,6 @@ def test_a_corrupt_journal_is_a_clear_error(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: plan with a corrupt journal names its temporary scratch copy "
-    "(and tells the user to move that aside) instead of <site>/.recover/journal.sqlite",
-)
 def test_plan_with_a_corrupt_journal_names_the_sites_journal(
     toy_playbook: Path, toy_site: Path
 ) -> None:
@@ -301,22 +296,17 @@ def test_a_run_time_path_escape_through_a_param_is_refused(
     assert not any(k.startswith("site/media") for k in changed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a step that fails before it touches the DB (args invalid once "
-    "rendered) gets no journal row, so status does not show it failed",
-)
-def test_a_step_whose_rendered_args_are_invalid_is_journaled_as_failed(
+def test_a_param_making_a_later_steps_args_invalid_is_refused_before_any_step(
     toy_playbook: Path, toy_site: Path
 ) -> None:
+    before = snapshot(toy_site)
     result = invoke("run", toy_playbook, "--yes", "--param", "batch=0")
     assert result.exit_code == 1
     assert_clean(result)
-    assert "arguments are invalid" in result.stderr
-    (run,) = status(toy_site)["runs"]
-    assert run["state"] == "failed"
-    mark = {s["step_id"]: s for s in run["steps"]}.get("mark")
-    assert mark is not None and mark["state"] == "failed" and mark["error"]
+    assert "0 is less than the minimum of 1" in result.stderr
+    assert "problem(s) with these params, before any step ran" in result.stderr
+    assert snapshot(toy_site) == before
+    assert not (toy_site / ".recover").exists()
 
 
 # -- safety gates: exit 3 ---------------------------------------------------------------------

@@ -253,12 +253,6 @@ class _InterruptAfterCommit:
         return cursor
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an interrupt delivered right after a checkpoint's COMMIT makes the "
-    "engine journal the previous checkpoint's state over the committed one, so the "
-    "journal under-counts what the catalog holds and the resumed run's counts differ",
-)
 def test_an_interrupt_right_after_a_checkpoint_commit_keeps_the_journal_exact(
     toy_playbook: Path, toy_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,7 +45,8 @@ def _site_template(site: Path, text: str, name: str = "toy/items.txt.j2") -> Non
 
 def _render(site: Path, template: str = "toy/items.txt.j2", dest: str = "reports/r.txt") -> str:
     env = make_environment(site / "templates")
-    return render_report(env, MediaStore(Site(site)), template, dest, CONTEXT, NOW)
+    media = MediaStore(Site(site))
+    return render_report(env, media, template, free_name(media, dest, NOW), CONTEXT)
 
 
 # -- never overwrite --------------------------------------------------------------------
@@ -99,11 +100,6 @@ def test_a_site_template_overrides_the_shipped_one(toy_playbook: Path, toy_site:
     assert (toy_site / "reports" / "items.txt").read_text() == "SITE REPORT 100 items\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='core bug: {% extends "default:<name>" %} does not find the shipped template '
-    '(PrefixLoader splits at "/", not ":")',
-)
 def test_a_site_template_extends_the_shipped_one_with_default_prefix(
     toy_site: Path, toy_env: None
 ) -> None:
@@ -170,7 +166,6 @@ def test_a_missing_template_fails(toy_site: Path) -> None:
         _render(toy_site, template="toy/nope.txt.j2")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a template error reports line ':?'")
 def test_a_report_template_error_names_its_line(toy_site: Path) -> None:
     _site_template(toy_site, "total {{ total }}\n{{ totl }}\n")
     with pytest.raises(StepFailed) as info:
@@ -186,11 +181,6 @@ def test_a_syntax_error_in_a_report_template_names_its_line(toy_site: Path) -> N
 
 
 @pytest.mark.usefixtures("fast_sqlite_timeout")
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a report-template failure while the action holds a live cursor "
-    "leaves the DB locked, so the failure cannot be journaled",
-)
 def test_a_report_failure_during_a_run_is_journaled(toy_playbook: Path, toy_site: Path) -> None:
     _site_template(toy_site, "{% for row in rows %}{{ row | csvrow }} {{ nope }}\n{% endfor %}")
     result = invoke("run", toy_playbook, "--yes")
@@ -204,11 +194,6 @@ def test_a_report_failure_during_a_run_is_journaled(toy_playbook: Path, toy_site
 
 
 @pytest.mark.usefixtures("fast_sqlite_timeout")
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a report-template failure while the action holds a live cursor "
-    "leaves the DB locked, so the plan's next step fails with 'database is locked'",
-)
 def test_a_report_failure_in_a_plan_does_not_lock_the_next_step(
     toy_playbook: Path, toy_site: Path
 ) -> None:
@@ -230,7 +215,6 @@ def test_csvrow_quotes_like_a_spreadsheet() -> None:
     assert csvrow([]) == ""
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: csvrow does not quote cells with \\n or \\r")
 @pytest.mark.parametrize("cell", ["two\nlines", "carriage\rreturn", "both\r\n"])
 def test_csvrow_quotes_line_breaks(cell: str) -> None:
     line = csvrow(["a", cell, "b"])

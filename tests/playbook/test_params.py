@@ -86,11 +86,6 @@ def test_wrong_types_are_usage_errors_with_an_example(kind: str, raw: str) -> No
     assert "--param p" in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a --param value shaped like an invalid YAML date (2020-13-45) "
-    "raises ValueError (internal error) instead of a usage error",
-)
 def test_an_impossible_date_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         convert_param(_param("integer"), "2020-13-45")

@@ -116,11 +116,6 @@ def test_diagnostics_are_sorted_by_position(write_playbook: WritePlaybook) -> No
     assert len(found) >= 16
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a required arg whose expression fails is also reported as "
-    "'missing required key' although the key is there",
-)
 def test_a_failing_expression_is_not_also_a_missing_key(write_playbook: WritePlaybook) -> None:
     text = (
         "version: 1\nname: t\nsteps:\n  - id: a\n    action: toy.copy\n"
@@ -143,11 +138,6 @@ def test_a_non_string_step_id_is_reported_once(write_playbook: WritePlaybook, st
     assert found[0]["fix"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a step whose id is not a string skips every other check of that "
-    "step (unknown action, bad args are not reported)",
-)
 def test_a_step_with_a_bad_id_still_gets_its_other_checks(write_playbook: WritePlaybook) -> None:
     text = (
         "version: 1\nname: t\nsteps:\n"
@@ -304,21 +294,11 @@ def test_an_unreadable_file(write_playbook: WritePlaybook) -> None:
     ],
     ids=["const", "minItems", "uniqueItems"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: some schema diagnostics (const, minItems, uniqueItems) have no fix "
-    "line, though docs/playbooks.md says every problem is followed by one",
-)
 def test_every_diagnostic_has_a_fix(write_playbook: WritePlaybook, text: str) -> None:
     found = _diagnostics(write_playbook(text))
     assert found and all(d["fix"] for d in found), found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an invalid param name is reported at the first param's key with "
-    "path $.params, not at the bad name",
-)
 def test_a_bad_param_name_is_reported_where_it_is(write_playbook: WritePlaybook) -> None:
     text = (
         "version: 1\nname: t\nparams:\n  good: {type: string}\n  1bad: {type: string}\n"
@@ -329,11 +309,6 @@ def test_a_bad_param_name_is_reported_where_it_is(write_playbook: WritePlaybook)
     assert found["path"] == "$.params.1bad"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a YAML value shaped like an impossible date (2020-13-45) crashes "
-    "validate with ValueError instead of a positioned diagnostic",
-)
 def test_an_impossible_date_is_a_diagnostic(write_playbook: WritePlaybook) -> None:
     text = (
         "version: 1\nname: t\ndescription: 2020-13-45\nsteps:\n  - id: a\n"
@@ -397,11 +372,6 @@ def _billion_laughs() -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an alias bomb (billion laughs: 9 levels of 10 aliases) makes "
-    "validate walk 10**9 nodes instead of refusing or sharing them; it hangs",
-)
 def test_an_alias_bomb_does_not_hang_validate(write_playbook: WritePlaybook) -> None:
     import signal
 
