@@ -111,9 +111,9 @@ def describe_loss(totals: dict[str, int], allowed: dict[str, int | None]) -> lis
 
 
 def describe_status(runs: list[dict[str, Any]], holder: str | None) -> str:
-    if not runs:
-        return "No runs recorded on this site yet."
     lines = [f"Site locked by: {holder}" if holder else "Site is not locked."]
+    if not runs:
+        return "\n".join([*lines, "No runs recorded on this site yet."])
     for run in runs:
         state = run["state"]
         if state == "running" and not holder:

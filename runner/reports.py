@@ -2,8 +2,9 @@
 
 Shipped templates live in templates/<procedure>/; a site may override any of
 them with its own `templates/` directory and still extend the shipped one as
-`default:<name>` (datasette's pattern). Templates run sandboxed, because a
-site's templates are as untrusted as its playbooks, and with StrictUndefined
+`default:<name>` (datasette's pattern). Templates run in the immutable sandbox, because
+a site's templates are as untrusted as its playbooks (they may not even
+change the lists and dicts they are given), and with StrictUndefined
 so a typo fails loudly instead of printing an empty cell.
 """
 
@@ -29,7 +30,7 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from runner import TEMPLATES_DIR
 from runner.engine.media import MediaStore
 from runner.errors import StepFailed
-from runner.sandbox import BoundedSandbox
+from runner.sandbox import BoundedImmutableSandbox
 from runner.site import safe_relpath
 
 
@@ -53,7 +54,7 @@ def make_environment(site_templates: Path | None) -> SandboxedEnvironment:
     if site_templates is not None and site_templates.is_dir():
         loaders.append(FileSystemLoader(str(site_templates)))
     loaders += [shipped, PrefixLoader({"default": shipped}, delimiter=":")]
-    env = BoundedSandbox(
+    env = BoundedImmutableSandbox(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 #: largest integer an expression may build with `**`, in bits (~30,000 digits)
 MAX_POWER_BITS = 100_000
@@ -55,9 +55,6 @@ class _Bounded:
         return super().call_binop(context, operator, left, right)  # type: ignore[misc]
 
 
-class BoundedSandbox(_Bounded, SandboxedEnvironment):
-    """The report templates' environment."""
-
-
 class BoundedImmutableSandbox(_Bounded, ImmutableSandboxedEnvironment):
-    """The playbook expressions' environment: they may not mutate params either."""
+    """Playbook expressions and report templates: neither may change the params,
+    rows or settings they are given."""

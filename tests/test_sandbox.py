@@ -65,6 +65,13 @@ def test_report_template_is_bounded_too() -> None:
     assert env.from_string("{{ 3 ** 4 }}").render() == "81"
 
 
+def test_report_template_cannot_change_what_it_is_given() -> None:
+    rows = [1, 2]
+    with pytest.raises(SecurityError):
+        make_environment(None).from_string("{{ rows.append(3) }}").render(rows=rows)
+    assert rows == [1, 2]
+
+
 @given(st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=8)), max_size=6))
 def test_csvrow_is_one_record_that_parses_back(cells: list[object]) -> None:
     import csv

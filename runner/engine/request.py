@@ -48,6 +48,7 @@ def make_request(
                 playbook,
                 ("safety", "allow_loss", unit),
                 f"allow_loss.{unit} must be a whole number >= 0 or 'unlimited', got {value!r}",
+                fix=f"write e.g. `allow_loss: {{{unit}: 100}}` or `{{{unit}: unlimited}}`",
             )
     return Request(playbook, site, params, set(playbook.confirm) | set(confirm), allow)
 
@@ -64,11 +65,15 @@ def _render(playbook: Playbook, path: tuple[str, ...], value: Any, params: dict[
     try:
         return render_value(value, params)
     except TemplateProblem as exc:
-        raise _problem(playbook, path, f"expression fails: {exc}") from exc
+        raise _problem(
+            playbook, path, f"expression fails: {exc}", "fix the {{ ... }} expression"
+        ) from exc
 
 
-def _problem(playbook: Playbook, path: tuple[str, ...], message: str) -> PlaybookError:
+def _problem(
+    playbook: Playbook, path: tuple[str, ...], message: str, fix: str | None = None
+) -> PlaybookError:
     mark = mark_for_path(playbook.raw, path)
     return PlaybookError(
-        [Diagnostic(str(playbook.path), mark.line, mark.col, message, path)], message
+        [Diagnostic(str(playbook.path), mark.line, mark.col, message, path, fix)], message
     )

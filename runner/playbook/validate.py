@@ -331,6 +331,13 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
     for index, spec in enumerate(raw_steps):
         if not isinstance(spec, dict):
             continue
+        when = spec.get("when")
+        if isinstance(when, str) and not has_template(when):
+            out.add(
+                ("steps", index, "when"),
+                f"`when` is plain text ({when!r}), which is always true",
+                f'write an expression, e.g. when: "{{{{ {when} }}}}", or true/false',
+            )
         raw_id, action = spec.get("id"), spec.get("action")
         good_id = isinstance(raw_id, str)  # a bad id is the schema's to report
         step_id = raw_id if isinstance(raw_id, str) else ""

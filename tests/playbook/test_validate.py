@@ -391,3 +391,16 @@ def test_an_alias_bomb_does_not_hang_validate(write_playbook: WritePlaybook) -> 
         signal.signal(signal.SIGALRM, previous)
     assert playbook is None
     assert any(d.path == ("laughs",) for d in found), found
+
+
+def test_a_plain_text_when_is_reported(write_playbook: WritePlaybook) -> None:
+    text = (
+        "version: 1\nname: t\nsteps:\n  - id: a\n    action: toy.device\n"
+        "    when: steps.x.outputs.ok\n    args: {online: false}\n"
+    )
+    (found,) = _diagnostics(write_playbook(text))
+    assert (found["line"], found["col"], found["path"]) == (6, 11, "$.steps[0].when")
+    assert "always true" in found["message"]
+    assert (
+        found["fix"] == 'write an expression, e.g. when: "{{ steps.x.outputs.ok }}", or true/false'
+    )
