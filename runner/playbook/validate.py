@@ -376,7 +376,12 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 spec.get("when"),
             )
         )
-    views = [StepView(s.index, s.id, s.action, s.args) for s in steps]
+    # Cross-step rules see the arguments as the defaults render them, so that a
+    # literal "VOL0002" and "{{ volume }}" (default VOL0002) name the same volume.
+    views = [
+        StepView(s.index, s.id, s.action, _render_leniently(_without_step_refs(s.args), defaults))
+        for s in steps
+    ]
     for procedure in procedures():
         if procedure.validate_steps is not None:
             mine = [v for v in views if v.action.split(".")[0] == procedure.name]

@@ -51,6 +51,16 @@ PLAYBOOK_MISTAKES: list[tuple[str, tuple[str, str], str, str]] = [
         "fix:",
     ),
     (
+        "modes out of order, one volume written literally",
+        (
+            "  - id: mark\n",
+            "  - id: mark0\n    action: archive.clean_up\n    args: {volume: VOL0002}\n"
+            "  - id: mark\n",
+        ),
+        "clean_up",
+        "fix:",
+    ),
+    (
         "modes out of order",
         (
             "  - id: mark\n",
