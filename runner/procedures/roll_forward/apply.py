@@ -64,7 +64,7 @@ class Txn:
         # per call: (alias, type, descriptor) and the raw JSON values; None once spilled
         self.keys: list[tuple[str, int, bytes]] | None = []
         self.jsons: list[bytes] = []
-        self.calls = 0
+        self.calls = 0  # counted only once spilled; until then len(jsons)
         self.end_seq: int | None = None
         self.end_us: int | None = None
 

@@ -54,6 +54,7 @@ from runner.procedures.roll_forward.media import (
 )
 
 STATE_VERSION = 1
+NEVER = 1 << 63  # a stop time no record reaches (no stop_at)
 CHUNK_BYTES = 1 << 20
 # Page cache per database being rolled forward. SQLite's default (2 MiB) is far
 # smaller than the pages one long transaction dirties, so it spills dirty pages
@@ -210,8 +211,10 @@ class Replay(BatchApplier):
         """Frame and process one file's records; yields after each chunk of them.
 
         The framing is media.iter_chunks' (same checks, same Damage), fused with
-        the processing of call records because this loop runs once per record of
-        the whole log and dominates the replay's time.
+        the processing of calls, begins and ends because this loop runs once per
+        record of the whole log and dominates the replay's Python time: no payload
+        copies, no call per record, state kept in locals and written back at the
+        end of each chunk (and before anything that reads it).
         """
         handle.seek(offset)
         buf = b""
@@ -221,12 +224,19 @@ class Replay(BatchApplier):
         need = 0
         unpack = RECORD.unpack_from
         unpack_call = CALL_P.unpack_from
+        unpack_begin = BEGIN_P.unpack_from
+        unpack_end = END_P.unpack_from
+        unpack_time = TIME_P.unpack_from
         crc32 = zlib.crc32
         opened = self.open
         others = self.others
         spill = self.opt.spill_calls
         resume = self.resume_seq
         limit = self.opt.chunk_records
+        stop_us = NEVER if self.opt.stop_us is None else self.opt.stop_us
+        by_name = {name.encode("ascii"): alias for name, alias in self.aliases.items()}
+        st = self.st
+        begin_size = BEGIN_P.size
         while True:
             if not eof and (need or len(buf) - pos < CHUNK_BYTES):
                 more = handle.read(max(CHUNK_BYTES, need))
@@ -241,60 +251,119 @@ class Replay(BatchApplier):
             first = seq
             damage = None
             count = 0
-            while count < limit:
-                if n - pos < RECORD_SIZE:
-                    if n > pos:
+            first_us = st.first_us
+            last_us = st.last_us
+            last = self._last
+            try:
+                while count < limit:
+                    if n - pos < RECORD_SIZE:
+                        if n > pos:
+                            if eof:
+                                damage = Damage(base + pos, seq, "truncated")
+                            else:
+                                need = RECORD_SIZE
+                        break
+                    crc, length, rseq, rtype = unpack(buf, pos)
+                    if length > MAX_PAYLOAD:
+                        damage = Damage(base + pos, seq, "length")
+                        break
+                    body = pos + RECORD_SIZE
+                    end = body + length
+                    if end > n:
                         if eof:
                             damage = Damage(base + pos, seq, "truncated")
                         else:
-                            need = RECORD_SIZE
-                    break
-                crc, length, rseq, rtype = unpack(buf, pos)
-                if length > MAX_PAYLOAD:
-                    damage = Damage(base + pos, seq, "length")
-                    break
-                end = pos + RECORD_SIZE + length
-                if end > n:
-                    if eof:
-                        damage = Damage(base + pos, seq, "truncated")
-                    else:
-                        need = end - n
-                    break
-                if verify and crc32(buf[pos + 4 : end]) != crc:
-                    damage = Damage(base + pos, seq, "checksum")
-                    break
-                if rseq != seq:
-                    damage = Damage(base + pos, seq, "sequence")
-                    break
-                if PUT <= rtype <= DELETE:
-                    txn, dlen = unpack_call(buf, pos + RECORD_SIZE)
-                    t = opened.get(txn)
-                    if t is not None:
-                        t.calls += 1
-                        keys = t.keys
-                        if keys is not None:
-                            cut = pos + RECORD_SIZE + 6 + dlen
-                            keys.append((t.alias, rtype, buf[cut - dlen : cut]))
-                            t.jsons.append(buf[cut:end])
-                            if t.calls > spill:
-                                t.keys = None  # re-read from its begin when it ends
-                                t.jsons = []
-                    elif txn not in others and seq >= resume:
-                        self._inconsistent(
-                            seq,
-                            f"a {TYPE_NAMES[rtype]} for transaction {txn} that has no begin record",
-                        )
-                else:
-                    self._record(seq, rtype, buf[pos + RECORD_SIZE : end], file_no, base + pos)
-                    if self.stop is not None:
+                            need = end - n
                         break
-                seq += 1
-                pos = end
-                count += 1
+                    if verify and crc32(buf[pos + 4 : end]) != crc:
+                        damage = Damage(base + pos, seq, "checksum")
+                        break
+                    if rseq != seq:
+                        damage = Damage(base + pos, seq, "sequence")
+                        break
+                    if PUT <= rtype <= DELETE:
+                        txn, dlen = unpack_call(buf, body)
+                        t = opened.get(txn)
+                        if t is not None:
+                            keys = t.keys
+                            if keys is not None:
+                                cut = body + 6 + dlen
+                                keys.append((t.alias, rtype, buf[body + 6 : cut]))
+                                jsons = t.jsons
+                                jsons.append(buf[cut:end])
+                                if len(jsons) > spill:
+                                    t.calls = len(jsons)
+                                    t.keys = None  # re-read from its begin when it ends
+                                    t.jsons = []
+                            else:
+                                t.calls += 1
+                        elif txn not in others and seq >= resume:
+                            self._inconsistent(
+                                seq,
+                                f"a {TYPE_NAMES[rtype]} for transaction {txn} "
+                                "that has no begin record",
+                            )
+                    elif rtype == BEGIN:
+                        txn, session, moment = unpack_begin(buf, body)
+                        if moment > stop_us:
+                            self._stop_time(seq, moment)
+                            break
+                        alias = by_name.get(buf[body + begin_size : end])
+                        if alias is None:
+                            others[txn] = [file_no, base + pos, seq]
+                        else:
+                            opened[txn] = Txn(txn, session, alias, moment, seq, file_no, base + pos)
+                        if seq >= resume:
+                            if first_us is None:
+                                first_us = moment
+                            last_us = moment
+                            last = (seq, "begin", txn, session, moment, file_no)
+                    elif rtype in (END, ROLLBACK):
+                        txn, moment = unpack_end(buf, body)
+                        if moment > stop_us:
+                            self._stop_time(seq, moment)
+                            break
+                        if seq >= resume:
+                            if first_us is None:
+                                first_us = moment
+                            last_us = moment
+                        t = opened.pop(txn, None)
+                        if t is None:
+                            self._end_unknown(seq, txn)
+                        elif seq >= resume:  # else applied (or settled) before the checkpoint
+                            last = (seq, TYPE_NAMES[rtype], txn, t.session, moment, file_no)
+                            t.end_seq = seq
+                            t.end_us = moment
+                            if rtype == ROLLBACK:
+                                self._row(t, "rolled_back", None, "rolled back by its program")
+                            elif t.keys is None:
+                                self._flush()
+                                self._apply_spilled(t)
+                            else:
+                                self.pending.append(t)
+                                self.pending_calls += len(t.jsons)
+                    elif rtype == TIME:
+                        (moment,) = unpack_time(buf, body)
+                        if moment > stop_us:
+                            self._stop_time(seq, moment)
+                            break
+                        if seq >= resume:
+                            if first_us is None:
+                                first_us = moment
+                            last_us = moment
+                    else:
+                        self._record(seq, rtype, buf[body:end])
+                    seq += 1
+                    pos = end
+                    count += 1
+            finally:
+                st.first_us = first_us
+                st.last_us = last_us
+                self._last = last
             self.seq = seq
             self.offset = base + pos
             new = count - max(0, min(count, resume - first))
-            self.st.records += new
+            st.records += new
             self.since_checkpoint += new
             if damage is not None:
                 self._damaged(file_no, damage)
@@ -308,32 +377,9 @@ class Replay(BatchApplier):
                 return
 
     # -- records -----------------------------------------------------------
-    def _record(self, seq: int, rtype: int, payload: bytes, file_no: int, off: int) -> None:
-        """Every record but a call (those are handled inline in _scan_file)."""
-        if rtype in (BEGIN, END, ROLLBACK, TIME):
-            moment = (
-                BEGIN_P.unpack_from(payload)[2]
-                if rtype == BEGIN
-                else TIME_P.unpack_from(payload)[0]
-                if rtype == TIME
-                else END_P.unpack_from(payload)[1]
-            )
-            if self.opt.stop_us is not None and moment > self.opt.stop_us:
-                self.stop = Stop(
-                    "stop_time",
-                    f"record {seq} is from {iso_us(moment)}, after the stop time "
-                    f"{iso_us(self.opt.stop_us)}",
-                )
-                return
-            if seq >= self.resume_seq:
-                if self.st.first_us is None:
-                    self.st.first_us = moment
-                self.st.last_us = moment
-            if rtype == BEGIN:
-                self._begin(seq, payload, file_no, off)
-            elif rtype != TIME:
-                self._end(seq, rtype, payload)
-        elif rtype == IDENTITY:
+    def _record(self, seq: int, rtype: int, payload: bytes) -> None:
+        """The rare records (the frequent ones are handled inline in _scan_file)."""
+        if rtype == IDENTITY:
             session, user, program, pid = parse_identity(payload)
             self.st.sessions[str(session)] = [user, program, pid]
             self._who[session] = (user, program)
@@ -341,6 +387,23 @@ class Replay(BatchApplier):
             self.switch_to = SWITCH_P.unpack_from(payload)[0]
         elif rtype != CYCLE_START:
             self._inconsistent(seq, f"a record of unknown type {rtype}")
+
+    def _stop_time(self, seq: int, moment: int) -> None:
+        """A timed record after stop_at: reading stops before it."""
+        assert self.opt.stop_us is not None
+        self.stop = Stop(
+            "stop_time",
+            f"record {seq} is from {iso_us(moment)}, after the stop time "
+            f"{iso_us(self.opt.stop_us)}",
+        )
+
+    def _end_unknown(self, seq: int, txn: int) -> None:
+        """An end or rollback of no open transaction of ours: another database's, or damage."""
+        if self.others.pop(txn, None) is not None:
+            if seq >= self.resume_seq:
+                self.st.other_txns += 1
+        elif seq >= self.resume_seq:
+            self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
 
     def keep_last_record(self) -> None:
         """The last transaction record read, kept in the state (for the abort message)."""
@@ -354,42 +417,6 @@ class Replay(BatchApplier):
                 "time_us": moment,
                 "file": file_no,
             }
-
-    def _begin(self, seq: int, payload: bytes, file_no: int, off: int) -> None:
-        txn, session, moment = BEGIN_P.unpack_from(payload)
-        name = payload[BEGIN_P.size :].decode("ascii", "replace")
-        alias = self.aliases.get(name)
-        if alias is None:
-            self.others[txn] = [file_no, off, seq]
-        else:
-            self.open[txn] = Txn(txn, session, alias, moment, seq, file_no, off)
-        if seq >= self.resume_seq:
-            self._last = (seq, "begin", txn, session, moment, file_no)
-
-    def _end(self, seq: int, rtype: int, payload: bytes) -> None:
-        txn, moment = END_P.unpack_from(payload)
-        t = self.open.pop(txn, None)
-        if t is None:
-            if self.others.pop(txn, None) is not None:
-                if seq >= self.resume_seq:
-                    self.st.other_txns += 1
-                return
-            if seq < self.resume_seq:
-                return
-            self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
-        if seq < self.resume_seq:
-            return  # applied (or settled) before the checkpoint we resumed from
-        self._last = (seq, TYPE_NAMES[rtype], txn, t.session, moment, self.file_no)
-        t.end_seq, t.end_us = seq, moment
-        if rtype == ROLLBACK:
-            self._row(t, "rolled_back", None, "rolled back by its program")
-            return
-        if t.keys is None:
-            self._flush()
-            self._apply_spilled(t)
-            return
-        self.pending.append(t)
-        self.pending_calls += t.calls
 
     def _inconsistent(self, seq: int, what: str) -> NoReturn:
         raise MediaError(
@@ -455,7 +482,7 @@ class Replay(BatchApplier):
                 t.end_us,
                 t.first_seq,
                 t.end_seq,
-                t.calls,
+                t.calls if t.keys is None else len(t.jsons),
             )
         )
 
