@@ -24,6 +24,7 @@ from runner.errors import MediaError
 from runner.procedures.roll_forward.apply import BatchApplier, Txn
 from runner.procedures.roll_forward.catalog import (
     RECOVERY_INSERT,
+    RECOVERY_INSERT_APPLIED,
     StatementCache,
     write_flags,
 )
@@ -130,7 +131,8 @@ class Replay(BatchApplier):
         self.others: dict[int, list[Any]] = {}  # other databases' open txns -> begin position
         self.pending: list[Txn] = []
         self.pending_calls = 0
-        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}  # rf_recovery rows but applied ones
+        self.applied_rows: dict[str, list[tuple[Any, ...]]] = {}
         self.resume_seq = int(state.pos[2])
         self.seq = self.resume_seq
         self.switch_to: int | None = None
@@ -463,12 +465,15 @@ class Replay(BatchApplier):
         self.suppressed[(t.alias, table, key)] = (t.txn, reason)
         self.st.suppressed_keys.append([t.alias, table, key, t.txn, reason])
 
-    def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
-        who = self._who.get(t.session)
+    def _who_of(self, session: int) -> tuple[str, str]:
+        who = self._who.get(session)
         if who is None:
-            user, program, _pid = self.st.sessions.get(str(t.session), ["?", "?", 0])
-            who = self._who[t.session] = (user, program)
-        user, program = who
+            user, program, _pid = self.st.sessions.get(str(session), ["?", "?", 0])
+            who = self._who[session] = (user, program)
+        return who
+
+    def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
+        user, program = self._who_of(t.session)
         self.rows.setdefault(t.alias, []).append(
             (
                 self.logset.logging_id,
@@ -486,27 +491,56 @@ class Replay(BatchApplier):
             )
         )
 
+    def _applied(self, txns: list[Txn]) -> None:
+        """The rf_recovery rows of applied transactions: the bulk of them, so they are
+        built in one loop and bound without the columns that are constant."""
+        who = self._who
+        by_alias = self.applied_rows
+        for t in txns:
+            user, program = who.get(t.session) or self._who_of(t.session)
+            rows = by_alias.get(t.alias)
+            if rows is None:
+                rows = by_alias[t.alias] = []
+            rows.append(
+                (
+                    t.txn,
+                    user,
+                    program,
+                    t.begin_us,
+                    t.end_us,
+                    t.first_seq,
+                    t.end_seq,
+                    t.calls if t.keys is None else len(t.jsons),
+                )
+            )
+
     def _last_applied(self) -> dict[str, Any] | None:
         best = None
-        for alias, rows in self.rows.items():
-            for row in reversed(rows):
-                if row[4] == "applied":
-                    if best is None or row[10] > best["end_record"]:
-                        best = {
-                            "txn": row[1],
-                            "first_record": row[9],
-                            "end_record": row[10],
-                            "database": alias,
-                            "end_us": row[8],
-                        }
-                    break
+        for alias, rows in self.applied_rows.items():
+            if rows:
+                txn, _u, _p, _b, end_us, first, end, _c = rows[-1]
+                if best is None or end > best["end_record"]:
+                    best = {
+                        "txn": txn,
+                        "first_record": first,
+                        "end_record": end,
+                        "database": alias,
+                        "end_us": end_us,
+                    }
         return best
 
     def _write_rows(self) -> None:
         for alias, rows in self.rows.items():
             if rows:
                 self.db.executemany(RECOVERY_INSERT.format(schema=f"{alias}."), rows)
+        for alias, rows in self.applied_rows.items():
+            if rows:
+                sql = RECOVERY_INSERT_APPLIED.format(
+                    schema=f"{alias}.", logging_id=self.logset.logging_id
+                )
+                self.db.executemany(sql, rows)
         self.rows = {}
+        self.applied_rows = {}
 
     def _suppress_open(self) -> None:
         reason = (
