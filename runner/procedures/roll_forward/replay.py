@@ -14,6 +14,7 @@ uninterrupted one, and memory holds only open transactions and one batch.
 from __future__ import annotations
 
 import copy
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ from runner.procedures.roll_forward.media import (
 
 STATE_VERSION = 1
 NEVER = 1 << 63  # a stop time no record reaches (no stop_at)
+CALL_HEAD = struct.Struct("<IIQBIH")  # a record header and a call's (txn, descriptor length)
+CALL_HEAD_SIZE = CALL_HEAD.size
 CHUNK_BYTES = 1 << 20
 # Page cache per database being rolled forward. SQLite's default (2 MiB) is far
 # smaller than the pages one long transaction dirties, so it spills dirty pages
@@ -225,7 +228,7 @@ class Replay(BatchApplier):
         eof = False
         need = 0
         unpack = RECORD.unpack_from
-        unpack_call = CALL_P.unpack_from
+        unpack_head = CALL_HEAD.unpack_from
         unpack_begin = BEGIN_P.unpack_from
         unpack_end = END_P.unpack_from
         unpack_time = TIME_P.unpack_from
@@ -258,14 +261,19 @@ class Replay(BatchApplier):
             last = self._last
             try:
                 while count < limit:
-                    if n - pos < RECORD_SIZE:
+                    if n - pos >= CALL_HEAD_SIZE:
+                        # with a call's own header, which most records are: one unpack
+                        crc, length, rseq, rtype, txn, dlen = unpack_head(buf, pos)
+                    elif n - pos >= RECORD_SIZE:
+                        crc, length, rseq, rtype = unpack(buf, pos)
+                        txn, dlen = -1, 0
+                    else:
                         if n > pos:
                             if eof:
                                 damage = Damage(base + pos, seq, "truncated")
                             else:
                                 need = RECORD_SIZE
                         break
-                    crc, length, rseq, rtype = unpack(buf, pos)
                     if length > MAX_PAYLOAD:
                         damage = Damage(base + pos, seq, "length")
                         break
@@ -284,7 +292,8 @@ class Replay(BatchApplier):
                         damage = Damage(base + pos, seq, "sequence")
                         break
                     if PUT <= rtype <= DELETE:
-                        txn, dlen = unpack_call(buf, body)
+                        if length < CALL_P.size:
+                            txn = -1  # too short to name its transaction: no begin matches
                         t = opened.get(txn)
                         if t is not None:
                             keys = t.keys
