@@ -161,12 +161,13 @@ _USER_FIELDS = (
 # free text needs no quoting (nearly all): one string per row built in C instead of
 # ten Python values and a writerow. A row that might need quoting gets NULL here and
 # is written by csv.writer, so the files stay exactly csv.writer's.
-_TEXT = "(program || coalesce(detail, ''))"
 _PLAIN_LINE = (
-    f"CASE WHEN instr({_TEXT}, ',') OR instr({_TEXT}, '\"') OR instr({_TEXT}, char(10)) "
-    f"OR instr({_TEXT}, char(13)) THEN NULL ELSE "
-    + " || ',' || ".join(_USER_FIELDS)
-    + " || char(10) END"
+    "CASE WHEN (program || coalesce(detail, '')) GLOB '*[,\"' || char(10) || char(13) || ']*' "
+    "THEN NULL ELSE printf('"
+    + ",".join(["%s"] * len(_USER_FIELDS))
+    + "' || char(10), "
+    + ", ".join(_USER_FIELDS)
+    + ") END"
 )
 
 
