@@ -64,7 +64,7 @@ class Txn:
         # per call: (alias, type, descriptor) and the raw JSON values; None once spilled
         self.keys: list[tuple[str, int, bytes]] | None = []
         self.jsons: list[bytes] = []
-        self.calls = 0
+        self.calls = 0  # counted only once spilled; until then len(jsons)
         self.end_seq: int | None = None
         self.end_us: int | None = None
 
@@ -106,6 +106,9 @@ class BatchApplier:
     def _remember(self, t: Txn, table: str, key: str, reason: str) -> None:
         raise NotImplementedError
 
+    def _applied(self, txns: list[Txn]) -> None:
+        raise NotImplementedError
+
     def _apply_group(self, txns: list[Txn]) -> None:
         """Optimistically in one savepoint; on trouble, split until the culprit is alone."""
         if len(txns) <= 2:
@@ -136,8 +139,7 @@ class BatchApplier:
                 self._apply_group(txns[at : at + step])
             return
         db.execute("RELEASE rf_batch")
-        for t in txns:
-            self._row(t, "applied", None, None)
+        self._applied(txns)
 
     def _apply_fast(self, txns: list[Txn]) -> None:
         """All calls of `txns`, one JSON parse, grouped into as few executemany as allowed.
@@ -229,7 +231,7 @@ class BatchApplier:
                 break
         if failure is None:
             db.execute("RELEASE rf_txn")
-            self._row(t, "applied", None, None)
+            self._applied([t])
             return
         db.execute("ROLLBACK TO rf_txn")
         db.execute("RELEASE rf_txn")

@@ -59,6 +59,13 @@ RECOVERY_INSERT = (
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
+# the same row for an applied transaction (most rows): fewer values to bind
+RECOVERY_INSERT_APPLIED = (
+    "INSERT OR REPLACE INTO {schema}rf_recovery (logging_id, txn, user, program, status, "
+    "reason, detail, begin_us, end_us, first_record, end_record, calls) "
+    "VALUES ({logging_id:d},?,?,?,'applied',NULL,NULL,?,?,?,?,?)"
+)
+
 FLAG_NAMES = ("access", "recovery", "must_recover", "logging")
 INTERNAL_TABLES = ("rf_flags", "rf_recovery")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")

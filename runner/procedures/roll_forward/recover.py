@@ -99,7 +99,7 @@ class Recover(Action):
         logset = self._logset or scan_log_set(ctx.media, str(self.args["log_set"]))
         options = Options(
             stop_us=parse_stop(self.args.get("stop_at")),
-            checkpoint_records=int(self.args.get("checkpoint_records", 200_000)),
+            checkpoint_records=int(self.args.get("checkpoint_records", 1_000_000)),
             flush_calls=int(self.args.get("batch_calls", 20_000)),
             chunk_records=int(self.args.get("chunk_records", 4096)),
         )

@@ -14,6 +14,7 @@ uninterrupted one, and memory holds only open transactions and one batch.
 from __future__ import annotations
 
 import copy
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from runner.errors import MediaError
 from runner.procedures.roll_forward.apply import BatchApplier, Txn
 from runner.procedures.roll_forward.catalog import (
     RECOVERY_INSERT,
+    RECOVERY_INSERT_APPLIED,
     StatementCache,
     write_flags,
 )
@@ -54,13 +56,22 @@ from runner.procedures.roll_forward.media import (
 )
 
 STATE_VERSION = 1
+NEVER = 1 << 63  # a stop time no record reaches (no stop_at)
+CALL_HEAD = struct.Struct("<IIQBIH")  # a record header and a call's (txn, descriptor length)
+CALL_HEAD_SIZE = CALL_HEAD.size
 CHUNK_BYTES = 1 << 20
+# Page cache per database being rolled forward. SQLite's default (2 MiB) is far
+# smaller than the pages one long transaction dirties, so it spills dirty pages
+# mid-transaction (each spill syncs the journal under synchronous=FULL) and reads
+# them back: about 40% of the SQL time at 1 million records. Bounded, so memory
+# stays flat whatever the log size.
+CACHE_KIB = 16 * 1024
 
 
 @dataclass
 class Options:
     stop_us: int | None = None
-    checkpoint_records: int = 200_000
+    checkpoint_records: int = 1_000_000
     flush_calls: int = 20_000
     spill_calls: int = 50_000
     chunk_records: int = 4096
@@ -123,7 +134,8 @@ class Replay(BatchApplier):
         self.others: dict[int, list[Any]] = {}  # other databases' open txns -> begin position
         self.pending: list[Txn] = []
         self.pending_calls = 0
-        self.rows: dict[str, list[tuple[Any, ...]]] = {}
+        self.rows: dict[str, list[tuple[Any, ...]]] = {}  # rf_recovery rows but applied ones
+        self.applied_rows: dict[str, list[tuple[Any, ...]]] = {}
         self.resume_seq = int(state.pos[2])
         self.seq = self.resume_seq
         self.switch_to: int | None = None
@@ -139,6 +151,8 @@ class Replay(BatchApplier):
 
     # -- the main loop -----------------------------------------------------
     def run(self) -> Stop:
+        for alias in self.aliases.values():
+            self.db.execute(f"PRAGMA {alias}.cache_size = -{CACHE_KIB}")
         start = self.st.rescan or self.st.pos
         for _count in self.ctx.progress(self._scan(start), None, "log records"):
             if self.stop is not None:
@@ -202,8 +216,10 @@ class Replay(BatchApplier):
         """Frame and process one file's records; yields after each chunk of them.
 
         The framing is media.iter_chunks' (same checks, same Damage), fused with
-        the processing of call records because this loop runs once per record of
-        the whole log and dominates the replay's time.
+        the processing of calls, begins and ends because this loop runs once per
+        record of the whole log and dominates the replay's Python time: no payload
+        copies, no call per record, state kept in locals and written back at the
+        end of each chunk (and before anything that reads it).
         """
         handle.seek(offset)
         buf = b""
@@ -212,13 +228,20 @@ class Replay(BatchApplier):
         eof = False
         need = 0
         unpack = RECORD.unpack_from
-        unpack_call = CALL_P.unpack_from
+        unpack_head = CALL_HEAD.unpack_from
+        unpack_begin = BEGIN_P.unpack_from
+        unpack_end = END_P.unpack_from
+        unpack_time = TIME_P.unpack_from
         crc32 = zlib.crc32
         opened = self.open
         others = self.others
         spill = self.opt.spill_calls
         resume = self.resume_seq
         limit = self.opt.chunk_records
+        stop_us = NEVER if self.opt.stop_us is None else self.opt.stop_us
+        by_name = {name.encode("ascii"): alias for name, alias in self.aliases.items()}
+        st = self.st
+        begin_size = BEGIN_P.size
         while True:
             if not eof and (need or len(buf) - pos < CHUNK_BYTES):
                 more = handle.read(max(CHUNK_BYTES, need))
@@ -233,60 +256,125 @@ class Replay(BatchApplier):
             first = seq
             damage = None
             count = 0
-            while count < limit:
-                if n - pos < RECORD_SIZE:
-                    if n > pos:
+            first_us = st.first_us
+            last_us = st.last_us
+            last = self._last
+            try:
+                while count < limit:
+                    if n - pos >= CALL_HEAD_SIZE:
+                        # with a call's own header, which most records are: one unpack
+                        crc, length, rseq, rtype, txn, dlen = unpack_head(buf, pos)
+                    elif n - pos >= RECORD_SIZE:
+                        crc, length, rseq, rtype = unpack(buf, pos)
+                        txn, dlen = -1, 0
+                    else:
+                        if n > pos:
+                            if eof:
+                                damage = Damage(base + pos, seq, "truncated")
+                            else:
+                                need = RECORD_SIZE
+                        break
+                    if length > MAX_PAYLOAD:
+                        damage = Damage(base + pos, seq, "length")
+                        break
+                    body = pos + RECORD_SIZE
+                    end = body + length
+                    if end > n:
                         if eof:
                             damage = Damage(base + pos, seq, "truncated")
                         else:
-                            need = RECORD_SIZE
-                    break
-                crc, length, rseq, rtype = unpack(buf, pos)
-                if length > MAX_PAYLOAD:
-                    damage = Damage(base + pos, seq, "length")
-                    break
-                end = pos + RECORD_SIZE + length
-                if end > n:
-                    if eof:
-                        damage = Damage(base + pos, seq, "truncated")
-                    else:
-                        need = end - n
-                    break
-                if verify and crc32(buf[pos + 4 : end]) != crc:
-                    damage = Damage(base + pos, seq, "checksum")
-                    break
-                if rseq != seq:
-                    damage = Damage(base + pos, seq, "sequence")
-                    break
-                if PUT <= rtype <= DELETE:
-                    txn, dlen = unpack_call(buf, pos + RECORD_SIZE)
-                    t = opened.get(txn)
-                    if t is not None:
-                        t.calls += 1
-                        keys = t.keys
-                        if keys is not None:
-                            cut = pos + RECORD_SIZE + 6 + dlen
-                            keys.append((t.alias, rtype, buf[cut - dlen : cut]))
-                            t.jsons.append(buf[cut:end])
-                            if t.calls > spill:
-                                t.keys = None  # re-read from its begin when it ends
-                                t.jsons = []
-                    elif txn not in others and seq >= resume:
-                        self._inconsistent(
-                            seq,
-                            f"a {TYPE_NAMES[rtype]} for transaction {txn} that has no begin record",
-                        )
-                else:
-                    self._record(seq, rtype, buf[pos + RECORD_SIZE : end], file_no, base + pos)
-                    if self.stop is not None:
+                            need = end - n
                         break
-                seq += 1
-                pos = end
-                count += 1
+                    if verify and crc32(buf[pos + 4 : end]) != crc:
+                        damage = Damage(base + pos, seq, "checksum")
+                        break
+                    if rseq != seq:
+                        damage = Damage(base + pos, seq, "sequence")
+                        break
+                    if PUT <= rtype <= DELETE:
+                        if length < CALL_P.size:
+                            txn = -1  # too short to name its transaction: no begin matches
+                        t = opened.get(txn)
+                        if t is not None:
+                            keys = t.keys
+                            if keys is not None:
+                                cut = body + 6 + dlen
+                                keys.append((t.alias, rtype, buf[body + 6 : cut]))
+                                jsons = t.jsons
+                                jsons.append(buf[cut:end])
+                                if len(jsons) > spill:
+                                    t.calls = len(jsons)
+                                    t.keys = None  # re-read from its begin when it ends
+                                    t.jsons = []
+                            else:
+                                t.calls += 1
+                        elif txn not in others and seq >= resume:
+                            self._inconsistent(
+                                seq,
+                                f"a {TYPE_NAMES[rtype]} for transaction {txn} "
+                                "that has no begin record",
+                            )
+                    elif rtype == BEGIN:
+                        txn, session, moment = unpack_begin(buf, body)
+                        if moment > stop_us:
+                            self._stop_time(seq, moment)
+                            break
+                        alias = by_name.get(buf[body + begin_size : end])
+                        if alias is None:
+                            others[txn] = [file_no, base + pos, seq]
+                        else:
+                            opened[txn] = Txn(txn, session, alias, moment, seq, file_no, base + pos)
+                        if seq >= resume:
+                            if first_us is None:
+                                first_us = moment
+                            last_us = moment
+                            last = (seq, "begin", txn, session, moment, file_no)
+                    elif rtype in (END, ROLLBACK):
+                        txn, moment = unpack_end(buf, body)
+                        if moment > stop_us:
+                            self._stop_time(seq, moment)
+                            break
+                        if seq >= resume:
+                            if first_us is None:
+                                first_us = moment
+                            last_us = moment
+                        t = opened.pop(txn, None)
+                        if t is None:
+                            self._end_unknown(seq, txn)
+                        elif seq >= resume:  # else applied (or settled) before the checkpoint
+                            last = (seq, TYPE_NAMES[rtype], txn, t.session, moment, file_no)
+                            t.end_seq = seq
+                            t.end_us = moment
+                            if rtype == ROLLBACK:
+                                self._row(t, "rolled_back", None, "rolled back by its program")
+                            elif t.keys is None:
+                                self._flush()
+                                self._apply_spilled(t)
+                            else:
+                                self.pending.append(t)
+                                self.pending_calls += len(t.jsons)
+                    elif rtype == TIME:
+                        (moment,) = unpack_time(buf, body)
+                        if moment > stop_us:
+                            self._stop_time(seq, moment)
+                            break
+                        if seq >= resume:
+                            if first_us is None:
+                                first_us = moment
+                            last_us = moment
+                    else:
+                        self._record(seq, rtype, buf[body:end])
+                    seq += 1
+                    pos = end
+                    count += 1
+            finally:
+                st.first_us = first_us
+                st.last_us = last_us
+                self._last = last
             self.seq = seq
             self.offset = base + pos
             new = count - max(0, min(count, resume - first))
-            self.st.records += new
+            st.records += new
             self.since_checkpoint += new
             if damage is not None:
                 self._damaged(file_no, damage)
@@ -300,32 +388,9 @@ class Replay(BatchApplier):
                 return
 
     # -- records -----------------------------------------------------------
-    def _record(self, seq: int, rtype: int, payload: bytes, file_no: int, off: int) -> None:
-        """Every record but a call (those are handled inline in _scan_file)."""
-        if rtype in (BEGIN, END, ROLLBACK, TIME):
-            moment = (
-                BEGIN_P.unpack_from(payload)[2]
-                if rtype == BEGIN
-                else TIME_P.unpack_from(payload)[0]
-                if rtype == TIME
-                else END_P.unpack_from(payload)[1]
-            )
-            if self.opt.stop_us is not None and moment > self.opt.stop_us:
-                self.stop = Stop(
-                    "stop_time",
-                    f"record {seq} is from {iso_us(moment)}, after the stop time "
-                    f"{iso_us(self.opt.stop_us)}",
-                )
-                return
-            if seq >= self.resume_seq:
-                if self.st.first_us is None:
-                    self.st.first_us = moment
-                self.st.last_us = moment
-            if rtype == BEGIN:
-                self._begin(seq, payload, file_no, off)
-            elif rtype != TIME:
-                self._end(seq, rtype, payload)
-        elif rtype == IDENTITY:
+    def _record(self, seq: int, rtype: int, payload: bytes) -> None:
+        """The rare records (the frequent ones are handled inline in _scan_file)."""
+        if rtype == IDENTITY:
             session, user, program, pid = parse_identity(payload)
             self.st.sessions[str(session)] = [user, program, pid]
             self._who[session] = (user, program)
@@ -333,6 +398,23 @@ class Replay(BatchApplier):
             self.switch_to = SWITCH_P.unpack_from(payload)[0]
         elif rtype != CYCLE_START:
             self._inconsistent(seq, f"a record of unknown type {rtype}")
+
+    def _stop_time(self, seq: int, moment: int) -> None:
+        """A timed record after stop_at: reading stops before it."""
+        assert self.opt.stop_us is not None
+        self.stop = Stop(
+            "stop_time",
+            f"record {seq} is from {iso_us(moment)}, after the stop time "
+            f"{iso_us(self.opt.stop_us)}",
+        )
+
+    def _end_unknown(self, seq: int, txn: int) -> None:
+        """An end or rollback of no open transaction of ours: another database's, or damage."""
+        if self.others.pop(txn, None) is not None:
+            if seq >= self.resume_seq:
+                self.st.other_txns += 1
+        elif seq >= self.resume_seq:
+            self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
 
     def keep_last_record(self) -> None:
         """The last transaction record read, kept in the state (for the abort message)."""
@@ -346,42 +428,6 @@ class Replay(BatchApplier):
                 "time_us": moment,
                 "file": file_no,
             }
-
-    def _begin(self, seq: int, payload: bytes, file_no: int, off: int) -> None:
-        txn, session, moment = BEGIN_P.unpack_from(payload)
-        name = payload[BEGIN_P.size :].decode("ascii", "replace")
-        alias = self.aliases.get(name)
-        if alias is None:
-            self.others[txn] = [file_no, off, seq]
-        else:
-            self.open[txn] = Txn(txn, session, alias, moment, seq, file_no, off)
-        if seq >= self.resume_seq:
-            self._last = (seq, "begin", txn, session, moment, file_no)
-
-    def _end(self, seq: int, rtype: int, payload: bytes) -> None:
-        txn, moment = END_P.unpack_from(payload)
-        t = self.open.pop(txn, None)
-        if t is None:
-            if self.others.pop(txn, None) is not None:
-                if seq >= self.resume_seq:
-                    self.st.other_txns += 1
-                return
-            if seq < self.resume_seq:
-                return
-            self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
-        if seq < self.resume_seq:
-            return  # applied (or settled) before the checkpoint we resumed from
-        self._last = (seq, TYPE_NAMES[rtype], txn, t.session, moment, self.file_no)
-        t.end_seq, t.end_us = seq, moment
-        if rtype == ROLLBACK:
-            self._row(t, "rolled_back", None, "rolled back by its program")
-            return
-        if t.keys is None:
-            self._flush()
-            self._apply_spilled(t)
-            return
-        self.pending.append(t)
-        self.pending_calls += t.calls
 
     def _inconsistent(self, seq: int, what: str) -> NoReturn:
         raise MediaError(
@@ -419,18 +465,24 @@ class Replay(BatchApplier):
             self.st.last_ok = last
         self.pending = []
         self.pending_calls = 0
+        # the rf_recovery rows go with their batch (same transaction): memory holds
+        # one batch's rows, not a checkpoint's
+        self._write_rows()
 
     def _remember(self, t: Txn, table: str, key: str, reason: str) -> None:
         """A key written by a suppressed transaction (later failures on it are dependent)."""
         self.suppressed[(t.alias, table, key)] = (t.txn, reason)
         self.st.suppressed_keys.append([t.alias, table, key, t.txn, reason])
 
-    def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
-        who = self._who.get(t.session)
+    def _who_of(self, session: int) -> tuple[str, str]:
+        who = self._who.get(session)
         if who is None:
-            user, program, _pid = self.st.sessions.get(str(t.session), ["?", "?", 0])
-            who = self._who[t.session] = (user, program)
-        user, program = who
+            user, program, _pid = self.st.sessions.get(str(session), ["?", "?", 0])
+            who = self._who[session] = (user, program)
+        return who
+
+    def _row(self, t: Txn, status: str, reason: str | None, detail: str | None) -> None:
+        user, program = self._who_of(t.session)
         self.rows.setdefault(t.alias, []).append(
             (
                 self.logset.logging_id,
@@ -444,31 +496,60 @@ class Replay(BatchApplier):
                 t.end_us,
                 t.first_seq,
                 t.end_seq,
-                t.calls,
+                t.calls if t.keys is None else len(t.jsons),
             )
         )
 
+    def _applied(self, txns: list[Txn]) -> None:
+        """The rf_recovery rows of applied transactions: the bulk of them, so they are
+        built in one loop and bound without the columns that are constant."""
+        who = self._who
+        by_alias = self.applied_rows
+        for t in txns:
+            user, program = who.get(t.session) or self._who_of(t.session)
+            rows = by_alias.get(t.alias)
+            if rows is None:
+                rows = by_alias[t.alias] = []
+            rows.append(
+                (
+                    t.txn,
+                    user,
+                    program,
+                    t.begin_us,
+                    t.end_us,
+                    t.first_seq,
+                    t.end_seq,
+                    t.calls if t.keys is None else len(t.jsons),
+                )
+            )
+
     def _last_applied(self) -> dict[str, Any] | None:
         best = None
-        for alias, rows in self.rows.items():
-            for row in reversed(rows):
-                if row[4] == "applied":
-                    if best is None or row[10] > best["end_record"]:
-                        best = {
-                            "txn": row[1],
-                            "first_record": row[9],
-                            "end_record": row[10],
-                            "database": alias,
-                            "end_us": row[8],
-                        }
-                    break
+        for alias, rows in self.applied_rows.items():
+            if rows:
+                txn, _u, _p, _b, end_us, first, end, _c = rows[-1]
+                if best is None or end > best["end_record"]:
+                    best = {
+                        "txn": txn,
+                        "first_record": first,
+                        "end_record": end,
+                        "database": alias,
+                        "end_us": end_us,
+                    }
         return best
 
     def _write_rows(self) -> None:
         for alias, rows in self.rows.items():
             if rows:
                 self.db.executemany(RECOVERY_INSERT.format(schema=f"{alias}."), rows)
+        for alias, rows in self.applied_rows.items():
+            if rows:
+                sql = RECOVERY_INSERT_APPLIED.format(
+                    schema=f"{alias}.", logging_id=self.logset.logging_id
+                )
+                self.db.executemany(sql, rows)
         self.rows = {}
+        self.applied_rows = {}
 
     def _suppress_open(self) -> None:
         reason = (
