@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import child_env, measure, recover, step_seconds  # noqa: E402
 from runner.procedures.roll_forward import media as m  # noqa: E402
 from runner.procedures.roll_forward.catalog import StatementCache  # noqa: E402
 from runner.procedures.roll_forward.replay import CACHE_KIB  # noqa: E402
@@ -54,52 +54,13 @@ steps:
 """
 
 
-def _cli(site: Path, playbook: Path) -> tuple[float, int, str]:
-    """Run `recover run` in a child; returns (wall seconds, peak RSS KiB, output)."""
-    env = dict(os.environ, RECOVER_NOW="2026-01-06T09:00:00+00:00")
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runner",
-                "-q",
-                "run",
-                str(playbook),
-                "--site",
-                str(site),
-                "--yes",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        text = out.read()
-    if proc.returncode != 0:
-        raise SystemExit(f"recover run failed ({proc.returncode}):\n{text[-3000:]}")
-    return wall, int(usage.ru_maxrss), text
-
-
-def _step_seconds(site: Path) -> float:
-    conn = sqlite3.connect(site / ".recover" / "journal.sqlite")
-    try:
-        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            if "step_id" in cols and "seconds" in cols:
-                row = conn.execute(
-                    f"SELECT seconds FROM {table} WHERE step_id = 'recover' ORDER BY rowid DESC"
-                ).fetchone()
-                if row:
-                    return float(row[0])
-    finally:
-        conn.close()
-    return float("nan")
+def _cli(site: Path, playbook: Path) -> tuple[float, int]:
+    """Run `recover run` in a child; returns (wall seconds, peak RSS KiB)."""
+    done = measure(
+        recover("run", playbook, "--site", site, "--yes"),
+        child_env(RECOVER_NOW="2026-01-06T09:00:00+00:00"),
+    )
+    return done.seconds, done.rss_kib
 
 
 def _applied(site: Path) -> tuple[set[int], int]:
@@ -213,32 +174,12 @@ def _same_content(a: Path, b: Path) -> bool:
 
 
 def build_site(base: Path, transactions: int, label: str, rows: int) -> tuple[Path, float]:
-    """Generate in a child process, so this process stays small (see _cli on RSS)."""
+    """Generate in a child process, so this process stays small."""
     site = base / f"site-{label}"
     started = time.perf_counter()
+    shape = ("--users", 24, "--files", 8, "--concurrency", 12, "--rows", rows, "--no-expected")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-q",
-            "world",
-            "rollforward",
-            str(site),
-            "--seed",
-            "5",
-            "--transactions",
-            str(transactions),
-            "--users",
-            "24",
-            "--files",
-            "8",
-            "--concurrency",
-            "12",
-            "--rows",
-            str(rows),
-            "--no-expected",
-        ],
+        recover("world", "rollforward", site, "--seed", 5, "--transactions", transactions, *shape),
         cwd=ROOT,
         check=True,
         capture_output=True,
@@ -253,8 +194,8 @@ def run_runner(base: Path, site: Path) -> dict[str, Any]:
     prep.write_text(PREPARE % {"dbs": json.dumps(DBS)})
     rec.write_text(RECOVER % {"dbs": json.dumps(DBS)})
     _cli(site, prep)
-    wall, rss, _ = _cli(site, rec)
-    return {"wall": wall, "rss_kib": rss, "step": _step_seconds(site)}
+    wall, rss = _cli(site, rec)
+    return {"wall": wall, "rss_kib": rss, "step": step_seconds(site, "recover")}
 
 
 def run_baselines(base: Path, site: Path, label: str) -> dict[str, Any]:
