@@ -22,3 +22,15 @@ def now() -> datetime:
     except ValueError as exc:
         raise UsageError(f"RECOVER_NOW={pinned!r} is not an ISO date-time") from exc
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+#: How catalogs store a moment: UTC to the second, text that sorts as it compares.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(STAMP_FORMAT)
+
+
+def parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, STAMP_FORMAT).replace(tzinfo=UTC)

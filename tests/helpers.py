@@ -158,3 +158,36 @@ def pos(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
     line = text.count("\n", 0, at) + 1
     col = at - (text.rfind("\n", 0, at) + 1) + 1
     return line, col
+
+
+def site_files(root: Path, *skip: str) -> dict[str, str]:
+    """Every file under a site but the runner's state and `skip`: path -> sha256."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(".recover") or not path.is_file() or rel in skip:
+            continue
+        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def catalog_dump(path: Path, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
+    """The given tables' rows, in a stable order, to compare two catalogs."""
+    conn = sqlite3.connect(path)
+    try:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+    finally:
+        conn.close()
+
+
+def step_outputs(site: Path, step: str) -> dict[str, Any]:
+    """The outputs the journal recorded for a step's latest attempt."""
+    conn = sqlite3.connect(site / ".recover" / "journal.sqlite")
+    try:
+        row = conn.execute(
+            "SELECT outputs_json FROM recover_steps WHERE step_id = ? ORDER BY rowid DESC LIMIT 1",
+            (step,),
+        ).fetchone()
+    finally:
+        conn.close()
+    return dict(json.loads(row[0]))

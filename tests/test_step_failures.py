@@ -7,17 +7,15 @@ RECOVER_EXTRA_PROCEDURES is read once per process.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import NOW_SUFFIX, process_env, run_process
 from tests.toyproc import build_site
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOK = """\
 version: 1
 name: toy
@@ -36,21 +34,8 @@ steps:
 def recover(
     *args: str, extra: str = "tests.toyproc", crash: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "RECOVER_EXTRA_PROCEDURES": extra,
-        "RECOVER_NOW": "2026-01-06T09:00:00+00:00",
-        "RECOVER_CRASH_AT": crash,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    env = process_env(RECOVER_EXTRA_PROCEDURES=extra, RECOVER_CRASH_AT=crash)
+    return run_process(*args, env=env, timeout=120)
 
 
 def toy_site(tmp_path: Path, template: str | None, batch: str = "10") -> Path:
@@ -142,7 +127,7 @@ def test_step_killed_after_its_report_rewrites_it_on_resume(tmp_path: Path) -> N
     (whole / "reports" / "items.txt").write_text("an older report, kept\n")
     crashed = recover("run", str(killed / "pb.yaml"), "--yes", crash="mark:report")
     assert crashed.returncode == -9, crashed.stderr
-    assert (killed / "reports" / "items.txt.20260106_090000").exists()
+    assert (killed / "reports" / f"items.txt.{NOW_SUFFIX}").exists()
     claims = list((killed / ".recover" / "claims").glob("*.json"))
     assert len(claims) == 1
     resumed = recover("run", str(killed / "pb.yaml"), "--yes")
@@ -150,7 +135,7 @@ def test_step_killed_after_its_report_rewrites_it_on_resume(tmp_path: Path) -> N
     assert recover("run", str(whole / "pb.yaml"), "--yes").returncode == 0
     files = sorted(p.name for p in (killed / "reports").iterdir())
     assert files == sorted(p.name for p in (whole / "reports").iterdir())
-    assert files == ["items.txt", "items.txt.20260106_090000"]
+    assert files == ["items.txt", f"items.txt.{NOW_SUFFIX}"]
     for name in files:
         assert (killed / "reports" / name).read_bytes() == (whole / "reports" / name).read_bytes()
     assert not list((killed / ".recover" / "claims").glob("*.json"))

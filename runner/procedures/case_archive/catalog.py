@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
 from typing import Any
+
+from runner.clock import parse_stamp, stamp  # noqa: F401 - the catalog's time format
 
 DDL = """
 CREATE TABLE IF NOT EXISTS settings (
@@ -119,14 +120,6 @@ DEFAULTS: dict[str, str] = {
 
 def create(conn: sqlite3.Connection) -> None:
     conn.executescript(DDL)
-
-
-def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def missing_tables(conn: sqlite3.Connection, alias: str = "catalog") -> list[str]:

@@ -9,8 +9,8 @@ the version stays in history, `data_gone_at` says when its data was given up).
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
 
+from runner.clock import parse_stamp, stamp  # noqa: F401 - the catalog's time format
 from runner.site import safe_relpath
 
 DDL = """
@@ -62,15 +62,6 @@ TABLES = ("pools", "elements", "branches", "versions", "containers", "container_
 
 def create(conn: sqlite3.Connection) -> None:
     conn.executescript(DDL)
-
-
-def stamp(moment: datetime) -> str:
-    """The catalog's time format (UTC, seconds)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_stamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def missing_tables(conn: sqlite3.Connection, alias: str = "catalog") -> list[str]:

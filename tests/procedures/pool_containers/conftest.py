@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +13,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from runner import PLAYBOOKS_DIR, PROJECT_ROOT
+from runner import PLAYBOOKS_DIR
 from runner.cli import cli
 from runner.procedures.pool_containers.catalog import TABLES
 from runner.procedures.pool_containers.world import NOW, Options, build
+from tests.helpers import catalog_dump as dump_tables
+from tests.helpers import process_env, run_process, site_files, step_outputs
 
 PLAYBOOK = PLAYBOOKS_DIR / "pool-container-fix.yaml"
 CLOCK = NOW.isoformat()
@@ -100,37 +99,16 @@ def subprocess_run(
     args: list[str], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`python -m runner ARGS` in a real process (needed to be SIGKILLed)."""
-    full = {**os.environ, "RECOVER_NOW": CLOCK, **(env or {})}
-    full["PYTHONPATH"] = str(PROJECT_ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
-        cwd=PROJECT_ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_process(*args, env=process_env(RECOVER_NOW=CLOCK, **(env or {})), timeout=120)
 
 
 def tree(root: Path) -> dict[str, str]:
-    """Every file under the site except the runner's state: path -> sha256."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith(".recover") or not path.is_file():
-            continue
-        if rel == "catalog.sqlite":
-            continue
-        out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    """Every file under the site except the runner's state and the catalog: path -> sha256."""
+    return site_files(root, "catalog.sqlite")
 
 
 def catalog_dump(root: Path) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(root / "catalog.sqlite")
-    try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
-    finally:
-        conn.close()
+    return dump_tables(root / "catalog.sqlite", TABLES)
 
 
 def snapshot(root: Path) -> tuple[dict[str, str], str]:
@@ -139,12 +117,4 @@ def snapshot(root: Path) -> tuple[dict[str, str], str]:
 
 
 def outputs(site: Site, step: str) -> dict[str, Any]:
-    conn = sqlite3.connect(site.root / ".recover" / "journal.sqlite")
-    try:
-        row = conn.execute(
-            "SELECT outputs_json FROM recover_steps WHERE step_id = ? ORDER BY rowid DESC LIMIT 1",
-            (step,),
-        ).fetchone()
-    finally:
-        conn.close()
-    return dict(json.loads(row[0]))
+    return step_outputs(site.root, step)
