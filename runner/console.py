@@ -26,6 +26,12 @@ def _fmt_changes(changes: dict[str, dict[str, int]]) -> list[str]:
     ]
 
 
+def _earlier(count: int) -> str:
+    """A step resumed after an interruption counts what its first attempt
+    committed too; say how much of the figure that is."""
+    return f" ({count:,} of them committed before the interruption)" if count else ""
+
+
 def describe_step(outcome: StepOutcome, *, planning: bool) -> list[str]:
     rec = outcome.record
     status = "done already" if outcome.already else rec.state
@@ -43,8 +49,11 @@ def describe_step(outcome: StepOutcome, *, planning: bool) -> list[str]:
         if not check.ok and check.fix:
             lines.append(f"           fix: {check.fix}")
     verb = "would change" if planning else "changed"
-    for line in _fmt_changes(rec.changes):
-        lines.append(f"      {verb} {line}")
+    before = outcome.before
+    for target, whats in sorted(rec.changes.items()):
+        for what, count in sorted(whats.items()):
+            done = before.changes.get(target, {}).get(what, 0) if before else 0
+            lines.append(f"      {verb} {target}: {what}: {count:,}{_earlier(done)}")
     for line in rec.media:
         if line.split(" ")[1] in rec.reports:
             continue  # shown as a report below
@@ -52,7 +61,8 @@ def describe_step(outcome: StepOutcome, *, planning: bool) -> list[str]:
     for path in rec.reports:
         lines.append(f"      report {'would be written to' if planning else 'written to'} {path}")
     for unit, count in sorted(rec.loss.items()):
-        lines.append(f"      DATA LOSS: {count:,} {unit}")
+        done = before.loss.get(unit, 0) if before else 0
+        lines.append(f"      DATA LOSS: {count:,} {unit}{_earlier(done)}")
     if rec.loss_examples:
         shown = rec.loss_examples[:10]
         more = len(rec.loss_examples) - len(shown)

@@ -150,3 +150,26 @@ def test_missing_report_template_says_where_it_looked(tmp_path: Path) -> None:
         result.stderr
     )
     assert step_rows(site)["mark"][0] == "failed"
+
+
+def test_plan_of_an_interrupted_step_says_what_was_already_committed(tmp_path: Path) -> None:
+    site = toy_site(tmp_path, "{{ total }}\n")
+    killed = recover("run", str(site / "pb.yaml"), "--yes", crash="mark:25")
+    assert killed.returncode == -9
+    plan = recover("plan", str(site / "pb.yaml"))
+    assert plan.returncode == 0, plan.stderr
+    # Two batches of 10 committed: items 1-5 deleted, 6-20 marked.
+    assert (
+        "would change items: state A -> X: 45 (15 of them committed before the interruption)"
+        in (plan.stdout)
+    )
+    assert "DATA LOSS: 5 items (5 of them committed before the interruption)" in plan.stdout
+    steps = {
+        s["id"]: s
+        for s in json.loads(recover("plan", str(site / "pb.yaml"), "--json").stdout)["steps"]
+    }
+    assert steps["mark"]["committed_before"] == {
+        "changes": {"items": {"deleted": 5, "state A -> X": 15}},
+        "loss": {"items": 5},
+    }
+    assert steps["offline"]["committed_before"] is None

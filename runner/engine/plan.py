@@ -96,6 +96,11 @@ def _step_json(outcome: StepOutcome) -> dict[str, Any]:
         ],
         "changes": rec.changes,
         "loss": rec.loss,
+        "committed_before": (
+            {"changes": outcome.before.changes, "loss": outcome.before.loss}
+            if outcome.before
+            else None
+        ),
         "loss_examples": rec.loss_examples,
         "media": rec.media,
         "reports": rec.reports,

@@ -73,6 +73,9 @@ class StepOutcome:
     summary: str
     checks: list[Check] = field(default_factory=list)
     already: bool = False  # done in an earlier (interrupted) run
+    #: what an interrupted attempt of this step had committed before this one went on
+    #: (its counts are included in `record`'s, which are the step's totals)
+    before: StepRecord | None = None
 
 
 class Session:
@@ -114,6 +117,8 @@ class Session:
                 outcome = StepOutcome(
                     step, record, cls.destructive, cls.summary, already=record.state in DONE_STATES
                 )
+                if not outcome.already and (record.changes or record.loss):
+                    outcome.before = copy.deepcopy(record)
                 outcomes.append(outcome)
                 if not outcome.already:
                     try:
