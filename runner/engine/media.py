@@ -133,6 +133,7 @@ class MediaStore:
         """Write a whole file atomically; it appears complete or not at all."""
         key = str(safe_relpath(rel))
         target = self._write_target(key)
+        created = _missing_dirs(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
         # One fixed temporary name per target: a write killed half way leaves at most
         # this file, which the repeated write truncates and renames (nothing piles up).
@@ -152,6 +153,9 @@ class MediaStore:
                 _fsync_dir(target.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
+            for directory in created:  # deepest first: leave no trace of a failed write
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
             raise
         self._landed(key, target)
         self.log.add(MediaChange("copy" if source else "write", key, source=source, size=size))
@@ -245,3 +249,12 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _missing_dirs(directory: Path) -> list[Path]:
+    """The directories `mkdir(parents=True)` would create for `directory`, deepest first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing

@@ -55,6 +55,19 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(site: Site) -> None
     assert store.log.changes == []
 
 
+def test_a_failed_write_into_new_directories_leaves_no_directories(site: Site) -> None:
+    before = snapshot(site.root)
+    store = MediaStore(site)
+    with pytest.raises(RuntimeError), store.writer("reports/deep/r.txt") as handle:
+        handle.write(b"half")
+        raise RuntimeError("the template failed")
+    assert snapshot(site.root) == before
+    (site.root / "reports").mkdir()  # a directory that was there stays
+    with pytest.raises(RuntimeError), store.writer("reports/r.txt"):
+        raise RuntimeError("again")
+    assert (site.root / "reports").is_dir()
+
+
 def test_a_temporary_left_by_a_killed_write_is_reused(site: Site) -> None:
     leftover = site.root / "media" / f".a.bin{TEMP_SUFFIX}"
     leftover.write_bytes(b"garbage from a write killed by a power cut" * 100)
