@@ -371,7 +371,12 @@ def read_stored(handle: BinaryIO, header: Header, entry: VersionEntry) -> bytes:
 
 def read_version(handle: BinaryIO, header: Header, entry: VersionEntry) -> bytes:
     """A version's raw data, checked against its digest (CorruptVersion if not)."""
-    raw = unstore(header.type_manager, read_stored(handle, header, entry), entry.raw)
+    return check_version(header, entry, read_stored(handle, header, entry))
+
+
+def check_version(header: Header, entry: VersionEntry, stored: bytes) -> bytes:
+    """The raw data of a version's stored bytes, checked against its digest."""
+    raw = unstore(header.type_manager, stored, entry.raw)
     if len(raw) != entry.raw or hashlib.sha256(raw).digest() != entry.digest:
         raise CorruptVersion(f"version {entry.branch}/{entry.number} does not match its digest")
     return raw
