@@ -2,7 +2,8 @@
 
 Per element, in this order: write each rebuilt container (atomic, under a new
 name unique to the run), then move every alternate of the element to its
-pool's lost+found. Per batch: point the catalog at the rebuilt containers,
+pool's lost+found. Per batch: fsync each directory the batch renamed into
+(once, not once per file), point the catalog at the rebuilt containers,
 drop the references to lost version data (the versions stay, their data is
 marked gone), then checkpoint, which commits the catalog and the journal (with
 the work file offset) together.
