@@ -15,6 +15,26 @@ from runner.errors import SiteError
 STATE_DIR = ".recover"  # journal, lock and run logs; never part of the fingerprint
 
 
+def clean_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> str:
+    """`safe_relpath` as a string; an already clean path (the usual case: a step
+    touching many files builds them from clean parts) is checked without pathlib."""
+    text = os.fspath(rel)
+    if (
+        text
+        and text[0] != "/"
+        and "\\" not in text
+        and "\x00" not in text
+        and (len(text) < 2 or text[1] != ":")
+    ):
+        parts = text.split("/")
+        if parts[0] != STATE_DIR and not any(p in _UNCLEAN for p in parts):
+            return text
+    return str(safe_relpath(text, what=what))
+
+
+_UNCLEAN = frozenset(("", ".", ".."))
+
+
 def safe_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosixPath:
     """Normalise a site-relative path, refusing absolute paths and `..` escapes."""
     text = os.fspath(rel)
@@ -57,7 +77,7 @@ class Site:
 
     def path(self, rel: str | os.PathLike[str], *, what: str = "path") -> Path:
         """Absolute path for a site-relative one; symlinks may not lead outside."""
-        full = self.root / safe_relpath(rel, what=what)
+        full = self.root / clean_relpath(rel, what=what)
         real = self._real_dir(full.parent)
         if full.is_symlink() or not self._inside(real):
             real = full.resolve()
@@ -66,10 +86,13 @@ class Site:
         return full
 
     def _inside(self, real: Path) -> bool:
+        """`real` (resolved) is the site root or below it; compared as strings, since
+        walking `Path.parents` costs more than the rest of a lookup."""
         real_root = self._real_dirs.get(self.root)
         if real_root is None:
             real_root = self._real_dirs[self.root] = self.root.resolve()
-        return real == real_root or real_root in real.parents
+        text, root = str(real), str(real_root)
+        return text == root or text.startswith(root if root.endswith("/") else root + "/")
 
     def _real_dir(self, directory: Path) -> Path:
         """The real path of a directory (or of its deepest existing ancestor)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runner.errors import MediaError
-from runner.site import Site, safe_relpath
+from runner.site import Site, clean_relpath
 
 TEMP_SUFFIX = ".recover-tmp"  # in-progress atomic writes; never a finished file
 
@@ -83,6 +83,8 @@ class MediaStore:
     _redirect: dict[str, Path] = field(default_factory=dict)  # rel -> where its bytes are
     _removed: set[str] = field(default_factory=set)
     _children: dict[str, set[str]] = field(default_factory=dict)
+    # Directories whose fsync is held back (see hold_dir_syncs); None: sync at once.
+    _held_dirs: set[Path] | None = None
 
     def __post_init__(self) -> None:
         if self.dry_run and self.overlay_dir is None:
@@ -91,7 +93,7 @@ class MediaStore:
     # -- reading -----------------------------------------------------------
     def path(self, rel: str) -> Path:
         """Where to read `rel` from right now (the overlay's copy in a dry run)."""
-        key = str(safe_relpath(rel))
+        key = clean_relpath(rel)
         if key in self._redirect:
             return self._redirect[key]
         if key in self._removed:
@@ -100,7 +102,7 @@ class MediaStore:
         return self.site.path(key)
 
     def exists(self, rel: str) -> bool:
-        key = str(safe_relpath(rel))
+        key = clean_relpath(rel)
         if key in self._redirect or self._children.get(key):
             return True
         if key in self._removed:
@@ -109,7 +111,7 @@ class MediaStore:
 
     def listdir(self, rel: str) -> list[str]:
         """Names in a site directory, including planned writes, sorted."""
-        key = str(safe_relpath(rel))
+        key = clean_relpath(rel)
         real = self.site.path(key)
         names = set(os.listdir(real)) if real.is_dir() else set()
         names |= self._children.get(key, set())
@@ -131,7 +133,7 @@ class MediaStore:
     @contextlib.contextmanager
     def writer(self, rel: str, *, source: str | None = None) -> Iterator[BinaryIO]:
         """Write a whole file atomically; it appears complete or not at all."""
-        key = str(safe_relpath(rel))
+        key = clean_relpath(rel)
         target = self._write_target(key)
         created = _missing_dirs(target.parent)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +152,7 @@ class MediaStore:
             size = tmp.stat().st_size
             os.replace(tmp, target)
             if not self.dry_run:
-                _fsync_dir(target.parent)
+                self._sync_dir(target.parent)
         except BaseException:
             tmp.unlink(missing_ok=True)
             for directory in created:  # deepest first: leave no trace of a failed write
@@ -171,7 +173,7 @@ class MediaStore:
 
     def move(self, src: str, dst: str) -> None:
         """Rename within the site. Repeatable: an already-done move is a no-op."""
-        skey, dkey = str(safe_relpath(src)), str(safe_relpath(dst))
+        skey, dkey = clean_relpath(src), clean_relpath(dst)
         if not self.exists(skey):
             if self.exists(dkey):
                 return  # done before an interruption
@@ -184,12 +186,12 @@ class MediaStore:
             source, target = self.site.path(skey), self.site.path(dkey)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
-            _fsync_dir(target.parent)
+            self._sync_dir(target.parent)
         self.log.add(MediaChange("move", dkey, source=skey))
 
     def remove(self, rel: str) -> None:
         """Delete a file. Repeatable: a missing file is already removed."""
-        key = str(safe_relpath(rel))
+        key = clean_relpath(rel)
         if not self.exists(key):
             return
         if self.dry_run:
@@ -199,7 +201,7 @@ class MediaStore:
         self.log.add(MediaChange("remove", key))
 
     def mkdir(self, rel: str) -> None:
-        key = str(safe_relpath(rel))
+        key = clean_relpath(rel)
         if self.exists(key):
             return
         if not self.dry_run:
@@ -209,6 +211,23 @@ class MediaStore:
             (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
             self._plan(key, self.overlay_dir / key)
         self.log.add(MediaChange("mkdir", key))
+
+    def hold_dir_syncs(self) -> None:
+        """From now on, make renames durable once per directory at `sync_held_dirs`.
+
+        A step that renames thousands of files between two checkpoints only needs
+        them durable before the checkpoint that records them: a power cut before
+        it rolls the step back to the previous checkpoint and the renames are
+        repeated. Each written file's own data is still fsynced before its rename.
+        """
+        if self._held_dirs is None:
+            self._held_dirs = set()
+
+    def sync_held_dirs(self) -> None:
+        """fsync every directory a held-back rename touched; stop holding back."""
+        held, self._held_dirs = self._held_dirs, None
+        for directory in sorted(held or ()):
+            _fsync_dir(directory)
 
     def close(self) -> None:
         """Drop the dry-run overlay."""
@@ -222,6 +241,12 @@ class MediaStore:
             return real
         assert self.overlay_dir is not None
         return self.overlay_dir / key
+
+    def _sync_dir(self, directory: Path) -> None:
+        if self._held_dirs is None:
+            _fsync_dir(directory)
+        else:
+            self._held_dirs.add(directory)
 
     def _landed(self, key: str, target: Path) -> None:
         if self.dry_run:

@@ -12,7 +12,12 @@ from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, Ste
 from runner.procedures.pool_containers import catalog, scan, window
 from runner.procedures.pool_containers.analyse import Mode, Summary, analyse
 from runner.procedures.pool_containers.apply import replay
-from runner.procedures.pool_containers.reporting import elements, fix_context, lost_rows
+from runner.procedures.pool_containers.reporting import (
+    decisions,
+    elements,
+    fix_context,
+    lost_rows,
+)
 from runner.procedures.pool_containers.scan import Pool
 from runner.reports import free_name
 from runner.site import Site
@@ -283,12 +288,12 @@ class FixPools(_PoolAction):
         text = ctx.report(
             "pool_containers/fix.txt.j2",
             targets[0],
-            {**common, "elements": lines, "lost": lost_rows(elements(ctx, work), win)},
+            {**common, "elements": lines, "lost": lost_rows(decisions(ctx, work), win)},
         )
         table = ctx.report(
             "pool_containers/fix-versions.csv.j2",
             targets[1],
-            {"rows": lost_rows(elements(ctx, work), win)},
+            {"rows": lost_rows(decisions(ctx, work), win)},
         )
         state = {**state, "phase": "done", "report_paths": targets, "reports": [text, table]}
         ctx.checkpoint(state)

@@ -2,7 +2,8 @@
 
 Per element, in this order: write each rebuilt container (atomic, under a new
 name unique to the run), then move every alternate of the element to its
-pool's lost+found. Per batch: point the catalog at the rebuilt containers,
+pool's lost+found. Per batch: fsync each directory the batch renamed into
+(once, not once per file), point the catalog at the rebuilt containers,
 drop the references to lost version data (the versions stay, their data is
 marked gone), then checkpoint, which commits the catalog and the journal (with
 the work file offset) together.
@@ -46,20 +47,29 @@ def replay(
     for statement in _TEMP:
         ctx.db.execute(statement)
     total = int(state.get("lines", 0))
-    with ctx.media.open(work) as handle:
-        handle.seek(int(state.get("offset", 0)))
-        batch: list[dict[str, Any]] = []
-        for line in ctx.progress(_lines_with_offsets(handle), total or None, "elements fixed"):
-            element, offset = line
-            if element["apply"]:
-                apply_media(ctx, element)
-                batch.append(element)
-            if len(batch) >= batch_size:
+    # The batch's renames are made durable once per directory, just before the
+    # checkpoint that commits the catalog pointing at them (see hold_dir_syncs).
+    ctx.media.hold_dir_syncs()
+    try:
+        with ctx.media.open(work) as handle:
+            handle.seek(int(state.get("offset", 0)))
+            batch: list[dict[str, Any]] = []
+            for line in ctx.progress(_lines_with_offsets(handle), total or None, "elements fixed"):
+                element, offset = line
+                if element["apply"]:
+                    apply_media(ctx, element)
+                    batch.append(element)
+                if len(batch) >= batch_size:
+                    ctx.media.sync_held_dirs()
+                    apply_catalog(ctx, batch)
+                    batch = []
+                    save({**state, "offset": offset})
+                    ctx.media.hold_dir_syncs()
+            ctx.media.sync_held_dirs()
+            if batch:
                 apply_catalog(ctx, batch)
-                batch = []
-                save({**state, "offset": offset})
-        if batch:
-            apply_catalog(ctx, batch)
+    finally:
+        ctx.media.sync_held_dirs()
     for statement in _TEMP[:2]:
         ctx.db.execute(statement)
 
@@ -139,8 +149,9 @@ def _part(tm: str, handle: BinaryIO, header: media.Header, entry: media.VersionE
     """
 
     def verified_stored() -> bytes:
-        media.read_version(handle, header, entry)
-        return media.read_stored(handle, header, entry)
+        stored = media.read_stored(handle, header, entry)
+        media.check_version(header, entry, stored)  # one read, digest checked
+        return stored
 
     def raw() -> bytes:
         return media.read_version(handle, header, entry)

@@ -57,6 +57,7 @@ _FIXED = struct.Struct(">8sBBH16sIQ")
 _ENTRY = struct.Struct(">IQQQ32s")
 _U16 = struct.Struct(">H")
 _CRC = struct.Struct(">I")
+_WHOLE_COPY, _COMPRESSED = 1, 3  # type manager codes
 MAX_VERSIONS = 1_000_000
 MAX_BRANCH = 1024
 _FIRST_READ = 1 << 16
@@ -243,6 +244,21 @@ def _truncated(name: str) -> MediaError:
 
 def _parse(buf: bytes, name: str, size: int) -> Header:
     """Header from the first bytes of a container of `size` bytes (_Short if too few)."""
+    oid, type_manager, entries, data_start, data_len = _table(buf, name, size)
+    return Header(oid, type_manager, tuple(map(VersionEntry._make, entries)), data_start, data_len)
+
+
+Row = tuple[str, int, int, int, int, bytes]  # branch, number, offset, stored, raw, digest
+
+
+def _table(buf: bytes, name: str, size: int) -> tuple[str, str, list[Row], int, int]:
+    """(oid, type manager, version rows as plain tuples, data start, data length).
+
+    Every structural check of the format, in one pass: the scan runs this for
+    each of hundreds of thousands of files, so the rows stay plain tuples and
+    the table checks (branch names, order, bounds, lengths) run inside the
+    parsing loop; the first problem found is reported as before.
+    """
     have = len(buf)
     if buf[: len(MAGIC)] != MAGIC[:have]:
         raise MediaError(f"{name} is not a pool container (bad magic)", fix=_FIX_HINT)
@@ -258,8 +274,11 @@ def _parse(buf: bytes, name: str, size: int) -> Header:
     if count < 1 or count > MAX_VERSIONS or count * (_U16.size + _ENTRY.size) > size:
         raise MediaError(f"container {name} has an impossible version count", fix=_FIX_HINT)
     pos = _FIXED.size
-    entries: list[VersionEntry] = []
+    entries: list[Row] = []
     unpack_u16, unpack_entry, entry_size = _U16.unpack_from, _ENTRY.unpack_from, _ENTRY.size
+    same_lengths = code != _COMPRESSED
+    problem = ""  # the first table problem, raised once the header is known to be whole
+    previous: VersionKey | None = None
     for _ in range(count):
         end = pos + 2
         if end > have:
@@ -272,8 +291,20 @@ def _parse(buf: bytes, name: str, size: int) -> Header:
             branch = buf[pos:end].decode("utf-8")
         except UnicodeDecodeError:
             branch = ""
-        entries.append(VersionEntry(branch, *unpack_entry(buf, end)))
+        number, offset, stored, raw, digest = unpack_entry(buf, end)
+        entries.append((branch, number, offset, stored, raw, digest))
         pos = end + entry_size
+        if not problem:
+            key = (branch, number)
+            if not branch.startswith("/"):
+                problem = "has a bad branch name"
+            elif previous is not None and key <= previous:
+                problem = "has an unordered version table"
+            elif offset + stored > data_len:
+                problem = "points past its data section"
+            elif same_lengths and stored != raw:
+                problem = "has inconsistent lengths"
+            previous = key
     if pos + _CRC.size > have:
         raise _Short
     (crc,) = _CRC.unpack_from(buf, pos)
@@ -287,25 +318,47 @@ def _parse(buf: bytes, name: str, size: int) -> Header:
         )
     if size > data_start + data_len:
         raise MediaError(f"container {name} has trailing bytes after its data", fix=_FIX_HINT)
-    type_manager = TYPE_MANAGERS[code - 1]
-    _check_table(name, type_manager, entries, data_len)
-    return Header(oid.hex(), type_manager, tuple(entries), data_start, data_len)
+    if code == _WHOLE_COPY and count != 1:
+        raise MediaError(f"whole-copy container {name} holds {count} versions")
+    if problem:
+        raise MediaError(f"container {name} {problem}", fix=_FIX_HINT)
+    return oid.hex(), TYPE_MANAGERS[code - 1], entries, data_start, data_len
 
 
-def _check_table(name: str, tm: str, entries: list[VersionEntry], data_len: int) -> None:
-    if tm == "whole_copy" and len(entries) != 1:
-        raise MediaError(f"whole-copy container {name} holds {len(entries)} versions")
-    previous: VersionKey | None = None
-    for item in entries:
-        if not item.branch.startswith("/"):
-            raise MediaError(f"container {name} has a bad branch name", fix=_FIX_HINT)
-        if previous is not None and item.key <= previous:
-            raise MediaError(f"container {name} has an unordered version table", fix=_FIX_HINT)
-        previous = item.key
-        if item.offset + item.stored > data_len:
-            raise MediaError(f"container {name} points past its data section", fix=_FIX_HINT)
-        if tm != "compressed" and item.stored != item.raw:
-            raise MediaError(f"container {name} has inconsistent lengths", fix=_FIX_HINT)
+def inspect(
+    blob: bytes, name: str, verify: bool
+) -> tuple[str, str, list[Row], list[VersionKey] | None]:
+    """(oid, type manager, version rows, corrupt versions or None) of a whole container.
+
+    The scan's per-file path: the same checks as `parse` and `corrupt_in`, with
+    no per-file objects beyond plain tuples.
+    """
+    try:
+        oid, type_manager, entries, data_start, _data_len = _table(blob, name, len(blob))
+    except _Short:
+        raise _truncated(name) from None
+    if not verify:
+        return oid, type_manager, entries, None
+    bad: list[VersionKey] = []
+    view = memoryview(blob)
+    sha256 = hashlib.sha256
+    compressed = type_manager == "compressed"
+    for branch, number, offset, stored, raw_len, digest in entries:
+        start = data_start + offset
+        data: bytes | memoryview = view[start : start + stored]
+        if compressed:
+            inflate = zlib.decompressobj()
+            try:
+                data = inflate.decompress(data, raw_len + 1)
+            except zlib.error:
+                bad.append((branch, number))
+                continue
+            if not inflate.eof or inflate.unused_data:
+                bad.append((branch, number))
+                continue
+        if len(data) != raw_len or sha256(data).digest() != digest:
+            bad.append((branch, number))
+    return oid, type_manager, entries, bad
 
 
 def read_stored(handle: BinaryIO, header: Header, entry: VersionEntry) -> bytes:
@@ -318,7 +371,12 @@ def read_stored(handle: BinaryIO, header: Header, entry: VersionEntry) -> bytes:
 
 def read_version(handle: BinaryIO, header: Header, entry: VersionEntry) -> bytes:
     """A version's raw data, checked against its digest (CorruptVersion if not)."""
-    raw = unstore(header.type_manager, read_stored(handle, header, entry), entry.raw)
+    return check_version(header, entry, read_stored(handle, header, entry))
+
+
+def check_version(header: Header, entry: VersionEntry, stored: bytes) -> bytes:
+    """The raw data of a version's stored bytes, checked against its digest."""
+    raw = unstore(header.type_manager, stored, entry.raw)
     if len(raw) != entry.raw or hashlib.sha256(raw).digest() != entry.digest:
         raise CorruptVersion(f"version {entry.branch}/{entry.number} does not match its digest")
     return raw

@@ -19,6 +19,13 @@ def elements(ctx: StepContext, work: str) -> Iterator[dict[str, Any]]:
             yield line
 
 
+def decisions(ctx: StepContext, work: str) -> Iterator[dict[str, Any]]:
+    """Every examined element's decision as the work file holds it (the lost-version
+    rows need no description)."""
+    with ctx.media.open(work) as handle:
+        yield from read_lines(handle)
+
+
 def fix_context(
     ctx: StepContext, win: Window, mode: Mode, counts: dict[str, int]
 ) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -34,7 +34,9 @@ from runner.procedures.pool_containers import catalog, media
 
 LOST_FOUND = "lost+found"
 CHUNK = 2000
-SMALL = 1 << 20  # containers up to this size are read in one go
+SMALL = 1 << 20  # containers up to this size are read whole
+_FIRST = 1 << 16  # the first read's buffer: most containers fit
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _SHOW = 10
 
 _TEMP = (
@@ -124,6 +126,8 @@ def scan(
     stats = ScanStats()
     files = ((pool, item) for pool in pools for item in walk(ctx, pool.path))
     chunk_iter = ctx.progress(files, None, label)
+    # whether to check digests, per pool: (referenced files, unreferenced ones)
+    checks = {pool.name: (verify(pool, True), verify(pool, False)) for pool in pools}
     next_id = 1
     while True:
         chunk = list(islice(chunk_iter, CHUNK))
@@ -134,14 +138,33 @@ def scan(
         present: list[tuple[int]] = []
         for pool, group in _by_pool(chunk):
             refs = _referenced(db, pool.name, [rel for rel, _direct in group])
+            check_ref, check_unref = checks[pool.name]
+            cleartext = pool.kind == "cleartext"
             for rel, direct in group:
                 ref = refs.get(rel)
-                row = _examine(ctx, pool, rel, direct, ref, verify(pool, ref is not None), stats)
-                if row is None:
+                check = check_unref if ref is None else check_ref
+                name = f"{pool.path}/{rel}"
+                try:
+                    oid, tm, entries, corrupt = _read(ctx, name, direct, check)
+                except MediaError as exc:
+                    stats.damage(exc.message)
                     continue
-                header, container_id, corrupt = row
+                if cleartext and tm != "whole_copy":
+                    stats.damage(f"cleartext pool file {name} is not a whole copy")
+                    continue
+                if ref is not None and (oid != ref[1] or tm != ref[2]):
+                    stats.damage(
+                        f"container {name} has the wrong identity: it holds element {oid} "
+                        f"({tm}), the catalog expects element {ref[1]} ({ref[2]})"
+                    )
+                    continue
+                if check:
+                    stats.checked += 1
+                    if corrupt:
+                        stats.corrupt += 1
                 stats.files += 1
-                if pool.kind == "cleartext":
+                container_id = None if ref is None else ref[0]
+                if cleartext:
                     stats.cleartext += 1
                 elif container_id is None:
                     stats.unreferenced += 1
@@ -157,15 +180,15 @@ def scan(
                         pool.kind,
                         rel,
                         container_id,
-                        header.oid,
-                        header.type_manager,
-                        len(header.entries),
+                        oid,
+                        tm,
+                        len(entries),
                         corrupt is not None,
                         json.dumps([f"{b}/{n}" for b, n in corrupt]) if corrupt else None,
                     )
                 )
                 if container_id is None:
-                    vers.extend((next_id, e.branch, e.number) for e in header.entries)
+                    vers.extend((next_id, e[0], e[1]) for e in entries)
                 next_id += 1
         db.executemany("INSERT INTO temp.pools_file VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         db.executemany("INSERT INTO temp.pools_file_ver VALUES (?,?,?)", vers)
@@ -277,50 +300,37 @@ def _referenced(
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-def _examine(
-    ctx: StepContext,
-    pool: Pool,
-    rel: str,
-    direct: str | None,
-    ref: tuple[int, str, str] | None,
-    verify: bool,
-    stats: ScanStats,
-) -> tuple[media.Header, int | None, list[media.VersionKey] | None] | None:
-    name = f"{pool.path}/{rel}"
-    try:
-        header, corrupt = _read(ctx, name, direct, verify)
-    except MediaError as exc:
-        stats.damage(exc.message)
-        return None
-    if pool.kind == "cleartext" and header.type_manager != "whole_copy":
-        stats.damage(f"cleartext pool file {name} is not a whole copy")
-        return None
-    if ref is not None and (header.oid != ref[1] or header.type_manager != ref[2]):
-        stats.damage(
-            f"container {name} has the wrong identity: it holds element {header.oid} "
-            f"({header.type_manager}), the catalog expects element {ref[1]} ({ref[2]})"
-        )
-        return None
-    if verify:
-        stats.checked += 1
-        if corrupt:
-            stats.corrupt += 1
-    return header, (ref[0] if ref else None), corrupt
-
-
 def _read(
     ctx: StepContext, name: str, direct: str | None, verify: bool
-) -> tuple[media.Header, list[media.VersionKey] | None]:
-    """Header (and corrupt versions when verifying); small files in one read."""
+) -> tuple[str, str, Sequence[media.Row], list[media.VersionKey] | None]:
+    """(oid, type manager, version rows, corrupt versions when verifying).
+
+    A plain file of a real run is read with one os.read into a buffer sized
+    for the common case (pool containers are mostly a few KiB; a 1 MiB buffer
+    per read costs more than the read itself); bigger ones are read up to
+    SMALL, the rest streamed through ctx.media.
+    """
     if direct is not None:
         try:
-            with open(direct, "rb", buffering=0) as raw:
-                blob = raw.read(SMALL + 1)  # one read: a regular file returns short only at EOF
-            if len(blob) <= SMALL:
-                header = media.parse(blob, name)
-                return header, (media.corrupt_in(blob, header) if verify else None)
+            fd = os.open(direct, _READ_FLAGS)
+            try:
+                blob = os.read(fd, _FIRST)
+                if len(blob) == _FIRST:  # a regular file reads short only at its end
+                    parts, size = [blob], len(blob)
+                    while size <= SMALL:
+                        more = os.read(fd, SMALL + 1 - size)
+                        if not more:
+                            break
+                        parts.append(more)
+                        size += len(more)
+                    blob = b"".join(parts)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise MediaError(f"pool file {name} cannot be read: {exc.strerror}") from exc
+        if len(blob) <= SMALL:
+            return media.inspect(blob, name, verify)
     with ctx.media.open(name) as handle:
         header = media.read_header(handle, name)
-        return header, (media.corrupt_versions(handle, header) if verify else None)
+        corrupt = media.corrupt_versions(handle, header) if verify else None
+        return header.oid, header.type_manager, header.entries, corrupt

@@ -146,3 +146,30 @@ def test_compressed_versions_are_stored_compressed() -> None:
     blob = media.encode(OID, "compressed", [("/main", 1, data)])
     header = media.parse(blob, "c")
     assert header.entries[0].stored < len(data) == header.entries[0].raw
+
+
+@given(type_managers, version_sets, st.data())
+def test_inspect_agrees_with_parse_and_corrupt_in(
+    tm: str, versions: dict[tuple[str, int], bytes], data: st.DataObject
+) -> None:
+    """The scan's fast path (`inspect`) finds exactly what parse + corrupt_in find,
+    on intact, truncated and byte-flipped containers."""
+    blob = bytearray(_container(tm, versions))
+    how = data.draw(st.sampled_from(["intact", "cut", "flip"]))
+    if how == "cut":
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    elif how == "flip":
+        blob[data.draw(st.integers(0, len(blob) - 1))] ^= data.draw(st.integers(1, 255))
+    damaged = bytes(blob)
+    try:
+        header = media.parse(damaged, "c")
+    except MediaError as exc:
+        with pytest.raises(MediaError) as caught:
+            media.inspect(damaged, "c", True)
+        assert caught.value.message == exc.message
+        return
+    oid, found_tm, rows, corrupt = media.inspect(damaged, "c", True)
+    assert (oid, found_tm) == (header.oid, header.type_manager)
+    assert [tuple(e) for e in header.entries] == rows
+    assert corrupt == media.corrupt_in(damaged, header)
+    assert media.inspect(damaged, "c", False)[3] is None
