@@ -19,8 +19,7 @@ from runner.procedures.pool_containers.reporting import (
     lost_rows,
 )
 from runner.procedures.pool_containers.scan import Pool
-from runner.reports import free_name
-from runner.site import Site
+from runner.site import Site, safe_relpath
 
 CHECK_REPORT = "reports/pools-check.txt"
 FIX_REPORT = "reports/pools-fix.txt"
@@ -268,34 +267,25 @@ class FixPools(_PoolAction):
     def _reports(
         self, ctx: StepContext, win: window.Window, mode: Mode, work: str, state: dict[str, Any]
     ) -> dict[str, Any]:
-        """Render both reports to names fixed (and checkpointed) beforehand, so that a
-        run interrupted while rendering rewrites its own files instead of adding
-        time-stamped copies."""
-        targets = state.get("report_paths")
-        if targets:
-            for path in targets:
-                ctx.media.remove(path)  # ours, from the interrupted attempt
-        else:
-            targets = [
-                free_name(ctx.media, self.args.get("report", FIX_REPORT), ctx.now),
-                free_name(ctx.media, self.args.get("versions_csv", FIX_CSV), ctx.now),
-            ]
-            if targets[0] == targets[1]:
-                raise StepFailed("report and versions_csv name the same file")
-            ctx.checkpoint({**state, "report_paths": targets})
+        """Render both reports. A run interrupted while rendering rewrites its own
+        files on resume (the engine keeps report names claimed until the step commits)."""
+        report = self.args.get("report", FIX_REPORT)
+        versions_csv = self.args.get("versions_csv", FIX_CSV)
+        if safe_relpath(report) == safe_relpath(versions_csv):
+            raise StepFailed("report and versions_csv name the same file")
         common = fix_context(ctx, win, mode, state["summary"])
         lines = ctx.progress(elements(ctx, work), state.get("lines"), "report lines")
         text = ctx.report(
             "pool_containers/fix.txt.j2",
-            targets[0],
+            report,
             {**common, "elements": lines, "lost": lost_rows(decisions(ctx, work), win)},
         )
         table = ctx.report(
             "pool_containers/fix-versions.csv.j2",
-            targets[1],
+            versions_csv,
             {"rows": lost_rows(decisions(ctx, work), win)},
         )
-        state = {**state, "phase": "done", "report_paths": targets, "reports": [text, table]}
+        state = {**state, "phase": "done", "reports": [text, table]}
         ctx.checkpoint(state)
         return state
 
