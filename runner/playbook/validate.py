@@ -327,6 +327,7 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
         return steps
     registry = action_registry()
     seen: dict[str, int] = {}
+    views: list[StepView] = []
     defaults = {name: p.default for name, p in params.items() if p.has_default}
     for index, spec in enumerate(raw_steps):
         if not isinstance(spec, dict):
@@ -362,10 +363,12 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
             )
             continue
         args = spec.get("args", {})
-        if isinstance(args, dict):
-            _check_args(index, action, args, defaults, out)
+        rendered = _check_args(index, action, args, defaults, out) if isinstance(args, dict) else {}
         if not good_id:
             continue
+        # Cross-step rules see the arguments as the defaults render them, so that a
+        # literal "VOL0002" and "{{ volume }}" (default VOL0002) name the same volume.
+        views.append(StepView(index, step_id, action, rendered))
         steps.append(
             Step(
                 index,
@@ -376,12 +379,6 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 spec.get("when"),
             )
         )
-    # Cross-step rules see the arguments as the defaults render them, so that a
-    # literal "VOL0002" and "{{ volume }}" (default VOL0002) name the same volume.
-    views = [
-        StepView(s.index, s.id, s.action, _render_leniently(_without_step_refs(s.args), defaults))
-        for s in steps
-    ]
     for procedure in procedures():
         if procedure.validate_steps is not None:
             mine = [v for v in views if v.action.split(".")[0] == procedure.name]
@@ -415,8 +412,9 @@ def check_with_params(playbook: Playbook, params: dict[str, Any]) -> list[Diagno
 
 def _check_args(
     index: int, action: str, args: dict[str, Any], defaults: dict[str, Any], out: _Collector
-) -> None:
-    """Validate args as they will be after rendering with the params' defaults."""
+) -> dict[str, Any]:
+    """Validate args as they will be after rendering with the params' defaults;
+    returns them so rendered (what is only known later left out)."""
     rendered = _render_leniently(_without_step_refs(args), defaults)
     schema = action_schema(action)
     validator = _validator(schema)
@@ -424,6 +422,7 @@ def _check_args(
         if error.validator == "required" and _written(args, error):
             continue  # its value is only known later, or its expression is reported
         _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
+    return dict(rendered)
 
 
 def _written(args: dict[str, Any], error: ValidationError) -> bool:
