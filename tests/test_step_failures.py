@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import NOW_SUFFIX, process_env, run_process
+from tests.helpers import NOW_SUFFIX, process_env, run_process, steps_of
 from tests.toyproc import build_site
 
 PLAYBOOK = """\
@@ -47,12 +47,6 @@ def toy_site(tmp_path: Path, template: str | None, batch: str = "10") -> Path:
     return site
 
 
-def step_rows(site: Path) -> dict[str, tuple[str, str | None]]:
-    with sqlite3.connect(site / ".recover" / "journal.sqlite") as conn:
-        rows = conn.execute("SELECT step_id, state, error FROM recover_steps").fetchall()
-    return {step: (state, error) for step, state, error in rows}
-
-
 def test_report_failing_mid_cursor_is_journaled_and_releases_the_site(tmp_path: Path) -> None:
     # The template stops half way through a live cursor over the catalog.
     site = toy_site(
@@ -65,7 +59,8 @@ def test_report_failing_mid_cursor_is_journaled_and_releases_the_site(tmp_path: 
     assert "Traceback" not in result.stderr + result.stdout
     assert "internal error" not in result.stderr
     assert "report template toy/items.txt.j2:2: 'nope' is undefined" in result.stderr
-    state, error = step_rows(site)["mark"]
+    mark = steps_of(site)["mark"]
+    state, error = mark["state"], mark["error"]
     assert state == "failed" and error is not None and "'nope' is undefined" in error
     # Nothing holds a lock: another writer gets in at once.
     with sqlite3.connect(site / "catalog.sqlite", timeout=0.1) as conn:
@@ -99,7 +94,7 @@ def test_step_failing_before_its_transaction_is_journaled(tmp_path: Path) -> Non
     result = recover("run", str(site / "pb.yaml"), "--yes")
     assert result.returncode == 1
     assert "-6 is less than the minimum of 1" in result.stderr
-    rows = step_rows(site)
+    rows = {k: (v["state"], v["error"]) for k, v in steps_of(site).items()}
     assert rows["offline"][0] == "done"
     assert rows["mark"][0] == "failed" and "minimum" in (rows["mark"][1] or "")
     status = recover("status", "--site", str(site), "--json")
@@ -139,7 +134,7 @@ def test_step_killed_after_its_report_rewrites_it_on_resume(tmp_path: Path) -> N
     for name in files:
         assert (killed / "reports" / name).read_bytes() == (whole / "reports" / name).read_bytes()
     assert not list((killed / ".recover" / "claims").glob("*.json"))
-    assert step_rows(killed)["mark"][0] == "done"
+    assert steps_of(killed)["mark"]["state"] == "done"
 
 
 def test_missing_report_template_says_where_it_looked(tmp_path: Path) -> None:
@@ -149,7 +144,7 @@ def test_missing_report_template_says_where_it_looked(tmp_path: Path) -> None:
     assert "report template toy/items.txt.j2 not found (looked in the site's templates/" in (
         result.stderr
     )
-    assert step_rows(site)["mark"][0] == "failed"
+    assert steps_of(site)["mark"]["state"] == "failed"
 
 
 def test_plan_of_an_interrupted_step_says_what_was_already_committed(tmp_path: Path) -> None:
