@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -84,7 +85,7 @@ def _preparse(site: Path, applied: set[int]) -> tuple[list[Any], list[Any]]:
     conn = sqlite3.connect(":memory:")
     for db in DBS:
         conn.execute(f"ATTACH ? AS db_{db}", (str(site / "databases" / f"{db}.sqlite"),))
-    stmts = StatementCache(conn)
+    stmts = StatementCache(conn, [f"db_{db}" for db in DBS])
     n = 1
     seq = 1
     while (site / "logs" / f"dblog.{n}.log").exists():
@@ -148,6 +149,7 @@ def _baseline(
         conn.execute(f"PRAGMA db_{db}.synchronous=FULL")
         if cache_kib is not None:
             conn.execute(f"PRAGMA db_{db}.cache_size = -{cache_kib}")
+    os.sync()
     started = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")
     for sql, rows in runs:
@@ -194,6 +196,7 @@ def run_runner(base: Path, site: Path) -> dict[str, Any]:
     prep.write_text(PREPARE % {"dbs": json.dumps(DBS)})
     rec.write_text(RECOVER % {"dbs": json.dumps(DBS)})
     _cli(site, prep)
+    os.sync()  # both sides start on a quiet disk: no writeback of the freshly built site
     wall, rss = _cli(site, rec)
     return {"wall": wall, "rss_kib": rss, "step": step_seconds(site, "recover")}
 

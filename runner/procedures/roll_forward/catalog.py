@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,21 +50,23 @@ CREATE TABLE IF NOT EXISTS {schema}rf_recovery (
     first_record INTEGER NOT NULL,
     end_record INTEGER,
     calls INTEGER NOT NULL,
+    begin_time TEXT NOT NULL,
+    end_time TEXT,
     PRIMARY KEY (logging_id, txn)
 ) WITHOUT ROWID
 """
 
 RECOVERY_INSERT = (
     "INSERT OR REPLACE INTO {schema}rf_recovery (logging_id, txn, user, program, status, "
-    "reason, detail, begin_us, end_us, first_record, end_record, calls) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "reason, detail, begin_us, end_us, first_record, end_record, calls, begin_time, end_time) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 # the same row for an applied transaction (most rows): fewer values to bind
 RECOVERY_INSERT_APPLIED = (
     "INSERT OR REPLACE INTO {schema}rf_recovery (logging_id, txn, user, program, status, "
-    "reason, detail, begin_us, end_us, first_record, end_record, calls) "
-    "VALUES ({logging_id:d},?,?,?,'applied',NULL,NULL,?,?,?,?,?)"
+    "reason, detail, begin_us, end_us, first_record, end_record, calls, begin_time, end_time) "
+    "VALUES ({logging_id:d},?,?,?,'applied',NULL,NULL,?,?,?,?,?,?,?)"
 )
 
 FLAG_NAMES = ("access", "recovery", "must_recover", "logging")
@@ -190,35 +193,30 @@ class Statement:
 
 
 class StatementCache:
-    """SQL for replaying calls, built once per table and column list."""
+    """SQL for replaying calls, built once per table and column list.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        self._tables: dict[tuple[str, str], tuple[str, set[str]] | str] = {}
+    Every table's shape is read when the cache is made, for the databases named:
+    after that it never touches the connection, so a log reader running in a
+    forked process can use its copy (the schema does not change during a replay,
+    which only inserts, updates and deletes rows).
+    """
+
+    def __init__(self, db: sqlite3.Connection, aliases: Iterable[str]) -> None:
+        # (alias, lower-case table name; SQLite names are case-insensitive) -> shape
+        self._shapes: dict[tuple[str, str], tuple[str, set[str], bool] | str] = {}
         self._stmts: dict[tuple[str, int, bytes], Statement] = {}
-        self._independent: dict[tuple[str, str], bool] = {}
+        foreign_keys = bool(db.execute("PRAGMA foreign_keys").fetchone()[0])
+        for alias in aliases:
+            for (table,) in db.execute(
+                f"SELECT name FROM {alias}.sqlite_master WHERE type IN ('table', 'view')"
+            ).fetchall():
+                if _IDENT.match(table) and table not in INTERNAL_TABLES:
+                    self._shapes[(alias, table.lower())] = _shape(db, alias, table, foreign_keys)
 
-    def independent(self, alias: str, table: str) -> bool:
-        """Whether calls on different keys of the table can be applied in any order."""
-        key = (alias, table)
-        if key not in self._independent:
-            db = self.db
-            unique = [
-                r
-                for r in db.execute(f'PRAGMA {alias}.index_list("{table}")')
-                if r[2] and r[3] != "pk"
-            ]
-            triggers = db.execute(
-                f"SELECT count(*) FROM {alias}.sqlite_master WHERE type = 'trigger' "
-                "AND tbl_name = ?",
-                (table,),
-            ).fetchone()[0]
-            fks = (
-                db.execute("PRAGMA foreign_keys").fetchone()[0]
-                and db.execute(f'PRAGMA {alias}.foreign_key_list("{table}")').fetchall()
-            )
-            self._independent[key] = not unique and not triggers and not fks
-        return self._independent[key]
+    def _table(self, alias: str, table: str) -> tuple[str, set[str], bool] | str:
+        if not _IDENT.match(table) or table in INTERNAL_TABLES:
+            return f"table name {table!r} is not replayable"
+        return self._shapes.get((alias, table.lower()), f"table {table} does not exist")
 
     def get(self, alias: str, rtype: int, desc: bytes) -> Statement:
         key = (alias, rtype, desc)
@@ -226,22 +224,6 @@ class StatementCache:
         if stmt is None:
             stmt = self._stmts[key] = self._build(alias, rtype, desc)
         return stmt
-
-    def _table(self, alias: str, table: str) -> tuple[str, set[str]] | str:
-        key = (alias, table)
-        if key not in self._tables:
-            if not _IDENT.match(table) or table in INTERNAL_TABLES:
-                self._tables[key] = f"table name {table!r} is not replayable"
-            else:
-                info = self.db.execute(f'PRAGMA {alias}.table_info("{table}")').fetchall()
-                pks = [r[1] for r in info if r[5]]
-                if not info:
-                    self._tables[key] = f"table {table} does not exist"
-                elif len(pks) != 1:
-                    self._tables[key] = f"table {table} has no single-column primary key"
-                else:
-                    self._tables[key] = (pks[0], {r[1] for r in info})
-        return self._tables[key]
 
     def _build(self, alias: str, rtype: int, desc: bytes) -> Statement:
         from runner.procedures.roll_forward.media import DELETE, PUT, UPDATE, parse_desc
@@ -253,12 +235,11 @@ class StatementCache:
         shape = self._table(alias, table)
         if isinstance(shape, str):
             return Statement(None, table, shape)
-        keycol, columns = shape
+        keycol, columns, free = shape
         bad = [c for c in cols if c not in columns or c == keycol or not _IDENT.match(c)]
         if bad or len(set(cols)) != len(cols):
             return Statement(None, table, f"table {table} has no column(s) {', '.join(bad)}")
         target = f'{alias}."{table}"'
-        free = self.independent(alias, table)
         if rtype == PUT:
             names = ", ".join(f'"{c}"' for c in (keycol, *cols))
             marks = ", ".join(f"?{i}" for i in range(1, len(cols) + 2))
@@ -273,3 +254,22 @@ class StatementCache:
                 return Statement(None, table, "delete carries values")
             return Statement(f'DELETE FROM {target} WHERE "{keycol}" = ?1', table, None, free)
         return Statement(None, table, f"record type {rtype} is not a call")
+
+
+def _shape(
+    db: sqlite3.Connection, alias: str, table: str, foreign_keys: bool
+) -> tuple[str, set[str], bool] | str:
+    """(key column, columns, independent) of a table, or why its calls cannot be
+    replayed; independent as in Statement."""
+    info = db.execute(f'PRAGMA {alias}.table_info("{table}")').fetchall()
+    pks = [r[1] for r in info if r[5]]
+    if len(pks) != 1:
+        return f"table {table} has no single-column primary key"
+    indexes = db.execute(f'PRAGMA {alias}.index_list("{table}")').fetchall()
+    unique = [r for r in indexes if r[2] and r[3] != "pk"]
+    triggers = db.execute(
+        f"SELECT count(*) FROM {alias}.sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+        (table,),
+    ).fetchone()[0]
+    fks = foreign_keys and db.execute(f'PRAGMA {alias}.foreign_key_list("{table}")').fetchall()
+    return pks[0], {r[1] for r in info}, not unique and not triggers and not fks

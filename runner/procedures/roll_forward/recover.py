@@ -103,6 +103,7 @@ class Recover(Action):
             flush_calls=int(self.args.get("batch_calls", 20_000)),
             chunk_records=int(self.args.get("chunk_records", 4096)),
         )
+        reader = str(self.args.get("reader", "auto"))
         first_gap = next(iter(logset.missing()), None)
         readable = [n for n in sorted(logset.headers) if first_gap is None or n < first_gap]
         ctx.note(
@@ -116,12 +117,11 @@ class Recover(Action):
             self._gate_access(ctx, list(state.targets))
         else:
             state = self._start(ctx, logset)
-        replay = Replay(ctx, logset, state, options)
+        replay = Replay(ctx, logset, state, options, reader)
         try:
             stop = replay.run()
         except MediaError as exc:
             # The engine rolls back to the last checkpoint: report what that holds.
-            replay.keep_last_record()
             committed = ReplayState.from_dict(dict(ctx.state)) if ctx.state else state
             committed.last_txn_record = state.last_txn_record
             self._abort(ctx, logset, committed, exc.message, with_summary=False)

@@ -18,7 +18,7 @@ from runner.engine.action import StepContext
 from runner.procedures.roll_forward.catalog import alias_for, database_rel, read_flags
 from runner.procedures.roll_forward.logset import LogSet
 from runner.procedures.roll_forward.media import iso_us
-from runner.procedures.roll_forward.replay import ReplayState, last_record_info
+from runner.procedures.roll_forward.reader import ReplayState, last_record_info
 
 REASONS = ("incomplete", "failed", "dependent", "stop_time")
 REASON_TEXT = {
@@ -27,7 +27,6 @@ REASON_TEXT = {
     "dependent": "failed on replay, depending on a suppressed change",
     "stop_time": "not completed by the stop time",
 }
-_TIME = "strftime('%Y-%m-%dT%H:%M:%fZ', {col} / 1000000.0, 'unixepoch')"
 REPORT_DIR = "reports/rollforward"
 BLOCK_LINES = 1000
 
@@ -143,15 +142,13 @@ def outputs(s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_BEGIN = _TIME.format(col="begin_us")
-_END = f"coalesce({_TIME.format(col='end_us')}, '-')"
 _USER_FIELDS = (
     "txn",
     "program",
     "status",
     "coalesce(reason, '')",
-    _BEGIN,
-    _END,
+    "begin_time",
+    "coalesce(end_time, '-')",
     "first_record",
     "coalesce(end_record, '-')",
     "calls",
@@ -207,7 +204,7 @@ def _users(db: sqlite3.Connection, alias: str, logging_id: int) -> list[dict[str
         f"""SELECT user, group_concat(DISTINCT program),
                sum(status = 'applied'), sum(status = 'suppressed'), sum(status = 'rolled_back'),
                max(CASE WHEN status = 'applied' THEN end_record END), txn,
-               {_TIME.format(col="end_us")}, first_record
+               end_time, first_record
             FROM {alias}.rf_recovery WHERE logging_id = ? GROUP BY user ORDER BY user""",
         (logging_id,),
     ).fetchall()

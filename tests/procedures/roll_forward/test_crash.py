@@ -6,7 +6,10 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from runner import PROJECT_ROOT
 from tests.procedures.roll_forward.conftest import (
@@ -18,8 +21,6 @@ from tests.procedures.roll_forward.conftest import (
     snapshot,
     write_playbook,
 )
-
-STEPS = PREPARE + recover_step(checkpoint_records=300, batch_calls=40, chunk_records=64)
 
 
 def _run(site: Path, book: Path, crash: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -51,14 +52,41 @@ def _outcomes(site: Path) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
-def test_sigkill_mid_replay_then_resume_equals_uninterrupted(make_site, tmp_path: Path) -> None:
-    book = write_playbook(tmp_path / "crash.yaml", STEPS, "crash")
+def _readers_of(site: Path) -> list[int]:
+    """Processes still running a roll forward of this site (a reader left behind)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(site).encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _gone(site: Path) -> bool:
+    deadline = time.monotonic() + 10
+    while _readers_of(site) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _readers_of(site)
+
+
+@pytest.mark.parametrize("reader", ["inline", "process"])
+def test_sigkill_mid_replay_then_resume_equals_uninterrupted(
+    make_site, tmp_path: Path, reader: str
+) -> None:
+    steps = PREPARE + recover_step(
+        checkpoint_records=300, batch_calls=40, chunk_records=64, reader=reader
+    )
+    book = write_playbook(tmp_path / "crash.yaml", steps, "crash")
     clean = make_site(seed=41, transactions=250)
     assert _run(clean, book).returncode == 0
     for crash_at in (3, 8, 19):
         site = make_site(seed=41, transactions=250)
         killed = _run(site, book, f"recover:{crash_at}")
         assert killed.returncode == -9, killed.stderr
+        # a reader process notices its parent is gone (the pipe breaks) and ends
+        assert Path("/proc").is_dir() is False or _gone(site)
         partial = _outcomes(site)
         assert partial != _outcomes(clean)  # really interrupted mid-replay
         resumed = _run(site, book)

@@ -38,13 +38,15 @@ def _rows(site: Path) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
-def test_every_crash_point_resumes_to_the_same_end(make_site) -> None:
+@pytest.mark.parametrize("reader", ["inline", "process"])
+def test_every_crash_point_resumes_to_the_same_end(make_site, reader: str) -> None:
     args = {
         "databases": DBS,
         "log_set": "dblog",
         "checkpoint_records": 150,
         "batch_calls": 25,
         "chunk_records": 40,
+        "reader": reader,
     }
     clean = make_site(seed=51, transactions=120)
     _prepare(clean)
@@ -98,18 +100,23 @@ def test_big_transactions_are_spilled_and_read_again(make_site, monkeypatch) -> 
         )
 
 
-def test_dry_run_changes_nothing_and_predicts(make_site) -> None:
+@pytest.mark.parametrize("reader", ["inline", "process"])
+def test_dry_run_changes_nothing_and_predicts(make_site, reader: str) -> None:
     site = make_site(seed=53)
     _prepare(site)
     before = snapshot(site)
-    plan = run_action(Recover({"databases": DBS, "log_set": "dblog"}), site, dry_run=True)
+    args = {"databases": DBS, "log_set": "dblog", "reader": reader}
+    plan = run_action(Recover(args), site, dry_run=True)
     assert snapshot(site) == before
-    real = run_action(Recover({"databases": DBS, "log_set": "dblog"}), site)
+    real = run_action(Recover(args), site)
     assert plan.outputs == real.outputs
     assert plan.changes == real.changes
 
 
-def test_call_for_unknown_transaction_aborts_with_message(tmp_path: Path, make_site) -> None:
+@pytest.mark.parametrize("reader", ["inline", "process"])
+def test_call_for_unknown_transaction_aborts_with_message(
+    tmp_path: Path, make_site, reader: str
+) -> None:
     site = make_site(seed=54)
     _prepare(site)
     path = site / "logs" / "dblog.4.log"
@@ -123,6 +130,6 @@ def test_call_for_unknown_transaction_aborts_with_message(tmp_path: Path, make_s
     path.write_bytes(data[:end] + bogus)
     before = snapshot(site, "databases")
     with pytest.raises(RecoverError, match="no begin record"):
-        run_action(Recover({"databases": DBS, "log_set": "dblog"}), site)
+        run_action(Recover({"databases": DBS, "log_set": "dblog", "reader": reader}), site)
     assert snapshot(site, "databases") == before
     assert (site / "reports/rollforward/abort.txt").exists()

@@ -6,6 +6,7 @@ import csv
 import io
 import sqlite3
 
+from runner.procedures.roll_forward.apply import time_text
 from runner.procedures.roll_forward.catalog import RECOVERY_DDL, RECOVERY_INSERT
 from runner.procedures.roll_forward.reporting import _PLAIN_LINE, _USER_FIELDS, _user_blocks
 
@@ -25,9 +26,10 @@ def test_sql_lines_match_csv_writer() -> None:
             status, reason = ("applied", None) if detail is None else ("suppressed", "failed")
             end_us = None if txn % 5 == 0 else 1_767_225_600_123_456 + txn
             end_record = None if end_us is None else txn * 10 + 3
+            begin_us = 1_767_225_600_000_999 + txn
             rows.append(
-                (7, txn, "u1", program, status, reason, detail, 1_767_225_600_000_999 + txn,
-                 end_us, txn * 10, end_record, txn % 4)
+                (7, txn, "u1", program, status, reason, detail, begin_us, end_us, txn * 10,
+                 end_record, txn % 4, time_text(begin_us), end_us and time_text(end_us))
             )  # fmt: skip
     db.executemany(RECOVERY_INSERT.format(schema="db_x."), rows)
     expected = io.StringIO()
