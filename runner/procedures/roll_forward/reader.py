@@ -189,9 +189,15 @@ class LogReader:
         self._last: tuple[Any, ...] | None = None
 
     def bytes_to_read(self) -> int:
-        """The size of the files from the resume point on (to choose read_ahead)."""
+        """The size of the files from the resume point on (to choose read_ahead); a
+        file that cannot be looked at counts nothing (reading it will say why)."""
         start = int((self.st.rescan or self.st.pos)[0])
-        return sum(os.path.getsize(p) for n, p in self.paths.items() if n >= start)
+        total = 0
+        for number, path in self.paths.items():
+            if number >= start:
+                with contextlib.suppress(OSError):
+                    total += os.path.getsize(path)
+        return total
 
     # -- the main loop -----------------------------------------------------
     def messages(self) -> Generator[Message, None, None]:

@@ -20,7 +20,8 @@ from runner.procedures.roll_forward.catalog import (
 from runner.procedures.roll_forward.flags import DatabaseInUse, _exists_check
 from runner.procedures.roll_forward.logset import LogSet, scan_log_set
 from runner.procedures.roll_forward.media import iso_us, to_us
-from runner.procedures.roll_forward.replay import Options, Replay, ReplayState
+from runner.procedures.roll_forward.reader import Options, ReplayState
+from runner.procedures.roll_forward.replay import Replay
 from runner.site import Site
 
 

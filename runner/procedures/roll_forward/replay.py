@@ -54,9 +54,6 @@ from runner.procedures.roll_forward.reader import (
 CACHE_KIB = 16 * 1024
 # Below this much log to read, a second process costs more than it saves.
 READ_AHEAD_BYTES = 8 << 20
-READERS = ("auto", "process", "inline")
-
-__all__ = ["CACHE_KIB", "Options", "Replay", "ReplayState", "Stop"]
 
 
 def _cores() -> int:
@@ -105,7 +102,7 @@ class Replay(BatchApplier):
                     return stop
         finally:
             messages.close()  # stops a reader process at once, whatever happened here
-        raise MediaError("the log reader stopped without a word", fix="run again")
+        raise MediaError("the log reader stopped before the end of the log", fix="run again")
 
     def _paths(self) -> dict[int, str]:
         return {n: str(self.ctx.media.path(self.logset.rel(n))) for n in self.logset.headers}
