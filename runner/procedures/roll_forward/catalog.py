@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS {schema}rf_recovery (
     first_record INTEGER NOT NULL,
     end_record INTEGER,
     calls INTEGER NOT NULL,
-    begin_time TEXT NOT NULL,
+    begin_time TEXT,
     end_time TEXT,
     PRIMARY KEY (logging_id, txn)
 ) WITHOUT ROWID
@@ -68,6 +68,23 @@ RECOVERY_INSERT_APPLIED = (
     "reason, detail, begin_us, end_us, first_record, end_record, calls, begin_time, end_time) "
     "VALUES ({logging_id:d},?,?,?,'applied',NULL,NULL,?,?,?,?,?,?,?)"
 )
+
+
+def ensure_recovery_table(db: sqlite3.Connection, alias: str) -> None:
+    """rf_recovery as this release writes it: created, or given the time columns that
+    a table made by an earlier release lacks (a backup copy taken after an earlier
+    roll forward brings its rf_recovery along; so does a run resumed after an
+    upgrade)."""
+    db.execute(RECOVERY_DDL.format(schema=f"{alias}."))
+    columns = {r[1] for r in db.execute(f"PRAGMA {alias}.table_info(rf_recovery)")}
+    for column, micros in (("begin_time", "begin_us"), ("end_time", "end_us")):
+        if column not in columns:
+            db.execute(f"ALTER TABLE {alias}.rf_recovery ADD COLUMN {column} TEXT")
+            db.execute(
+                f"UPDATE {alias}.rf_recovery SET {column} = "
+                f"strftime('%Y-%m-%dT%H:%M:%fZ', {micros} / 1000000.0, 'unixepoch')"
+            )
+
 
 FLAG_NAMES = ("access", "recovery", "must_recover", "logging")
 INTERNAL_TABLES = ("rf_flags", "rf_recovery")
@@ -211,7 +228,11 @@ class StatementCache:
                 f"SELECT name FROM {alias}.sqlite_master WHERE type IN ('table', 'view')"
             ).fetchall():
                 if _IDENT.match(table) and table not in INTERNAL_TABLES:
-                    self._shapes[(alias, table.lower())] = _shape(db, alias, table, foreign_keys)
+                    try:
+                        shape = _shape(db, alias, table, foreign_keys)
+                    except sqlite3.Error as exc:  # e.g. a virtual table of an unknown module
+                        shape = f"table {table} cannot be read ({exc})"
+                    self._shapes[(alias, table.lower())] = shape
 
     def _table(self, alias: str, table: str) -> tuple[str, set[str], bool] | str:
         if not _IDENT.match(table) or table in INTERNAL_TABLES:
@@ -260,16 +281,24 @@ def _shape(
     db: sqlite3.Connection, alias: str, table: str, foreign_keys: bool
 ) -> tuple[str, set[str], bool] | str:
     """(key column, columns, independent) of a table, or why its calls cannot be
-    replayed; independent as in Statement."""
+    replayed; independent as in Statement, and only with a key compared byte for
+    byte (under NOCASE "abc" and "ABC" are one row, which the planner cannot see)."""
     info = db.execute(f'PRAGMA {alias}.table_info("{table}")').fetchall()
     pks = [r[1] for r in info if r[5]]
     if len(pks) != 1:
         return f"table {table} has no single-column primary key"
     indexes = db.execute(f'PRAGMA {alias}.index_list("{table}")').fetchall()
     unique = [r for r in indexes if r[2] and r[3] != "pk"]
+    collated = [
+        column
+        for r in indexes
+        if r[3] == "pk"
+        for column in db.execute(f'PRAGMA {alias}.index_xinfo("{r[1]}")').fetchall()
+        if column[2] == pks[0] and str(column[4]).upper() != "BINARY"
+    ]
     triggers = db.execute(
         f"SELECT count(*) FROM {alias}.sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
         (table,),
     ).fetchone()[0]
     fks = foreign_keys and db.execute(f'PRAGMA {alias}.foreign_key_list("{table}")').fetchall()
-    return pks[0], {r[1] for r in info}, not unique and not triggers and not fks
+    return pks[0], {r[1] for r in info}, not (unique or collated or triggers or fks)

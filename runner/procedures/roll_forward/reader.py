@@ -23,7 +23,7 @@ import signal
 import struct
 import traceback
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
 
@@ -83,6 +83,7 @@ READER_FIELDS = (
 )
 FRAME = struct.Struct("<Q")  # the length of each marshalled message on the pipe
 PIPE_BYTES = 1 << 20
+OPEN_CALLS_SENT = 1000  # an open transaction with more calls is sent as its position
 
 # A message is a tuple whose first item says what it is (all plain data, so it
 # crosses the pipe with marshal):
@@ -93,8 +94,8 @@ PIPE_BYTES = 1 << 20
 #       the Position of the earliest BEGIN among them and upto the next record
 #       (to read their calls again if the batch fails); rows rf_recovery rows of
 #       rolled-back transactions {alias: [row, ...]}; opens the still-open
-#       transactions with their calls, for telling a failure that depends on one
-#   ("spilled", meta, position, opens)       one transaction too big to buffer
+#       transactions (Open), for telling a failure that depends on one
+#   ("spilled", meta, position, opens, upto) one transaction too big to buffer
 #   ("warn", text)
 #   ("checkpoint", fields, seq)              commit here; fields = READER_FIELDS
 #   ("end", (kind, detail, needed_file), fields, rows)
@@ -428,7 +429,8 @@ class LogReader:
                                 self._flush(seq)
                                 meta = self._who_of(t).meta()
                                 where = (t.file_no, t.offset, t.first_seq)
-                                self.outbox.append(("spilled", meta, where, self._opens()))
+                                opens = self._opens()
+                                self.outbox.append(("spilled", meta, where, opens, seq))
                             else:
                                 self.pending.append(t)
                                 self.pending_calls += len(t.jsons)
@@ -554,10 +556,14 @@ class LogReader:
         self.rows = {}
 
     def _opens(self) -> list[Open]:
-        """The open transactions with their calls so far, unless spilled: a failing
-        call may depend on one of them. Few and small, as transactions go."""
+        """The open transactions (unless spilled), as a failing call may depend on one
+        of them: with their calls so far, or for a long one only where it begins
+        (read again from there if ever needed), so what crosses with each batch
+        stays small."""
         return [
-            (t.txn, t.alias, t.first_seq, list(t.keys), list(t.jsons))
+            (t.txn, t.alias, t.first_seq, list(t.keys), list(t.jsons), 0, 0)
+            if len(t.keys) <= OPEN_CALLS_SENT
+            else (t.txn, t.alias, t.first_seq, None, None, t.file_no, t.offset)
             for t in self.open.values()
             if t.keys is not None
         ]
@@ -615,30 +621,39 @@ def last_record_info(st: ReplayState) -> dict[str, Any]:
 def read_ahead(reader: LogReader) -> Generator[Message, None, None]:
     """reader.messages(), produced by a forked child while the caller works.
 
-    The child only reads files and writes the pipe: it never touches the parent's
-    databases (SQLite's locks belong to the parent) and ends with os._exit. The
-    pipe holds about one batch, so the child runs at most a batch or two ahead and
-    memory stays flat. Closing this generator (or the parent dying, which breaks
-    the pipe) stops the child; Ctrl-C is the parent's to handle.
+    The child only reads files and writes the pipe: it closes every descriptor
+    it inherited (the site lock and the databases stay the parent's alone), never
+    touches SQLite, and ends with os._exit. The pipe holds about one batch, so the
+    child runs at most a batch or two ahead and memory stays flat. Closing this
+    generator (or the parent dying, which breaks the pipe) stops the child;
+    Ctrl-C and kill are the parent's to handle: they are blocked around the fork,
+    so neither process can be interrupted half made.
     """
     rfd, wfd = os.pipe()
     _grow_pipe(wfd)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        os.close(rfd)
-        _child(reader, wfd)
-    os.close(wfd)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            try:
+                _child(reader, wfd, blocked)
+            finally:
+                os._exit(1)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(wfd)
     try:
         with open(rfd, "rb", buffering=PIPE_BYTES) as pipe:
             while True:
                 head = pipe.read(FRAME.size)
-                if len(head) < FRAME.size:
+                size = FRAME.unpack(head)[0] if len(head) == FRAME.size else -1
+                body = pipe.read(size) if size > 0 else b""
+                if size <= 0 or len(body) < size:  # the child died, maybe mid-message
                     raise MediaError(
                         "the log reader process ended unexpectedly",
                         fix="run again: it continues from the last checkpoint",
                     )
-                (size,) = FRAME.unpack(head)
-                message = marshal.loads(pipe.read(size))
+                message = marshal.loads(body)
                 if message[0] == "crash":
                     raise RuntimeError(f"the log reader process failed:\n{message[1]}")
                 yield message
@@ -658,27 +673,32 @@ def _grow_pipe(fd: int) -> None:
             fcntl.fcntl(fd, setpipe, PIPE_BYTES)
 
 
-def _child(reader: LogReader, wfd: int) -> NoReturn:  # pragma: no cover - runs in the child
+def _child(reader: LogReader, wfd: int, blocked: Iterable[int]) -> NoReturn:
+    """The reader process: its messages, marshalled, into the pipe; then exit."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.closerange(3, wfd)  # the parent's files: its lock, its databases, its pipe end
+        os.closerange(wfd + 1, os.sysconf("SC_OPEN_MAX"))
         gc.freeze()  # the parent's objects stay shared, not copied by collections
         with open(wfd, "wb", buffering=PIPE_BYTES) as pipe:
             try:
                 for message in reader.messages():
-                    data = marshal.dumps(message)
-                    pipe.write(FRAME.pack(len(data)))
-                    pipe.write(data)
-                    pipe.flush()
+                    _send(pipe, message)
             except BrokenPipeError:
                 raise
             except BaseException:
-                data = marshal.dumps(("crash", traceback.format_exc()))
-                pipe.write(FRAME.pack(len(data)))
-                pipe.write(data)
-                pipe.flush()
+                _send(pipe, ("crash", traceback.format_exc()))
                 code = 1
     except BaseException:
         code = 1  # the parent is gone (broken pipe) or the pipe failed: nothing to tell
     os._exit(code)
+
+
+def _send(pipe: BinaryIO, message: Message) -> None:
+    data = marshal.dumps(message)
+    pipe.write(FRAME.pack(len(data)))
+    pipe.write(data)
+    pipe.flush()

@@ -10,9 +10,9 @@ from runner.engine.action import Action, Check, StepContext
 from runner.errors import MediaError, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.roll_forward import reporting
 from runner.procedures.roll_forward.catalog import (
-    RECOVERY_DDL,
     alias_for,
     database_rel,
+    ensure_recovery_table,
     read_flags,
     valid_name,
     write_flags,
@@ -116,6 +116,8 @@ class Recover(Action):
             state = ReplayState.from_dict(dict(ctx.state))
             ctx.note(f"resuming at record {state.pos[2]} of {logset.rel(int(state.pos[0]))}")
             self._gate_access(ctx, list(state.targets))
+            for alias in state.targets.values():
+                ensure_recovery_table(ctx.db, alias)
         else:
             state = self._start(ctx, logset)
         replay = Replay(ctx, logset, state, options, reader)
@@ -187,7 +189,7 @@ class Recover(Action):
                 "error_limit to recover the other databases without them",
             )
         for alias in targets.values():
-            ctx.db.execute(RECOVERY_DDL.format(schema=f"{alias}."))
+            ensure_recovery_table(ctx.db, alias)
         return state
 
     def _gate_access(self, ctx: StepContext, names: list[str]) -> None:

@@ -122,8 +122,8 @@ class Replay(BatchApplier):
                 self._apply_batch(plan, metas, start, opens, upto)
             self._written()
         elif kind == "spilled":
-            _kind, meta, where, opens = message
-            self._apply_spilled(meta, where, opens)
+            _kind, meta, where, opens, upto = message
+            self._apply_spilled(meta, where, opens, upto)
             self._written()
         elif kind == "warn":
             self.ctx.warn(message[1])

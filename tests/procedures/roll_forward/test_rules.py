@@ -171,3 +171,18 @@ def test_stop_time_before_the_cycle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RecoverError, match="before the start of logging cycle"):
         run_action(Recover({**ARGS, "stop_at": (T0 - timedelta(hours=1)).isoformat()}), root)
     assert _items(root) == [(1, "a", 1), (2, "b", 2)]
+
+
+def test_a_key_too_big_for_sqlite_fails_its_transaction_only(tmp_path: Path) -> None:
+    root = _site(
+        tmp_path / "s",
+        [
+            (1, [(m.PUT, 3, ["name", "qty"], ["c", 3])], True),
+            (2, [(m.PUT, 2**70, ["name", "qty"], ["big", 1])], True),
+            (3, [(m.PUT, 4, ["name", "qty"], ["d", 4])], True),
+        ],
+    )
+    ctx = run_action(Recover(ARGS), root)
+    assert _items(root) == [(1, "a", 1), (2, "b", 2), (3, "c", 3), (4, "d", 4)]
+    assert ctx.outputs["applied"] == 2
+    assert ctx.outputs["suppressed_by_reason"]["failed"] == 1
