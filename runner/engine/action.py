@@ -42,6 +42,18 @@ class Check:
     fix: str | None = None
 
 
+def tables_check(
+    db: sqlite3.Connection, tables: Iterable[str], name: str, fix: str, alias: str = "catalog"
+) -> Check:
+    """Whether the attached catalog has the tables an action needs: a site.catalog
+    pointing at the wrong database shows up here first, with `fix`."""
+    have = {
+        row[0] for row in db.execute(f"SELECT name FROM {alias}.sqlite_master WHERE type='table'")
+    }
+    missing = [t for t in tables if t not in have]
+    return Check(name, not missing, f"missing tables: {', '.join(missing)}" if missing else "", fix)
+
+
 @dataclass
 class Finding:
     """A static problem a procedure finds in a playbook (for `recover validate`).

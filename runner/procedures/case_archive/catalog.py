@@ -122,13 +122,6 @@ def create(conn: sqlite3.Connection) -> None:
     conn.executescript(DDL)
 
 
-def missing_tables(conn: sqlite3.Connection, alias: str = "catalog") -> list[str]:
-    have = {
-        row[0] for row in conn.execute(f"SELECT name FROM {alias}.sqlite_master WHERE type='table'")
-    }
-    return [t for t in TABLES if t not in have]
-
-
 class Settings:
     """The settings table as typed values (defaults for keys not set)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time
 from typing import Any
 
-from runner.engine.action import Action, Check, StepContext
+from runner.engine.action import Action, Check, StepContext, tables_check
 from runner.errors import SiteError, UsageError
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings
@@ -82,14 +82,14 @@ class CaseAction(Action):
 
     def base_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Catalog, settings and, for tape actions, the access window."""
-        missing = catalog.missing_tables(ctx.db)
-        yield check(
+        tables = tables_check(
+            ctx.db,
+            catalog.TABLES,
             "catalog has the case-archive tables",
-            not missing,
-            f"missing tables: {', '.join(missing)}" if missing else "",
             fix="point site.catalog at the case-archive catalog (see docs/case_archive.md)",
         )
-        if missing:
+        yield tables
+        if not tables.ok:
             return
         settings = Settings(ctx.db)
         problems = settings_problems(settings)

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from runner.engine.action import Action, Check, StepContext
+from runner.engine.action import Action, Check, StepContext, tables_check
 from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.pool_containers import catalog, scan, window
 from runner.procedures.pool_containers.analyse import Mode, Summary, analyse
@@ -33,14 +33,14 @@ class _PoolAction(Action):
 
     def site_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Preconditions shared by check and fix (all reported at once by plan)."""
-        missing = catalog.missing_tables(ctx.db)
-        yield Check(
+        tables = tables_check(
+            ctx.db,
+            catalog.TABLES,
             "catalog has the pool tables",
-            not missing,
-            f"missing tables: {', '.join(missing)}" if missing else "",
             fix="point site.catalog at the repository database (see docs/pool_containers.md)",
         )
-        if missing:
+        yield tables
+        if not tables.ok:
             return
         bad = catalog.bad_pool_paths(ctx.db)
         yield Check(
