@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -79,6 +79,17 @@ class CaseAction(Action):
 
     def databases(self, site: Site) -> dict[str, str]:
         return {"catalog": site.location("catalog", "catalog.sqlite")}
+
+    def check(self, ctx: StepContext) -> Iterable[Check]:
+        """The checks every cases.* action shares, then (once they hold, as they
+        read the catalog and its settings) the action's own."""
+        checks = list(self.base_checks(ctx))
+        if all(c.ok for c in checks):
+            checks += self.own_checks(ctx)
+        return checks
+
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        return []
 
     def base_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Catalog, settings and, for tape actions, the access window."""

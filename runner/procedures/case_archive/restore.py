@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from runner.engine.action import Check, StepContext
@@ -50,10 +50,8 @@ class Restore(CaseAction):
     def directory(self, ctx: StepContext) -> str:
         return case_directory(Settings(ctx.db).text("restore_dir"), self.args["case"])
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.base_checks(ctx))
-        if not all(c.ok for c in checks):
-            return checks
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        checks: list[Check] = []
         settings = Settings(ctx.db)
         params = self._params()
         known = ctx.db.execute(
@@ -300,10 +298,8 @@ class DeleteCase(CaseAction):
     summary = "delete a restored case directory (refused while the case is in use)"
     destructive = True
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.base_checks(ctx))
-        if not all(c.ok for c in checks):
-            return checks
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        checks: list[Check] = []
         row = ctx.db.execute(
             "SELECT in_use FROM cases WHERE name = ?", (self.args["case"],)
         ).fetchone()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from runner.engine.action import Check, StepContext
@@ -69,10 +68,8 @@ class WriteTape(CaseAction):
     )
     tape_access = True
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.base_checks(ctx))
-        if not all(c.ok for c in checks):
-            return checks
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        checks: list[Check] = []
         checks.append(self.lock_check(ctx))
         current = catalog.current_tape(ctx.db)
         loaded = Settings(ctx.db).text("loaded_tape")
@@ -289,10 +286,8 @@ class LoadTape(CaseAction):
     summary = "load a tape in the drive (an old one to restore from, or the current one back)"
     tape_access = True
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.base_checks(ctx))
-        if not all(c.ok for c in checks):
-            return checks
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        checks: list[Check] = []
         label = self.args["label"]
         row = ctx.db.execute("SELECT used FROM tapes WHERE label = ?", (label,)).fetchone()
         checks.append(
@@ -344,10 +339,8 @@ class NewTape(CaseAction):
         match = re.fullmatch(re.escape(pool) + r"_([0-9]+)_2", label)
         return label, int(match.group(1)) if match else -1
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.base_checks(ctx))
-        if not all(c.ok for c in checks):
-            return checks
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        checks: list[Check] = []
         label, number = self._label(ctx)
         pool = Settings(ctx.db).text("tape_pool")
         checks.append(
@@ -411,10 +404,8 @@ class ReinitTape(CaseAction):
     destructive = True
     tape_access = True
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.base_checks(ctx))
-        if not all(c.ok for c in checks):
-            return checks
+    def own_checks(self, ctx: StepContext) -> list[Check]:
+        checks: list[Check] = []
         label = self.args["label"]
         row = ctx.db.execute("SELECT state FROM tapes WHERE label = ?", (label,)).fetchone()
         checks.append(
