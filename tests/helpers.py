@@ -171,6 +171,17 @@ def site_files(root: Path, *skip: str) -> dict[str, str]:
     return out
 
 
+def catalog_site_files(root: Path) -> dict[str, str]:
+    """Every file under a site with a `catalog.sqlite`, but the state and the catalog."""
+    return site_files(root, "catalog.sqlite")
+
+
+def catalog_site_snapshot(root: Path) -> tuple[dict[str, str], str]:
+    """Files by content plus the catalog's bytes: 'byte-identical' means both equal."""
+    catalog = hashlib.sha256((root / "catalog.sqlite").read_bytes()).hexdigest()
+    return catalog_site_files(root), catalog
+
+
 def catalog_dump(path: Path, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
     """The given tables' rows, in a stable order, to compare two catalogs."""
     conn = sqlite3.connect(path)

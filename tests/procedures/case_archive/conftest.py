@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sqlite3
 import subprocess
@@ -19,7 +18,13 @@ from runner.cli import cli
 from runner.procedures.case_archive.catalog import TABLES
 from runner.procedures.case_archive.world import NOW, Options, build
 from tests.helpers import catalog_dump as dump_tables
-from tests.helpers import process_env, run_process, site_files, step_outputs
+from tests.helpers import (
+    catalog_site_files,
+    catalog_site_snapshot,
+    process_env,
+    run_process,
+    step_outputs,
+)
 
 PLAYBOOK = PLAYBOOKS_DIR / "case-archive.yaml"
 CLOCK = NOW.isoformat()
@@ -111,18 +116,12 @@ def subprocess_run(
     return run_process(*args, env=process_env(RECOVER_NOW=CLOCK, **(env or {})), timeout=120)
 
 
-def tree(root: Path) -> dict[str, str]:
-    """Every file under the site except the runner's state and the catalog: path -> sha256."""
-    return site_files(root, "catalog.sqlite")
+tree = catalog_site_files
+snapshot = catalog_site_snapshot
 
 
 def catalog_dump(root: Path) -> dict[str, list[tuple[Any, ...]]]:
     return dump_tables(root / "catalog.sqlite", TABLES)
-
-
-def snapshot(root: Path) -> tuple[dict[str, str], str]:
-    """Files by content plus the catalog's bytes: 'byte-identical' means both equal."""
-    return tree(root), hashlib.sha256((root / "catalog.sqlite").read_bytes()).hexdigest()
 
 
 def outputs(site: Site, step: str) -> dict[str, Any]:
