@@ -17,10 +17,16 @@ def now() -> datetime:
     pinned = os.environ.get("RECOVER_NOW")
     if not pinned:
         return datetime.now(UTC).replace(microsecond=0)
+    return parse_moment(pinned, f"RECOVER_NOW={pinned!r}")
+
+
+def parse_moment(text: str, described: str) -> datetime:
+    """A date-time an operator gave (ISO 8601; `Z` or no zone means UTC); a
+    UsageError that starts with `described` if it is none."""
     try:
-        value = datetime.fromisoformat(pinned)
-    except ValueError as exc:
-        raise UsageError(f"RECOVER_NOW={pinned!r} is not an ISO date-time") from exc
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{described} is not an ISO date-time") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

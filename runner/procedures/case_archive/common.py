@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, time
 from typing import Any
 
+from runner.clock import parse_moment
 from runner.engine.action import Action, Check, StepContext, tables_check
 from runner.errors import SiteError, UsageError
 from runner.procedures.case_archive import catalog
@@ -64,11 +65,7 @@ def moment_arg(value: str | None) -> str | None:
     """An ISO date-time argument in the catalog's time format (UTC)."""
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{value!r} is not an ISO date-time") from None
-    return catalog.stamp(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+    return catalog.stamp(parse_moment(value, repr(value)))
 
 
 class CaseAction(Action):

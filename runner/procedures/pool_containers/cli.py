@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
+from runner.clock import parse_moment
 from runner.errors import UsageError
 from runner.procedures.pool_containers.world import NOW, Options, build
 
 
 def _moment(text: str | None, name: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{name} {text!r} is not an ISO date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None if text is None else parse_moment(text, f"{name} {text!r}")
 
 
 @click.command()
