@@ -3,9 +3,10 @@ tape access window, the cache lock and case-name rules."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -15,6 +16,8 @@ from runner.errors import SiteError, UsageError
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings
 from runner.site import Site, safe_relpath
+
+COPY_CHUNK = 1 << 16
 
 CONFIRM_NEARLY_FULL = "tape_nearly_full"
 _WINDOW = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
@@ -66,6 +69,27 @@ def moment_arg(value: str | None) -> str | None:
     if value is None:
         return None
     return catalog.stamp(parse_moment(value, repr(value)))
+
+
+def copy_verified(
+    ctx: StepContext,
+    src: str,
+    dst: str,
+    size: int,
+    digest: str,
+    mismatch: Callable[[int], Exception],
+) -> None:
+    """Copy a media file streaming, checking it against the catalog's size and sha256
+    on the way; on a mismatch raise `mismatch(bytes seen)` before the copy lands
+    (the writer then leaves nothing behind)."""
+    sha, seen = hashlib.sha256(), 0
+    with ctx.media.open(src) as source, ctx.media.writer(dst, source=src) as target:
+        while chunk := source.read(COPY_CHUNK):
+            sha.update(chunk)
+            seen += len(chunk)
+            target.write(chunk)
+        if seen != size or sha.hexdigest() != digest:
+            raise mismatch(seen)
 
 
 class CaseAction(Action):

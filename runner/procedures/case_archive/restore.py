@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -14,6 +13,7 @@ from runner.procedures.case_archive.common import (
     CaseAction,
     case_directory,
     check,
+    copy_verified,
     in_window,
     moment_arg,
 )
@@ -266,14 +266,9 @@ def _links(common: list[str], directory: str) -> list[str]:
 def _from_cache(ctx: StepContext, src: str, dst: str, size: int, digest: str) -> None:
     if not ctx.media.exists(src):
         raise _Missing(f"{src} is not in the cache")
-    sha, seen = hashlib.sha256(), 0
-    with ctx.media.open(src) as source, ctx.media.writer(dst, source=src) as out:
-        while chunk := source.read(tape.CHUNK):
-            sha.update(chunk)
-            seen += len(chunk)
-            out.write(chunk)
-        if seen != size or sha.hexdigest() != digest:
-            raise tape.CorruptRecord(f"{src} fails its digest")
+    copy_verified(
+        ctx, src, dst, size, digest, lambda _seen: tape.CorruptRecord(f"{src} fails its digest")
+    )
 
 
 def _from_tape(

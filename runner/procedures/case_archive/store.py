@@ -4,19 +4,24 @@ continuous one)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from runner.engine.action import Check, StepContext
 from runner.errors import StepFailed
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings
-from runner.procedures.case_archive.common import CaseAction, check, clean_path, moment_arg
+from runner.procedures.case_archive.common import (
+    CaseAction,
+    check,
+    clean_path,
+    copy_verified,
+    moment_arg,
+)
 
 STORE_REPORT = "reports/cases-store.txt"
-CHUNK = 1 << 16
 
 #: the ingest products a request selects: ?1 products JSON, ?2 from, ?3 to, ?4 now
 _MATCH = """p.product IN (SELECT value FROM json_each(?1)) AND p.time >= ?2
@@ -85,7 +90,9 @@ class Store(CaseAction):
         settings = Settings(ctx.db)
         bad: list[str] = []
         absent: list[str] = []
-        for (relpath,) in new_files(ctx.db, products, start, end, now):
+        needed = 0
+        for relpath, size in new_files(ctx.db, products, start, end, now):
+            needed += size
             problem = clean_path(relpath, "ingest file")
             if problem:
                 bad.append(problem)
@@ -107,7 +114,7 @@ class Store(CaseAction):
                 fix="narrow the request, or remove the vanished files from the products table",
             )
         )
-        needed, used = new_bytes(ctx.db, products, start, end, now), catalog.cache_used(ctx.db)
+        used = catalog.cache_used(ctx.db)
         capacity = settings.number("cache_capacity")
         checks.append(
             check(
@@ -156,7 +163,8 @@ class Store(CaseAction):
             "SELECT relpath, size, digest FROM files WHERE id > ? ORDER BY id", (before,)
         )
         for relpath, size, digest in ctx.progress(rows, copied, "files copied to the cache"):
-            _copy_checked(ctx, f"{ingest}/{relpath}", f"{cache}/{relpath}", size, digest)
+            src = f"{ingest}/{relpath}"
+            copy_verified(ctx, src, f"{cache}/{relpath}", size, digest, _changed(src, size))
         added = ctx.db.execute(
             f"""INSERT OR IGNORE INTO session_files (session_id, file_id)
                 SELECT ?5, f.id FROM products p JOIN files f ON f.relpath = p.relpath
@@ -225,22 +233,13 @@ class Store(CaseAction):
 def new_files(
     db: sqlite3.Connection, products: str, start: str, end: str | None, now: str
 ) -> sqlite3.Cursor:
-    """Relative paths of the matching ingest files not stored yet (streamed)."""
+    """(relative path, size) of the matching ingest files not stored yet (streamed)."""
     return db.execute(
-        f"""SELECT p.relpath FROM products p WHERE {_MATCH}
+        f"""SELECT p.relpath, p.size FROM products p WHERE {_MATCH}
             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.relpath = p.relpath)
             ORDER BY p.relpath""",
         (products, start, end, now),
     )
-
-
-def new_bytes(db: sqlite3.Connection, products: str, start: str, end: str | None, now: str) -> int:
-    row = db.execute(
-        f"""SELECT coalesce(sum(p.size), 0) FROM products p WHERE {_MATCH}
-            AND NOT EXISTS (SELECT 1 FROM files f WHERE f.relpath = p.relpath)""",
-        (products, start, end, now),
-    ).fetchone()
-    return int(row[0])
 
 
 def _session(
@@ -262,17 +261,12 @@ def _session(
     return int(cursor.lastrowid)
 
 
-def _copy_checked(ctx: StepContext, src: str, dst: str, size: int, digest: str) -> None:
-    """Copy streaming, checking the catalog's size and digest on the way."""
-    sha, seen = hashlib.sha256(), 0
-    with ctx.media.open(src) as source, ctx.media.writer(dst, source=src) as target:
-        while chunk := source.read(CHUNK):
-            sha.update(chunk)
-            seen += len(chunk)
-            target.write(chunk)
-        if seen != size or sha.hexdigest() != digest:
-            raise StepFailed(
-                f"ingest file {src} does not match the catalog ({seen:,} bytes, expected "
-                f"{size:,}, or a different digest); nothing was stored",
-                fix="the file changed after ingest: re-ingest it or fix the products table",
-            )
+def _changed(src: str, size: int) -> Callable[[int], Exception]:
+    def error(seen: int) -> Exception:
+        return StepFailed(
+            f"ingest file {src} does not match the catalog ({seen:,} bytes, expected "
+            f"{size:,}, or a different digest); nothing was stored",
+            fix="the file changed after ingest: re-ingest it or fix the products table",
+        )
+
+    return error
