@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from runner.engine.action import Check, StepContext
-from runner.errors import ConfirmationRequired, SafetyRefusal, StepFailed
+from runner.errors import ConfirmationRequired, StepFailed
 from runner.procedures.case_archive import catalog, tape
 from runner.procedures.case_archive.catalog import Settings
 from runner.procedures.case_archive.common import CONFIRM_NEARLY_FULL, CaseAction, check
@@ -175,11 +175,11 @@ class WriteTape(CaseAction):
         backup = int(ctx.db.execute("SELECT coalesce(max(id), 0) + 1 FROM backups").fetchone()[0])
         cache = settings.text("cache_dir")
         rel = tape_path(settings, label)
+        # each step has its own connection: its temp tables start empty and go with it
         ctx.db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS cases_offsets (file_id INTEGER PRIMARY KEY, "
+            "CREATE TEMP TABLE cases_offsets (file_id INTEGER PRIMARY KEY, "
             "tape_offset INTEGER NOT NULL)"
         )
-        ctx.db.execute("DELETE FROM temp.cases_offsets")
         rows = ctx.db.execute(
             "SELECT id, relpath, size, digest FROM files WHERE location = 'cache' ORDER BY relpath"
         )
@@ -430,8 +430,7 @@ class ReinitTape(CaseAction):
     def run(self, ctx: StepContext) -> None:
         label = self.args["label"]
         settings = Settings(ctx.db)
-        ctx.db.execute("CREATE TEMP TABLE IF NOT EXISTS cases_gone AS SELECT id FROM files WHERE 0")
-        ctx.db.execute("DELETE FROM temp.cases_gone")
+        ctx.db.execute("CREATE TEMP TABLE cases_gone AS SELECT id FROM files WHERE 0")
         ctx.db.execute(
             """INSERT INTO temp.cases_gone SELECT f.id FROM files f
                JOIN backups b ON b.id = f.backup_id WHERE b.tape = ?""",
@@ -459,11 +458,7 @@ class ReinitTape(CaseAction):
                 )
             )
             ctx.lost("files", files, examples)
-            try:
-                ctx.checkpoint({"phase": "gated"})  # the loss budget, before anything changes
-            except SafetyRefusal:
-                ctx.db.execute("DROP TABLE IF EXISTS temp.cases_gone")
-                raise
+            ctx.checkpoint({"phase": "gated"})  # the loss budget, before anything changes
         partial = ctx.db.execute(
             """SELECT count(DISTINCT sf.session_id) FROM session_files sf
                JOIN temp.cases_gone g ON g.id = sf.file_id"""
