@@ -40,7 +40,7 @@ class Context:
         confirmations: set[str],
         reports: SandboxedEnvironment,
         on_checkpoint: Callable[[Context], None],
-        claims: ReportClaims | None = None,
+        claims: ReportClaims,
     ) -> None:
         self.site = site
         self.db = db
@@ -54,7 +54,7 @@ class Context:
         self._confirmations = confirmations
         self._reports = reports
         self._on_checkpoint = on_checkpoint
-        self._claims = claims or ReportClaims(None)
+        self._claims = claims
         self._log = logger.bind(step=record.step_id)
         crash = None if dry_run else _crash_point(record.step_id)
         self._crash_after_report = crash == "report"

@@ -113,7 +113,7 @@ class TrackedConnection(sqlite3.Connection):
         super().close()
 
 
-def connect(path: Path, shown_as: Path | None = None) -> sqlite3.Connection:
+def connect(path: Path, shown_as: Path | None = None) -> TrackedConnection:
     """A connection whose main db is the journal, in explicit-transaction mode.
 
     `shown_as` names the journal in errors when `path` is a plan's scratch copy."""

@@ -311,7 +311,7 @@ class Session:
         self._committed = copy.deepcopy(ctx.record)
         ctx.db.execute("BEGIN IMMEDIATE")
 
-    def _restore(self, conn: sqlite3.Connection, record: StepRecord) -> None:
+    def _restore(self, conn: journal.TrackedConnection, record: StepRecord) -> None:
         """After a rollback the record must again say only what was committed.
 
         The journal row is the truth: an interrupt that lands just after a
@@ -324,7 +324,7 @@ class Session:
         record.loss_examples, record.outputs = kept.loss_examples, kept.outputs
         record.reports, record.state_data = kept.reports, kept.state_data
 
-    def _persist(self, conn: sqlite3.Connection, record: StepRecord) -> None:
+    def _persist(self, conn: journal.TrackedConnection, record: StepRecord) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
             # Keep the last checkpoint's counts: they are what the catalogs hold.
@@ -340,7 +340,7 @@ class Session:
         finally:
             conn.close()
 
-    def _connect(self, action: Action) -> sqlite3.Connection:
+    def _connect(self, action: Action) -> journal.TrackedConnection:
         conn = journal.connect(self.journal_path)
         try:
             for alias, rel in action.databases(self.request.site).items():
@@ -393,10 +393,9 @@ def copy_database(source: Path, target: Path) -> None:
         shutil.copyfile(hot, target.with_name(target.name + "-journal"))
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
+def _rollback(conn: journal.TrackedConnection) -> None:
     """Undo the open transaction; statements left pending by a failure go first."""
-    if isinstance(conn, journal.TrackedConnection):
-        conn.close_cursors()
+    conn.close_cursors()
     try:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
