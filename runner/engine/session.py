@@ -150,8 +150,7 @@ class Session:
         except RecoverError as exc:
             # Failed before its transaction began: still say so in the journal.
             if not self.dry_run:
-                record.state = "refused" if isinstance(exc, SafetyRefusal) else "failed"
-                record.error = exc.message
+                record.state, record.error = _ended_by(exc)
                 with contextlib.suppress(RecoverError):  # if the journal is what failed
                     self._persist_alone(record)
             raise
@@ -216,18 +215,7 @@ class Session:
                     "integrity_check') and matches this procedure",
                 )
             if not self.dry_run:
-                record.state = (
-                    "interrupted"
-                    if isinstance(error, KeyboardInterrupt)
-                    else "refused"
-                    if isinstance(error, SafetyRefusal)
-                    else "failed"
-                )
-                record.error = getattr(error, "message", None) or (
-                    "interrupted"
-                    if isinstance(error, KeyboardInterrupt)
-                    else f"internal error: {type(error).__name__}: {error}"
-                )
+                record.state, record.error = _ended_by(error)
                 self._persist(conn, record)
             if error is not exc:
                 raise error from exc
@@ -391,6 +379,15 @@ def copy_database(source: Path, target: Path) -> None:
     hot = source.with_name(source.name + "-journal")
     if hot.exists():
         shutil.copyfile(hot, target.with_name(target.name + "-journal"))
+
+
+def _ended_by(error: BaseException) -> tuple[str, str]:
+    """The journal's state and error text for a step that did not finish."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", "interrupted"
+    state = "refused" if isinstance(error, SafetyRefusal) else "failed"
+    text = getattr(error, "message", None)
+    return state, text or f"internal error: {type(error).__name__}: {error}"
 
 
 def _rollback(conn: journal.TrackedConnection) -> None:
