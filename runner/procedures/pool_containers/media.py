@@ -43,7 +43,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, overload
 
 from runner.errors import MediaError
 
@@ -139,7 +139,11 @@ def store(type_manager: str, raw: bytes) -> bytes:
     return zlib.compress(raw, 6) if type_manager == "compressed" else raw
 
 
-def unstore(type_manager: str, stored: bytes, raw_len: int) -> bytes:
+@overload
+def unstore(type_manager: str, stored: bytes, raw_len: int) -> bytes: ...
+@overload
+def unstore(type_manager: str, stored: memoryview, raw_len: int) -> bytes | memoryview: ...
+def unstore(type_manager: str, stored: bytes | memoryview, raw_len: int) -> bytes | memoryview:
     """Raw data from its stored form; CorruptVersion when it cannot be."""
     if type_manager != "compressed":
         return stored
@@ -342,20 +346,13 @@ def inspect(
     bad: list[VersionKey] = []
     view = memoryview(blob)
     sha256 = hashlib.sha256
-    compressed = type_manager == "compressed"
     for branch, number, offset, stored, raw_len, digest in entries:
         start = data_start + offset
-        data: bytes | memoryview = view[start : start + stored]
-        if compressed:
-            inflate = zlib.decompressobj()
-            try:
-                data = inflate.decompress(data, raw_len + 1)
-            except zlib.error:
-                bad.append((branch, number))
-                continue
-            if not inflate.eof or inflate.unused_data:
-                bad.append((branch, number))
-                continue
+        try:
+            data = unstore(type_manager, view[start : start + stored], raw_len)
+        except CorruptVersion:
+            bad.append((branch, number))
+            continue
         if len(data) != raw_len or sha256(data).digest() != digest:
             bad.append((branch, number))
     return oid, type_manager, entries, bad
