@@ -109,6 +109,11 @@ class MediaStore:
             return False
         return self.site.path(key).exists()
 
+    def is_dir(self, rel: str) -> bool:
+        """A directory on the site, or one that exists only because a dry run
+        planned files in it."""
+        return self.path(rel).is_dir() or bool(self.listdir(rel))
+
     def listdir(self, rel: str) -> list[str]:
         """Names in a site directory, including planned writes, sorted."""
         key = clean_relpath(rel)

@@ -336,7 +336,7 @@ def _walk(ctx: StepContext, directory: str) -> Iterator[str]:
     """Every file under a directory (depth first, sorted), through the media overlay."""
     for name in ctx.media.listdir(directory):
         rel = f"{directory}/{name}"
-        if ctx.media.path(rel).is_dir():
+        if ctx.media.is_dir(rel):
             yield from _walk(ctx, rel)
         else:
             yield rel

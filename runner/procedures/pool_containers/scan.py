@@ -258,16 +258,10 @@ def _walk(
             yield from _walk(ctx, pool_path, sub, f"{real}/{name}", direct=direct)
         elif kind == "file":
             yield sub, (f"{real}/{name}" if direct else None)
-        elif _is_dir(ctx, f"{here}/{name}"):
+        elif ctx.media.is_dir(f"{here}/{name}"):
             yield from _walk(ctx, pool_path, sub, None, direct=False)
         else:
             yield sub, None
-
-
-def _is_dir(ctx: StepContext, rel: str) -> bool:
-    """Through ctx.media: a directory on the site, or one that exists only because a
-    dry run planned files in it."""
-    return ctx.media.path(rel).is_dir() or bool(ctx.media.listdir(rel))
 
 
 def _by_pool(
