@@ -51,11 +51,14 @@ def _build(
     st.sampled_from([1, 2, 8]),
     st.integers(50, 100),
     st.integers(1, 40),
-    st.randoms(use_true_random=False),
+    st.integers(0, 2**32),
 )
 def test_bulk_load_then_walk_gives_back_every_entry_in_order(
-    count: int, spb: int, fill: int, length: int, rnd: random.Random
+    count: int, spb: int, fill: int, length: int, seed: int
 ) -> None:
+    # key bytes from a seeded generator: drawing up to 120 kB of them from hypothesis
+    # itself trips its data-too-large health check on some seeds
+    rnd = random.Random(seed)
     entries = sorted(rnd.randbytes(length) + n.to_bytes(4, "big") for n in range(count))
     out, info, levels = _build(entries, length, spb, fill)
     leaves: list[Leaf] = []
