@@ -24,8 +24,9 @@ def _walk(ctx: click.Context) -> list[tuple[str, str]]:
     """
     found = [(ctx.command_path, ctx.command.get_help(ctx))]
     if isinstance(ctx.command, click.Group):
-        for name in sorted(ctx.command.commands):
-            sub = ctx.command.commands[name]
+        for name in sorted(ctx.command.list_commands(ctx)):
+            sub = ctx.command.get_command(ctx, name)
+            assert sub is not None
             with click.Context(sub, info_name=name, parent=ctx) as child:
                 found += _walk(child)
     return found

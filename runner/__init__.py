@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
-
-#: The project tree holding schemas/, templates/ and playbooks/ (the package is
-#: installed editable, so these ship beside it rather than inside it).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS_DIR = PROJECT_ROOT / "schemas"
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-PLAYBOOKS_DIR = PROJECT_ROOT / "playbooks"
+try:
+    __version__ = version("recover")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

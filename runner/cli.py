@@ -20,7 +20,8 @@ from typing import Any
 import click
 from loguru import logger
 
-from runner import SCHEMAS_DIR, __version__, console, logs
+from runner import __version__, console, logs
+from runner.contract import DemoCase, Registry, as_path
 from runner.demo import prepare, run_demos
 from runner.engine.lock import holder_of
 from runner.engine.plan import PlanResult, make_plan
@@ -37,9 +38,9 @@ from runner.errors import (
     RecoverError,
     UsageError,
 )
-from runner.playbook.schema import BUNDLE_NAME, bundle_text
+from runner.playbook.schema import bundle_text
 from runner.playbook.validate import check_playbook, load_playbook
-from runner.procedures import DemoCase, procedures
+from runner.procedures import load_registry
 from runner.site import Site
 
 EXIT_CODES_HELP = """Exit codes: 0 success; 1 invalid playbook, failed precondition, failed
@@ -104,6 +105,18 @@ def cli(verbose: int, quiet: bool) -> None:
     logs.setup(-1 if quiet else verbose)
 
 
+def _registry() -> Registry:
+    """The invocation's registry, built on first use (not for `--help` or
+    `status`) and kept on the click context; its load warnings go to stderr once."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, Registry):
+        root.obj = load_registry()
+        for warning in root.obj.warnings:
+            click.echo(warning, err=True)
+    return root.obj
+
+
 def _params(values: tuple[str, ...]) -> dict[str, str]:
     result: dict[str, str] = {}
     for item in values:
@@ -152,7 +165,7 @@ def validate(playbooks: tuple[Path, ...], as_json: bool) -> None:
     """
     problems = []
     for path in playbooks:
-        _, found = check_playbook(path)
+        _, found = check_playbook(path, _registry())
         problems += found
         if not as_json:
             for diagnostic in found:
@@ -203,7 +216,10 @@ def plan(
             f"cannot save the plan to {output}: directory {output.parent} does not exist",
             fix="create the directory first, or save the plan elsewhere",
         )
-    request = make_request(load_playbook(playbook), site, _params(params), confirms)
+    registry = _registry()
+    request = make_request(
+        load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
+    )
     result = make_plan(request)
     if output is not None:
         try:
@@ -261,7 +277,10 @@ def run(
       recover run playbooks/archive-volume-recovery.yaml --site demo-site/archive
       recover run playbooks/archive-volume-recovery.yaml --site SITE --yes --plan plan.json
     """
-    request = make_request(load_playbook(playbook), site, _params(params), confirms)
+    registry = _registry()
+    request = make_request(
+        load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
+    )
     signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
     result = execute_run(
@@ -356,7 +375,21 @@ def status(site: Path, limit: int, as_json: bool) -> None:
         click.echo(console.describe_status(runs, holder))
 
 
-@cli.group()
+class WorldGroup(click.Group):
+    """`recover world NAME`: one subcommand per procedure that has a generator,
+    looked up in the registry only when asked (so `recover --help` loads none)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(p.name for p in _registry().procedures if p.world is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for procedure in _registry().procedures:
+            if procedure.name == cmd_name and procedure.world is not None:
+                return procedure.world
+        return None
+
+
+@cli.group(cls=WorldGroup)
 def world() -> None:
     """Generate a site (catalogs and media, with damage) for one procedure.
 
@@ -367,11 +400,6 @@ def world() -> None:
     Example:
       recover world archive sites/archive --seed 7 --studies 500
     """
-
-
-for _procedure in procedures():
-    if _procedure.world is not None:
-        world.add_command(_procedure.world, name=_procedure.name)
 
 
 @cli.command()
@@ -392,6 +420,7 @@ def demo(directory: Path, force: bool) -> None:
     prepare(directory, force=force)
     failures = run_demos(
         directory,
+        _registry(),
         on_case=_print_case,
         on_step=_print_step,
         on_done=_print_demo_done,
@@ -404,31 +433,100 @@ def demo(directory: Path, force: bool) -> None:
 
 @cli.command()
 @click.option("--action", help="Print only this action's argument schema.")
-@click.option("--write", is_flag=True, help=f"Write schemas/{BUNDLE_NAME} (for editors).")
-def schema(action: str | None, write: bool) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the schema to FILE instead of printing it (for editors).",
+)
+def schema(action: str | None, output: Path | None) -> None:
     """Print the playbook JSON Schema (2020-12), with every action's arguments.
 
     \b
     Examples:
-      recover schema > playbook.schema.json
+      recover schema --output playbook.schema.json
       recover schema --action archive.recovery_attempt
     """
+    registry = _registry()
     if action:
-        from runner.playbook.schema import action_schema
-        from runner.procedures import action_registry
-
-        if action not in action_registry():
+        if action not in registry:
             raise RecoverError(
                 f"unknown action {action!r}", fix="run `recover schema` to see every action"
             )
-        click.echo(json.dumps(action_schema(action), indent=2))
-        return
-    text = bundle_text()
-    if write:
-        (SCHEMAS_DIR / BUNDLE_NAME).write_text(text, encoding="utf-8")
-        click.echo(f"wrote {SCHEMAS_DIR / BUNDLE_NAME}")
+        text = json.dumps(registry.action_schema(action), indent=2) + "\n"
     else:
+        text = bundle_text(registry)
+    if output is None:
         click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RecoverError(
+            f"cannot write {output}: {exc.strerror or exc}", fix="choose a writable path"
+        ) from exc
+    click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.option(
+    "--copy",
+    "copy_to",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Copy them into DIR (created if needed) to adapt and keep under version control.",
+)
+@click.option("--paths", "paths_only", is_flag=True, help="Print only the paths, one per line.")
+def playbooks(copy_to: Path | None, paths_only: bool) -> None:
+    """List the shipped playbooks, with the path each is installed at.
+
+    The paths work as they are with validate, plan and run; --copy puts
+    copies where you keep your own playbooks. Existing files are not replaced.
+
+    \b
+    Examples:
+      recover playbooks
+      recover validate $(recover playbooks --paths)
+      recover playbooks --copy ./playbooks
+    """
+    found = _shipped_playbooks(_registry())
+    if copy_to is None:
+        for procedure, path in found:
+            click.echo(str(path) if paths_only else f"{procedure:<12} {path}")
+        return
+    copy_to.mkdir(parents=True, exist_ok=True)
+    for _, path in found:
+        target = copy_to / path.name
+        if target.exists():
+            click.echo(f"kept {target} (exists)")
+            continue
+        target.write_bytes(path.read_bytes())
+        click.echo(f"copied {target}")
+
+
+def _shipped_playbooks(registry: Registry) -> list[tuple[str, Path]]:
+    """(procedure name, playbook path) for every procedure's playbooks folder."""
+    found: list[tuple[str, Path]] = []
+    seen: set[Path] = set()
+    for procedure in registry.procedures:
+        folder = procedure.assets.playbooks
+        if folder is None:
+            continue
+        for entry in sorted(as_path(folder).glob("*.y*ml")):
+            if entry in seen:
+                continue
+            seen.add(entry)
+            owner = _owner_of(registry, entry)
+            found.append((owner or procedure.name, entry))
+    return found
+
+
+def _owner_of(registry: Registry, playbook: Path) -> str | None:
+    """The procedure whose actions a shipped playbook uses (its first step's)."""
+    text = playbook.read_text(encoding="utf-8")
+    for procedure in registry.procedures:
+        if f"action: {procedure.name}." in text:
+            return procedure.name
+    return None
 
 
 def main() -> None:

@@ -10,12 +10,12 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from runner.contract import DemoCase, Registry
 from runner.engine.request import make_request
 from runner.engine.run import RunResult, execute_run
 from runner.engine.session import Request, StepOutcome
 from runner.errors import RecoverError
 from runner.playbook.validate import load_playbook
-from runner.procedures import DemoCase, procedures
 
 
 def prepare(directory: Path, *, force: bool) -> None:
@@ -31,6 +31,7 @@ def prepare(directory: Path, *, force: bool) -> None:
 
 def run_demos(
     directory: Path,
+    registry: Registry,
     *,
     on_case: Callable[[DemoCase], None],
     on_step: Callable[[StepOutcome], None],
@@ -39,7 +40,7 @@ def run_demos(
 ) -> int:
     """Run every demo case; returns how many failed."""
     failures = 0
-    for procedure in procedures():
+    for procedure in registry.procedures:
         if procedure.demo is None:
             continue
         for case in procedure.demo(directory / procedure.name):
@@ -47,7 +48,11 @@ def run_demos(
             try:
                 params = {name: str(value) for name, value in case.params.items()}
                 request = make_request(
-                    load_playbook(case.playbook), case.site, params, case.confirm
+                    load_playbook(case.playbook, registry),
+                    case.site,
+                    params,
+                    case.confirm,
+                    registry=registry,
                 )
                 result = execute_run(request, yes=True, confirm=None, on_step=on_step)
             except RecoverError as exc:

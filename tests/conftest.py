@@ -1,9 +1,9 @@
 """Fixtures for the core tests: the toy procedure, a toy site, its playbook.
 
 The toy procedure (tests/toyproc.py) is registered through
-RECOVER_EXTRA_PROCEDURES only inside tests that ask for `toy_env`, and the
-procedure caches are cleared around them, so the per-procedure tests and the
-docs tests see exactly the shipped procedures.
+RECOVER_EXTRA_PROCEDURES only inside tests that ask for `toy_env`; every
+command builds its own registry, so the other tests see exactly the shipped
+procedures.
 """
 
 from __future__ import annotations
@@ -16,35 +16,36 @@ from typing import Any
 
 import pytest
 
-from runner.playbook.schema import action_schema, bundle
-from runner.procedures import action_registry, procedures
-from tests.helpers import NOW, SHIPPED_TOY_TEMPLATE, TOY_MODULE, TOY_PLAYBOOK
+from runner.contract import Registry
+from runner.procedures import EXTRA_ENV, load_registry
+from tests.helpers import NOW, TOY_MODULE, TOY_PLAYBOOK
 from tests.toyproc import build_site
-
-
-def _clear_caches() -> None:
-    for cached in (procedures, action_registry, bundle, action_schema):
-        cached.cache_clear()
 
 
 @pytest.fixture
 def toy_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """The toy procedure registered, the clock pinned, no crash injection, a
-    "shipped" toy report template (the real templates/ has none for toy), and
-    temporary files (plan scratch, crash logs) kept under tmp_path."""
-    monkeypatch.setenv("RECOVER_EXTRA_PROCEDURES", TOY_MODULE)
+    """The toy procedure registered (its shipped template is in tests/toy_templates/),
+    the clock pinned, no crash injection, and temporary files (plan scratch,
+    crash logs) kept under tmp_path."""
+    monkeypatch.setenv(EXTRA_ENV, TOY_MODULE)
     monkeypatch.setenv("RECOVER_NOW", NOW)
     monkeypatch.delenv("RECOVER_CRASH_AT", raising=False)
-    shipped = tmp_path / "shipped-templates"
-    (shipped / "toy").mkdir(parents=True)
-    (shipped / "toy" / "items.txt.j2").write_text(SHIPPED_TOY_TEMPLATE, encoding="utf-8")
-    monkeypatch.setattr("runner.reports.TEMPLATES_DIR", shipped)
     scratch = tmp_path / "tmp"  # plan scratch copies, crash logs of internal errors
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    _clear_caches()
     yield
-    _clear_caches()
+
+
+@pytest.fixture
+def toy_registry(toy_env: None) -> Registry:
+    """The shipped procedures plus the toy one."""
+    return load_registry()
+
+
+@pytest.fixture
+def registry() -> Registry:
+    """Exactly the shipped procedures."""
+    return load_registry({})
 
 
 @pytest.fixture

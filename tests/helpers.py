@@ -14,7 +14,9 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+from runner.assets import playbook_folder, schema_folder, template_folder
 from runner.cli import cli
+from runner.contract import as_path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-01-02T03:04:05+00:00"
@@ -47,16 +49,15 @@ steps:
     args: {src: media/tape.bin, dst: media/copy.bin}
 """
 
-# The "shipped" toy report template (tests install it as templates/toy/items.txt.j2).
-SHIPPED_TOY_TEMPLATE = """\
-{% block head %}
-ITEMS (shipped)
-{% endblock %}
-total {{ total }}
-{% for row in rows %}
-{{ row | csvrow }}
-{% endfor %}
-"""
+#: the toy procedure's shipped report template (in tests/toy_templates/, its assets)
+TOY_TEMPLATES = Path(__file__).parent / "toy_templates"
+SHIPPED_TOY_TEMPLATE = (TOY_TEMPLATES / "toy" / "items.txt.j2").read_text()
+
+#: the source tree (tests run from it); the shipped folders as the package finds them
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLAYBOOKS_DIR = as_path(playbook_folder())
+SCHEMAS_DIR = as_path(schema_folder())
+TEMPLATES_DIR = as_path(template_folder())
 
 
 def invoke(*args: object, input: str | None = None) -> Result:

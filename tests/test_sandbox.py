@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2.sandbox import SecurityError
 
+from runner.engine.reports import csvrow, make_environment
 from runner.playbook.template import TemplateProblem, render_string
-from runner.reports import csvrow, make_environment
 from runner.sandbox import MAX_POWER_BITS, MAX_REPEAT_LENGTH, bounded_binop
 
 
@@ -59,7 +59,7 @@ def test_power_is_refused_exactly_when_it_is_large(base: int, exponent: int) -> 
 
 
 def test_report_template_is_bounded_too() -> None:
-    env = make_environment(None)
+    env = make_environment(None, [])
     with pytest.raises(SecurityError, match="too large"):
         env.from_string("{{ 9 ** (9 ** 9) }}").render()
     assert env.from_string("{{ 3 ** 4 }}").render() == "81"
@@ -68,7 +68,7 @@ def test_report_template_is_bounded_too() -> None:
 def test_report_template_cannot_change_what_it_is_given() -> None:
     rows = [1, 2]
     with pytest.raises(SecurityError):
-        make_environment(None).from_string("{{ rows.append(3) }}").render(rows=rows)
+        make_environment(None, []).from_string("{{ rows.append(3) }}").render(rows=rows)
     assert rows == [1, 2]
 
 

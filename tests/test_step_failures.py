@@ -103,12 +103,12 @@ def test_step_failing_before_its_transaction_is_journaled(tmp_path: Path) -> Non
 
 
 def test_unloadable_extra_procedure_is_a_warning_not_a_traceback(tmp_path: Path) -> None:
-    result = recover("--help", extra="no_such_module_xyz,os")
+    result = recover("world", "--help", extra="no_such_module_xyz,os")
     assert result.returncode == 0
     assert "cannot load 'no_such_module_xyz'" in result.stderr
     assert "cannot load 'os'" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "Usage: recover" in result.stdout
+    assert "Usage: recover world" in result.stdout
 
 
 def test_step_killed_after_its_report_rewrites_it_on_resume(tmp_path: Path) -> None:
@@ -138,8 +138,9 @@ def test_step_killed_after_its_report_rewrites_it_on_resume(tmp_path: Path) -> N
 
 
 def test_missing_report_template_says_where_it_looked(tmp_path: Path) -> None:
-    site = toy_site(tmp_path, None)  # the toy procedure ships no template
-    result = recover("run", str(site / "pb.yaml"), "--yes")
+    site = toy_site(tmp_path, None)
+    # the toy procedure registered without its shipped template
+    result = recover("run", str(site / "pb.yaml"), "--yes", extra="tests.toyproc:BARE")
     assert result.returncode == 1
     assert "report template toy/items.txt.j2 not found (looked in the site's templates/" in (
         result.stderr

@@ -10,13 +10,21 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import click
 
-from runner.engine.action import Action, Check, Finding, StepContext, StepView
-from runner.procedures import Procedure
+from runner.contract import (
+    Action,
+    Check,
+    Finding,
+    Procedure,
+    ProcedureAssets,
+    StepContext,
+    StepView,
+)
 from runner.site import Site
 
 
@@ -171,6 +179,10 @@ PROCEDURE = Procedure(
     name="toy",
     title="Toy procedure for engine tests",
     actions=(Mark, Device, Copy),
+    assets=ProcedureAssets(templates=Path(__file__).parent / "toy_templates"),
     world=world,
     validate_steps=_validate,
 )
+
+#: the toy procedure without its shipped template (RECOVER_EXTRA_PROCEDURES=tests.toyproc:BARE)
+BARE = replace(PROCEDURE, assets=ProcedureAssets())

@@ -1,4 +1,4 @@
-"""The StepContext the engine hands to an action (see runner.engine.action)."""
+"""The StepContext the engine hands to an action (see runner.contract)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from loguru import logger
 from runner.engine.claims import ReportClaims
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaStore
-from runner.reports import free_name, render_report
+from runner.engine.reports import free_name, render_report
 from runner.site import Site
 
 T = TypeVar("T")

@@ -6,11 +6,13 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from runner.contract import Registry
 from runner.engine.session import Request
 from runner.errors import PlaybookError, UsageError
+from runner.playbook.diagnostics import Diagnostic
 from runner.playbook.model import Playbook, params_fingerprint
 from runner.playbook.template import TemplateProblem, render_value
-from runner.playbook.validate import Diagnostic, check_with_params
+from runner.playbook.validate import check_with_params
 from runner.playbook.yamlpos import mark_for_path
 from runner.site import Site
 
@@ -20,10 +22,12 @@ def make_request(
     site_dir: Path | None,
     overrides: dict[str, str],
     confirm: tuple[str, ...] = (),
+    *,
+    registry: Registry,
 ) -> Request:
     params = playbook.resolve_params(overrides)
     if overrides:
-        problems = check_with_params(playbook, params)
+        problems = check_with_params(playbook, params, registry)
         if problems:
             raise PlaybookError(
                 problems, f"{len(problems)} problem(s) with these params, before any step ran"
@@ -50,7 +54,7 @@ def make_request(
                 f"allow_loss.{unit} must be a whole number >= 0 or 'unlimited', got {value!r}",
                 fix=f"write e.g. `allow_loss: {{{unit}: 100}}` or `{{{unit}: unlimited}}`",
             )
-    return Request(playbook, site, params, set(playbook.confirm) | set(confirm), allow)
+    return Request(playbook, site, params, set(playbook.confirm) | set(confirm), allow, registry)
 
 
 def run_key(request: Request) -> str:

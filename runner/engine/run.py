@@ -25,7 +25,6 @@ from runner.engine.plan import PlanResult, fingerprint_digest, load_plan_file, m
 from runner.engine.request import run_key
 from runner.engine.session import DONE_STATES, Request, Session, StepOutcome
 from runner.errors import ConfirmationRequired, RecoverError
-from runner.procedures import action_registry
 
 
 @dataclass
@@ -121,11 +120,11 @@ def execute_run(
 def _confirm_destructive(
     request: Request, records: dict[str, journal.StepRecord], *, yes: bool, confirm: Confirm | None
 ) -> None:
-    registry = action_registry()
+    registry = request.registry
     pending = [
         s
         for s in request.playbook.steps
-        if registry[s.action].destructive
+        if registry.action(s.action).destructive
         and (records.get(s.id) is None or records[s.id].state not in DONE_STATES)
     ]
     if not pending or yes:
@@ -183,10 +182,10 @@ def _finish(journal_path: Path, run_id: str, state: str, error: str | None) -> N
 
 
 def _already(request: Request, records: dict[str, journal.StepRecord]) -> list[StepOutcome]:
-    registry = action_registry()
+    registry = request.registry
     out = []
     for step in request.playbook.steps:
         rec = records.get(step.id) or journal.StepRecord(step.id, step.index, step.action)
-        cls = registry[step.action]
+        cls = registry.action(step.action)
         out.append(StepOutcome(step, rec, cls.destructive, cls.summary, already=True))
     return out

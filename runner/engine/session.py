@@ -23,12 +23,13 @@ from typing import Any
 
 from loguru import logger
 
+from runner.contract import Action, Check, Registry
 from runner.engine import journal
-from runner.engine.action import Action, Check
 from runner.engine.claims import ReportClaims
 from runner.engine.context import Context
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaLog, MediaStore
+from runner.engine.reports import make_environment
 from runner.errors import (
     LossBudgetExceeded,
     MediaError,
@@ -39,13 +40,10 @@ from runner.errors import (
     SiteError,
     StepFailed,
 )
+from runner.playbook.diagnostics import Diagnostic
 from runner.playbook.model import Playbook, Step
-from runner.playbook.schema import action_schema
 from runner.playbook.template import TemplateProblem, render_value
-from runner.playbook.validate import Diagnostic
 from runner.playbook.yamlpos import mark_for_path
-from runner.procedures import action_registry
-from runner.reports import make_environment
 from runner.site import Site
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -61,6 +59,7 @@ class Request:
     params: dict[str, Any]
     confirmations: set[str]
     allow_loss: dict[str, int | None]  # None = unlimited
+    registry: Registry
 
 
 @dataclass
@@ -98,7 +97,9 @@ class Session:
         self.records = records
         self.scratch = scratch
         self.media = MediaStore(request.site, dry_run=dry_run)
-        self.reports = make_environment(request.site.root / "templates")
+        self.reports = make_environment(
+            request.site.root / "templates", request.registry.template_folders()
+        )
         self._copies: dict[str, tuple[Path, Path]] = {}
         self._committed = StepRecord("", 0, "")  # the current step as last committed
 
@@ -108,10 +109,10 @@ class Session:
     ) -> list[StepOutcome]:
         """Run every pending step. keep_going (plans) records failures and goes on."""
         outcomes: list[StepOutcome] = []
-        registry = action_registry()
+        registry = self.request.registry
         try:
             for step in self.request.playbook.steps:
-                cls = registry[step.action]
+                cls = registry.action(step.action)
                 record = self.records.get(step.id) or StepRecord(step.id, step.index, step.action)
                 self.records[step.id] = record
                 outcome = StepOutcome(
@@ -252,7 +253,7 @@ class Session:
     def _validate_args(self, step: Step, args: dict[str, Any]) -> None:
         from jsonschema import Draft202012Validator  # only runs and plans need it
 
-        validator = Draft202012Validator(action_schema(step.action))
+        validator = Draft202012Validator(self.request.registry.action_schema(step.action))
         problems = [
             self._diagnostic(step, ("args", *error.absolute_path), error.message)
             for error in validator.iter_errors(args)

@@ -10,41 +10,26 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from runner import SCHEMAS_DIR
-from runner.procedures import action_registry
+from runner.assets import schema_folder
+from runner.contract import Registry
 
 BUNDLE_NAME = "playbook.bundle.schema.json"
 
 
-def _read(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        data: dict[str, Any] = json.load(handle)
+@cache
+def core_schema() -> dict[str, Any]:
+    """The shipped core schema (read once: it never changes within a process)."""
+    data: dict[str, Any] = json.loads(
+        (schema_folder() / "playbook.schema.json").read_text(encoding="utf-8")
+    )
     return data
 
 
-@cache
-def core_schema() -> dict[str, Any]:
-    return _read(SCHEMAS_DIR / "playbook.schema.json")
-
-
-@cache
-def action_schema(name: str) -> dict[str, Any]:
-    inline = action_registry()[name].args_schema
-    if inline is not None:
-        return inline
-    path = SCHEMAS_DIR / "actions" / f"{name}.schema.json"
-    if not path.exists():
-        return {"type": "object"}
-    return _read(path)
-
-
-@cache
-def bundle() -> dict[str, Any]:
+def bundle(registry: Registry) -> dict[str, Any]:
     schema = copy.deepcopy(core_schema())
-    names = sorted(action_registry())
+    names = sorted(registry.actions)
     step = schema["$defs"]["step"]
     step["properties"]["action"] = {
         **step["properties"]["action"],
@@ -53,7 +38,7 @@ def bundle() -> dict[str, Any]:
     rules = []
     for name in names:
         sub = _templatable(
-            {k: v for k, v in action_schema(name).items() if k not in ("$schema", "$id")}
+            {k: v for k, v in registry.action_schema(name).items() if k not in ("$schema", "$id")}
         )
         key = "action:" + name
         schema["$defs"][key] = sub
@@ -87,5 +72,5 @@ def _templatable(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def bundle_text() -> str:
-    return json.dumps(bundle(), indent=2, sort_keys=False) + "\n"
+def bundle_text(registry: Registry) -> str:
+    return json.dumps(bundle(registry), indent=2, sort_keys=False) + "\n"

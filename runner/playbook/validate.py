@@ -13,14 +13,14 @@ import difflib
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.engine.action import StepView
+from runner.contract import Registry, StepView
 from runner.errors import PlaybookError, SiteError
+from runner.playbook.diagnostics import Diagnostic
 from runner.playbook.model import Param, Playbook, Step, type_matches
-from runner.playbook.schema import action_schema, core_schema
+from runner.playbook.schema import core_schema
 from runner.playbook.template import (
     TemplateProblem,
     has_template,
@@ -28,7 +28,6 @@ from runner.playbook.template import (
     render_value,
 )
 from runner.playbook.yamlpos import Mark, PosDict, YamlSyntaxError, load_positioned, mark_for_path
-from runner.procedures import action_registry, procedures
 from runner.site import safe_relpath
 
 if TYPE_CHECKING:
@@ -36,37 +35,6 @@ if TYPE_CHECKING:
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
 RESERVED_NAMES = {"steps"}
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    file: str
-    line: int
-    col: int
-    message: str
-    path: tuple[str | int, ...] = ()
-    fix: str | None = None
-
-    @property
-    def json_path(self) -> str:
-        out = "$"
-        for part in self.path:
-            out += f"[{part}]" if isinstance(part, int) else f".{part}"
-        return out
-
-    def render(self) -> str:
-        text = f"{self.file}:{self.line}:{self.col}: {self.message} [{self.json_path}]"
-        return text + (f"\n  fix: {self.fix}" if self.fix else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "col": self.col,
-            "message": self.message,
-            "path": self.json_path,
-            "fix": self.fix,
-        }
 
 
 def _is_site_path(value: object) -> bool:
@@ -93,9 +61,13 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
 
 
 class _Collector:
-    def __init__(self, file: str, raw: Any) -> None:
+    """The problems found so far, and what every check needs: the file, its
+    positioned tree and the registry of actions."""
+
+    def __init__(self, file: str, raw: Any, registry: Registry) -> None:
         self.file = file
         self.raw = raw
+        self.registry = registry
         self.items: list[Diagnostic] = []
 
     def add(
@@ -115,15 +87,15 @@ class _Collector:
         self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix))
 
 
-def load_playbook(path: Path) -> Playbook:
+def load_playbook(path: Path, registry: Registry) -> Playbook:
     """Load and validate; raise PlaybookError carrying every Diagnostic."""
-    playbook, diagnostics = check_playbook(path)
+    playbook, diagnostics = check_playbook(path, registry)
     if diagnostics or playbook is None:
         raise PlaybookError(diagnostics)
     return playbook
 
 
-def check_playbook(path: Path) -> tuple[Playbook | None, list[Diagnostic]]:
+def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, list[Diagnostic]]:
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -144,7 +116,7 @@ def check_playbook(path: Path) -> tuple[Playbook | None, list[Diagnostic]]:
     except YamlSyntaxError as exc:
         p = exc.problem
         return None, [Diagnostic(file, p.mark.line, p.mark.col, p.message, p.path, p.fix)]
-    out = _Collector(file, raw)
+    out = _Collector(file, raw, registry)
     for problem in problems:
         out.at(problem.mark, problem.message, problem.fix, problem.path)
     if not isinstance(raw, PosDict):
@@ -325,7 +297,7 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
     raw_steps = raw.get("steps")
     if not isinstance(raw_steps, list):
         return steps
-    registry = action_registry()
+    registry = out.registry
     seen: dict[str, int] = {}
     views: list[StepView] = []
     defaults = {name: p.default for name, p in params.items() if p.has_default}
@@ -353,7 +325,7 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
         if not isinstance(action, str):
             continue
         if action not in registry:
-            close = difflib.get_close_matches(action, list(registry), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(action, list(registry.actions), n=1, cutoff=0.6)
             out.add(
                 ("steps", index, "action"),
                 f"unknown action {action!r}",
@@ -379,7 +351,7 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 spec.get("when"),
             )
         )
-    for procedure in procedures():
+    for procedure in registry.procedures:
         if procedure.validate_steps is not None:
             mine = [v for v in views if v.action.split(".")[0] == procedure.name]
             for finding in procedure.validate_steps(mine):
@@ -387,7 +359,9 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
     return steps
 
 
-def check_with_params(playbook: Playbook, params: dict[str, Any]) -> list[Diagnostic]:
+def check_with_params(
+    playbook: Playbook, params: dict[str, Any], registry: Registry
+) -> list[Diagnostic]:
     """Every step's arguments and `when` as they will be with these param values.
 
     `validate` checks them with the params' defaults; `plan` and `run` check
@@ -395,7 +369,7 @@ def check_with_params(playbook: Playbook, params: dict[str, Any]) -> list[Diagno
     reported before the first step runs rather than when its step comes.
     Values that depend on earlier steps' outputs are left for run time.
     """
-    out = _Collector(str(playbook.path), playbook.raw)
+    out = _Collector(str(playbook.path), playbook.raw, registry)
     for step in playbook.steps:
         base: tuple[str | int, ...] = ("steps", step.index)
         targets: list[tuple[tuple[str | int, ...], Any]] = [((*base, "when"), step.when)]
@@ -416,7 +390,7 @@ def _check_args(
     """Validate args as they will be after rendering with the params' defaults;
     returns them so rendered (what is only known later left out)."""
     rendered = _render_leniently(_without_step_refs(args), defaults)
-    schema = action_schema(action)
+    schema = out.registry.action_schema(action)
     validator = _validator(schema)
     for error in validator.iter_errors(rendered):
         if error.validator == "required" and _written(args, error):

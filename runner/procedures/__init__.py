@@ -1,26 +1,34 @@
-"""The procedures the runner knows. Each package exposes one `PROCEDURE`.
+"""The procedures the runner knows, gathered into one Registry.
 
-Adding a procedure = one package under runner/procedures/ and one line in
-`_MODULES`; the core never imports a procedure's internals.
+Three sources feed it, in this order (datasette's plugin pattern):
+
+1. the shipped procedures, `SHIPPED` below: adding one is a package under
+   runner/procedures/ and one line here;
+2. the `recover.procedures` entry-point group: another installed distribution
+   registers `name = "its_package"` (a module with a `PROCEDURE`), and ships its
+   schemas, templates and playbooks inside its own package;
+3. RECOVER_EXTRA_PROCEDURES, comma-separated importable modules (site-specific
+   procedures without packaging, and test doubles).
+
+A procedure from 2 or 3 that cannot be loaded does not take the tool down: a
+warning names it and the cause (for an action without an argument schema, the
+action), and the run goes on without it. A shipped one that cannot be loaded
+is a bug, and raises.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from importlib.metadata import entry_points
 
-if TYPE_CHECKING:
-    import click
+from runner.contract import Procedure, ProcedureLoadError, Registry, load_action_schema
 
-    from runner.engine.action import Action, Finding, StepView
+ENTRY_POINT_GROUP = "recover.procedures"
+EXTRA_ENV = "RECOVER_EXTRA_PROCEDURES"
 
-_MODULES: tuple[str, ...] = (
+SHIPPED: tuple[str, ...] = (
     "runner.procedures.archive_volume",
     "runner.procedures.case_archive",
     "runner.procedures.keyed_file",
@@ -29,66 +37,47 @@ _MODULES: tuple[str, ...] = (
 )
 
 
-def _module_names() -> tuple[str, ...]:
-    """Shipped procedures, plus extra ones named in RECOVER_EXTRA_PROCEDURES
-    (comma-separated importable modules: site-specific procedures, test doubles)."""
-    extra = os.environ.get("RECOVER_EXTRA_PROCEDURES", "")
-    return _MODULES + tuple(name.strip() for name in extra.split(",") if name.strip())
-
-
-@dataclass(frozen=True)
-class DemoCase:
-    """One demo: a generated site and the shipped playbook to run on it."""
-
-    title: str
-    playbook: Path
-    site: Path
-    params: dict[str, Any] = field(default_factory=dict)
-    confirm: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Procedure:
-    name: str  # action prefix and `recover world NAME`
-    title: str
-    actions: tuple[type[Action], ...]
-    world: click.Command | None = None
-    #: builds demo site(s) under the given directory and says what to run on them
-    demo: Callable[[Path], list[DemoCase]] | None = None
-    #: static, cross-step checks of a playbook (e.g. mode order), no site needed
-    validate_steps: Callable[[list[StepView]], list[Finding]] | None = None
-
-
-@cache
-def procedures() -> tuple[Procedure, ...]:
-    found: list[Procedure] = []
-    for name in _module_names():
-        if name in _MODULES:
-            found.append(importlib.import_module(name).PROCEDURE)
-            continue
-        # An extra procedure that cannot be loaded must not take the whole
-        # tool down (not even `recover --help`): say so and go on without it.
-        try:
-            procedure = importlib.import_module(name).PROCEDURE
-        except Exception as exc:  # any failure of foreign code
-            sys.stderr.write(
-                f"warning: RECOVER_EXTRA_PROCEDURES: cannot load {name!r} "
-                f"({type(exc).__name__}: {exc}); its actions are unavailable\n"
+def load_registry(environ: Mapping[str, str] | None = None) -> Registry:
+    """Build the registry for one invocation (the CLI does this once)."""
+    environ = os.environ if environ is None else environ
+    found: list[Procedure] = [importlib.import_module(name).PROCEDURE for name in SHIPPED]
+    warnings: list[str] = []
+    sources: list[tuple[str, str]] = [
+        (f"entry point {ep.name!r} ({ENTRY_POINT_GROUP})", ep.value)
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+    ]
+    extra = environ.get(EXTRA_ENV, "")
+    sources += [(EXTRA_ENV, name.strip()) for name in extra.split(",") if name.strip()]
+    names = {procedure.name for procedure in found}
+    for source, module in sources:
+        procedure, problem = _load_foreign(module)
+        if procedure is not None and procedure.name in names:
+            problem = f"a procedure named {procedure.name!r} is already registered"
+        if problem is not None:
+            warnings.append(
+                f"warning: {source}: cannot load {module!r} ({problem}); "
+                "its actions are unavailable"
             )
             continue
-        if not isinstance(procedure, Procedure):
-            sys.stderr.write(
-                f"warning: RECOVER_EXTRA_PROCEDURES: {name}.PROCEDURE is not a Procedure; ignored\n"
-            )
-            continue
+        assert procedure is not None
+        names.add(procedure.name)
         found.append(procedure)
-    return tuple(found)
+    return Registry(found, warnings)
 
 
-@cache
-def action_registry() -> dict[str, type[Action]]:
-    registry: dict[str, type[Action]] = {}
-    for procedure in procedures():
+def _load_foreign(module: str) -> tuple[Procedure | None, str | None]:
+    """A procedure from outside the runner, or why it cannot be used."""
+    try:
+        name, _, attr = module.partition(":")
+        loaded = importlib.import_module(name)
+        procedure = getattr(loaded, attr or "PROCEDURE")
+    except Exception as exc:  # any failure of foreign code
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(procedure, Procedure):
+        return None, f"{module}.PROCEDURE is not a Procedure"
+    try:
         for action in procedure.actions:
-            registry[action.name] = action
-    return registry
+            load_action_schema(procedure, action)
+    except ProcedureLoadError as exc:
+        return None, str(exc)
+    return procedure, None

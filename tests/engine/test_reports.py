@@ -18,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.engine.media import TEMP_SUFFIX, MediaStore
+from runner.engine.reports import csvrow, free_name, make_environment, render_report
 from runner.errors import SiteError, StepFailed
-from runner.reports import csvrow, free_name, make_environment, render_report
 from runner.site import Site
 from tests.helpers import (
     NOW_SUFFIX,
     TOY_PLAYBOOK,
+    TOY_TEMPLATES,
     assert_clean,
     invoke,
     snapshot,
@@ -44,7 +45,7 @@ def _site_template(site: Path, text: str, name: str = "toy/items.txt.j2") -> Non
 
 
 def _render(site: Path, template: str = "toy/items.txt.j2", dest: str = "reports/r.txt") -> str:
-    env = make_environment(site / "templates")
+    env = make_environment(site / "templates", [TOY_TEMPLATES])
     media = MediaStore(Site(site))
     return render_report(env, media, template, free_name(media, dest, NOW), CONTEXT)
 

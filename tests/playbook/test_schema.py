@@ -10,8 +10,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from runner import PLAYBOOKS_DIR
-from tests.helpers import TOY_PLAYBOOK, assert_clean, invoke
+from tests.helpers import PLAYBOOKS_DIR, TOY_PLAYBOOK, assert_clean, invoke
 
 pytestmark = pytest.mark.usefixtures("toy_env")
 
@@ -85,13 +84,9 @@ def test_an_unknown_action_schema_is_a_clean_error() -> None:
     assert "fix: run `recover schema`" in result.stderr
 
 
-def test_schema_write_writes_the_editor_bundle(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    (tmp_path / "schemas").mkdir()
-    monkeypatch.setattr("runner.cli.SCHEMAS_DIR", tmp_path / "schemas")
-    result = invoke("schema", "--write")
+def test_schema_output_writes_the_editor_bundle(tmp_path: Path) -> None:
+    written = tmp_path / "playbook.bundle.schema.json"
+    result = invoke("schema", "--output", str(written))
     assert result.exit_code == 0
-    written = tmp_path / "schemas" / "playbook.bundle.schema.json"
     assert result.stdout.strip() == f"wrote {written}"
     assert written.read_text(encoding="utf-8") == invoke("schema").stdout

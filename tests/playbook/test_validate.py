@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from runner import PLAYBOOKS_DIR
-from runner.playbook.validate import Diagnostic, check_playbook, load_playbook
-from tests.helpers import assert_clean, invoke, pos
+from runner.playbook.diagnostics import Diagnostic
+from runner.playbook.validate import check_playbook, load_playbook
+from runner.procedures import load_registry
+from tests.helpers import PLAYBOOKS_DIR, assert_clean, invoke, pos
 
 pytestmark = pytest.mark.usefixtures("toy_env")
 
@@ -235,13 +236,13 @@ def test_step_references_in_args_are_left_for_run_time(write_playbook: WritePlay
         '    args: {batch: "{{ steps.a.outputs.size }}"}\n'
         "    when: \"{{ steps.a.state == 'done' }}\"\n"
     )
-    playbook, found = check_playbook(write_playbook(text))
+    playbook, found = check_playbook(write_playbook(text), load_registry())
     assert found == [] and playbook is not None
     assert [s.id for s in playbook.steps] == ["a", "b"]
 
 
 def test_a_valid_playbook_loads_into_the_model(toy_playbook: Path) -> None:
-    playbook = load_playbook(toy_playbook)
+    playbook = load_playbook(toy_playbook, load_registry())
     assert playbook.name == "toy-run"
     assert [(s.id, s.action) for s in playbook.steps] == [
         ("offline", "toy.device"),
@@ -383,7 +384,7 @@ def test_an_alias_bomb_does_not_hang_validate(write_playbook: WritePlaybook) -> 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, 2.0)
     try:
-        playbook, found = check_playbook(path)
+        playbook, found = check_playbook(path, load_registry({}))
     except TimeoutError:
         pytest.fail("validate did not finish within 2 s")
     finally:

@@ -13,7 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.playbook.validate import check_playbook
-from tests.helpers import TOY_PLAYBOOK
+from runner.procedures import EXTRA_ENV, load_registry
+from tests.helpers import TOY_MODULE, TOY_PLAYBOOK
+
+REGISTRY = load_registry({EXTRA_ENV: TOY_MODULE})
 
 pytestmark = pytest.mark.usefixtures("toy_env")
 
@@ -64,7 +67,7 @@ def test_validate_never_crashes_and_always_points_somewhere(
     text = yaml.safe_dump(data, default_flow_style=flow, sort_keys=False)
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
-    playbook, found = check_playbook(path)
+    playbook, found = check_playbook(path, REGISTRY)
     assert (playbook is None) == bool(found)
     lines = text.count("\n") + 1
     for diagnostic in found:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import PLAYBOOKS_DIR
-from runner.procedures import DemoCase, Procedure
+from runner.assets import shipped_procedure_assets
+from runner.contract import DemoCase, Procedure
 from runner.procedures.archive_volume.assess import (
     PostRecoveryAssessment,
     PreRecoveryAssessment,
@@ -20,7 +20,8 @@ from runner.procedures.archive_volume.order import validate_steps
 from runner.procedures.archive_volume.recovery import RecoveryAttempt
 from runner.procedures.archive_volume.world import WorldOptions, generate
 
-PLAYBOOK = PLAYBOOKS_DIR / "archive-volume-recovery.yaml"
+ASSETS = shipped_procedure_assets()
+PLAYBOOK = ASSETS.playbook("archive-volume-recovery.yaml")
 
 
 def demo(base_dir: Path) -> list[DemoCase]:
@@ -31,6 +32,7 @@ def demo(base_dir: Path) -> list[DemoCase]:
 
 
 PROCEDURE = Procedure(
+    assets=ASSETS,
     name="archive",
     title="Archive-volume recovery (image archive / PACS)",
     actions=(

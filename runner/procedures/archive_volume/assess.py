@@ -23,12 +23,12 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from runner.engine.action import Check
+from runner.contract import Check
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.common import ArchiveAction, require_checks
 
 if TYPE_CHECKING:
-    from runner.engine.action import StepContext
+    from runner.contract import StepContext
 
 T = TypeVar("T")
 

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from runner.engine.action import Action, Check
+from runner.contract import Action, Check
 from runner.errors import MediaError, PreconditionFailed, SiteError
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.media import VolumeReader
 
 if TYPE_CHECKING:
-    from runner.engine.action import StepContext
+    from runner.contract import StepContext
     from runner.site import Site
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from runner.engine.action import Check
+from runner.contract import Check
 from runner.errors import PreconditionFailed
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.common import ArchiveAction, require_checks
 
 if TYPE_CHECKING:
-    from runner.engine.action import StepContext
+    from runner.contract import StepContext
 
 
 class MarkAffectedLocations(ArchiveAction):

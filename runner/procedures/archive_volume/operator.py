@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from runner.engine.action import Check
+from runner.contract import Check
 from runner.errors import MediaError
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.common import (
@@ -20,7 +20,7 @@ from runner.procedures.archive_volume.common import (
 )
 
 if TYPE_CHECKING:
-    from runner.engine.action import StepContext
+    from runner.contract import StepContext
 
 
 class _CarrierAction(ArchiveAction):

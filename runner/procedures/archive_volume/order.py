@@ -8,7 +8,7 @@ same text (`"{{ volume }}"` or `VOL0003`) name the same volume.
 
 from __future__ import annotations
 
-from runner.engine.action import Finding, StepView
+from runner.contract import Finding, StepView
 
 MODE_RANK = {
     "archive.mark_affected_locations": 0,

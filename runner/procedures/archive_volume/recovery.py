@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from runner.engine.action import Check
+from runner.contract import Check
 from runner.errors import MediaError, SiteError
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.common import (
@@ -29,7 +29,7 @@ from runner.procedures.archive_volume.common import (
 from runner.procedures.archive_volume.media import VolumeReader, checksum
 
 if TYPE_CHECKING:
-    from runner.engine.action import StepContext
+    from runner.contract import StepContext
 
 _MAX_WARNINGS = 20
 

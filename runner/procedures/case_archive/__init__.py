@@ -8,15 +8,17 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from runner import PLAYBOOKS_DIR, clock
-from runner.procedures import DemoCase, Procedure
+from runner import clock
+from runner.assets import shipped_procedure_assets
+from runner.contract import DemoCase, Procedure
 from runner.procedures.case_archive.cli import world
 from runner.procedures.case_archive.restore import DeleteCase, Restore
 from runner.procedures.case_archive.store import Store
 from runner.procedures.case_archive.tapes import LoadTape, NewTape, ReinitTape, WriteTape
 from runner.procedures.case_archive.world import Options, build
 
-PLAYBOOK = PLAYBOOKS_DIR / "case-archive.yaml"
+ASSETS = shipped_procedure_assets()
+PLAYBOOK = ASSETS.playbook("case-archive.yaml")
 
 
 def demo(base: Path) -> list[DemoCase]:
@@ -35,6 +37,7 @@ def demo(base: Path) -> list[DemoCase]:
 
 
 PROCEDURE = Procedure(
+    assets=ASSETS,
     name="cases",
     title="Case archive store and restore to tape",
     actions=(Store, WriteTape, Restore, LoadTape, NewTape, ReinitTape, DeleteCase),

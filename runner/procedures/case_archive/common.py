@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from runner.clock import parse_moment
-from runner.engine.action import Action, Check, StepContext, tables_check
+from runner.contract import Action, Check, StepContext, tables_check
 from runner.errors import SiteError, UsageError
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from runner.engine.action import Check, StepContext
+from runner.contract import Check, StepContext
 from runner.procedures.case_archive import catalog, tape
 from runner.procedures.case_archive.catalog import Settings
 from runner.procedures.case_archive.common import (

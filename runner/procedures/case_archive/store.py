@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from runner.engine.action import Check, StepContext
+from runner.contract import Check, StepContext
 from runner.errors import StepFailed
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings

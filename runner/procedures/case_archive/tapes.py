@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from runner.engine.action import Check, StepContext
+from runner.contract import Check, StepContext
 from runner.errors import ConfirmationRequired, StepFailed
 from runner.procedures.case_archive import catalog, tape
 from runner.procedures.case_archive.catalog import Settings

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import PLAYBOOKS_DIR
-from runner.engine.action import Finding, StepView
-from runner.procedures import DemoCase, Procedure
+from runner.assets import shipped_procedure_assets
+from runner.contract import DemoCase, Finding, Procedure, StepView
 from runner.procedures.keyed_file.actions import ACTIONS
 from runner.procedures.keyed_file.cli import world
 from runner.procedures.keyed_file.world import DAMAGE_KINDS, WorldSpec, generate
 
-PLAYBOOK = PLAYBOOKS_DIR / "keyed-file-repair.yaml"
+ASSETS = shipped_procedure_assets()
+PLAYBOOK = ASSETS.playbook("keyed-file-repair.yaml")
 
 
 def demo(base_dir: Path) -> list[DemoCase]:
@@ -65,6 +65,7 @@ def validate_steps(steps: list[StepView]) -> list[Finding]:
 
 
 PROCEDURE = Procedure(
+    assets=ASSETS,
     name="keyed",
     title="Keyed file repair and reload",
     actions=ACTIONS,

@@ -16,7 +16,7 @@ import operator
 from collections.abc import Iterable
 from typing import Any
 
-from runner.engine.action import Check, StepContext
+from runner.contract import Check, StepContext
 from runner.errors import MediaError, RecoverError
 from runner.procedures.keyed_file.analysis import Findings, inspect_pair, repaired_control
 from runner.procedures.keyed_file.btree import Leaf, walk

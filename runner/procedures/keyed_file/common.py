@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, ClassVar
 
-from runner.engine.action import Action, Check, StepContext
+from runner.contract import Action, Check, StepContext
 from runner.errors import RecoverError, SiteError
 from runner.procedures.keyed_file.media import PairInfo, read_pair_info
 

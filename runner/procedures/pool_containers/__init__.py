@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import PLAYBOOKS_DIR, clock
-from runner.procedures import DemoCase, Procedure
+from runner import clock
+from runner.assets import shipped_procedure_assets
+from runner.contract import DemoCase, Procedure
 from runner.procedures.pool_containers.actions import CheckPools, FixPools
 from runner.procedures.pool_containers.cli import world
 from runner.procedures.pool_containers.rules import validate_steps
 from runner.procedures.pool_containers.world import Options, build
 
-PLAYBOOK = PLAYBOOKS_DIR / "pool-container-fix.yaml"
+ASSETS = shipped_procedure_assets()
+PLAYBOOK = ASSETS.playbook("pool-container-fix.yaml")
 
 
 def demo(base: Path) -> list[DemoCase]:
@@ -34,6 +36,7 @@ def demo(base: Path) -> list[DemoCase]:
 
 
 PROCEDURE = Procedure(
+    assets=ASSETS,
     name="pools",
     title="Storage pool container reconstruction",
     actions=(CheckPools, FixPools),

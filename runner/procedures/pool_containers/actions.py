@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from runner.engine.action import Action, Check, StepContext, tables_check
+from runner.contract import Action, Check, StepContext, tables_check
 from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.pool_containers import catalog, scan, window
 from runner.procedures.pool_containers.analyse import Mode, Summary, analyse

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, BinaryIO
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.errors import MediaError
 from runner.procedures.pool_containers import decide, media
 from runner.procedures.pool_containers.decide import (

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, BinaryIO
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.errors import MediaError
 from runner.procedures.pool_containers import catalog, media
 

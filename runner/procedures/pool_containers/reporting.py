@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.procedures.pool_containers.analyse import Mode, describe, read_lines, verdict
 from runner.procedures.pool_containers.window import Window
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from runner.engine.action import Finding, StepView
+from runner.contract import Finding, StepView
 from runner.errors import PreconditionFailed
 from runner.playbook.template import has_template
 from runner.procedures.pool_containers import window

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.errors import MediaError, SiteError
 from runner.procedures.pool_containers import catalog, media
 

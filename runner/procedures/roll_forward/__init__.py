@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner import PLAYBOOKS_DIR
-from runner.engine.action import Finding, StepView
-from runner.procedures import DemoCase, Procedure
+from runner.assets import shipped_procedure_assets
+from runner.contract import DemoCase, Finding, Procedure, StepView
 from runner.procedures.roll_forward.cli import world
 from runner.procedures.roll_forward.flags import Restore, SetFlags, ShowFlags
 from runner.procedures.roll_forward.recover import Recover
@@ -49,6 +48,9 @@ def validate_steps(steps: list[StepView]) -> list[Finding]:
     return findings
 
 
+ASSETS = shipped_procedure_assets()
+
+
 def demo(base_dir: Path) -> list[DemoCase]:
     from runner.procedures.roll_forward.world import Options, build
 
@@ -57,7 +59,7 @@ def demo(base_dir: Path) -> list[DemoCase]:
     return [
         DemoCase(
             "roll forward sales, stock and staff from backup and a crashed log set",
-            playbook=PLAYBOOKS_DIR / "roll-forward.yaml",
+            playbook=ASSETS.playbook("roll-forward.yaml"),
             site=site,
             params={},
         )
@@ -65,6 +67,7 @@ def demo(base_dir: Path) -> list[DemoCase]:
 
 
 PROCEDURE = Procedure(
+    assets=ASSETS,
     name="rollforward",
     title="Roll-forward recovery of databases from a backup copy and the log set",
     actions=(ShowFlags, SetFlags, Restore, Recover),

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.errors import MediaError
 from runner.procedures.roll_forward.catalog import StatementCache
 from runner.procedures.roll_forward.logset import LogSet

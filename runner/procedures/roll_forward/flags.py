@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from runner.engine.action import Action, Check, StepContext
+from runner.contract import Action, Check, StepContext
 from runner.errors import SafetyRefusal, StepFailed
 from runner.procedures.roll_forward.catalog import (
     FLAG_NAMES,

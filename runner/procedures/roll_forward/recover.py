@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from runner.engine.action import Action, Check, StepContext
+from runner.contract import Action, Check, StepContext
 from runner.errors import MediaError, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.roll_forward import reporting
 from runner.procedures.roll_forward.catalog import (

@@ -21,7 +21,7 @@ import copy
 import os
 from typing import Any
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.errors import MediaError
 from runner.procedures.roll_forward.apply import (
     BatchApplier,

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from runner.engine.action import StepContext
+from runner.contract import StepContext
 from runner.procedures.roll_forward.catalog import alias_for, database_rel, read_flags
 from runner.procedures.roll_forward.logset import LogSet
 from runner.procedures.roll_forward.media import iso_us

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runner import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.procedures.archive_volume.conftest import (
     NOW,
     PLAYBOOK,

@@ -13,18 +13,18 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from runner import PLAYBOOKS_DIR
 from runner.cli import cli
 from runner.procedures.case_archive.catalog import TABLES
 from runner.procedures.case_archive.world import NOW, Options, build
-from tests.helpers import catalog_dump as dump_tables
 from tests.helpers import (
+    PLAYBOOKS_DIR,
     catalog_site_files,
     catalog_site_snapshot,
     process_env,
     run_process,
     step_outputs,
 )
+from tests.helpers import catalog_dump as dump_tables
 
 PLAYBOOK = PLAYBOOKS_DIR / "case-archive.yaml"
 CLOCK = NOW.isoformat()

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from runner import PLAYBOOKS_DIR
 from runner.cli import cli
 from runner.procedures.keyed_file.world import WorldSpec, generate
+from tests.helpers import PLAYBOOKS_DIR
 
 PLAYBOOK = PLAYBOOKS_DIR / "keyed-file-repair.yaml"
 NOW = "2026-01-02T03:04:05+00:00"

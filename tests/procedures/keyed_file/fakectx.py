@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runner.engine.action import Action
+from runner.contract import Action
 from runner.engine.media import MediaStore
-from runner.reports import free_name, make_environment, render_report
+from runner.engine.reports import free_name, make_environment, render_report
 from runner.site import Site
+from tests.helpers import TEMPLATES_DIR
 
 T = TypeVar("T")
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -39,7 +40,7 @@ class FakeContext:
         self.notes: list[tuple[str, str]] = []
         self.checkpoints: list[dict[str, Any]] = []
         self.reports: list[str] = []
-        self._env = make_environment(root / "templates")
+        self._env = make_environment(root / "templates", [TEMPLATES_DIR])
 
     def changed(self, target: str, what: str, count: int = 1) -> None:
         self.changes[(target, what)] = self.changes.get((target, what), 0) + count

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import PROJECT_ROOT
 from runner.procedures.keyed_file.media import Control, KeyDescriptor, leaf_capacity
+from tests.helpers import PROJECT_ROOT
 from tests.procedures.keyed_file.conftest import NOW, PLAYBOOK, SiteMaker, digest, steps
 from tests.procedures.keyed_file.readback import keys_match_records, read_pair
 

@@ -12,18 +12,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from runner import PLAYBOOKS_DIR
 from runner.cli import cli
 from runner.procedures.pool_containers.catalog import TABLES
 from runner.procedures.pool_containers.world import NOW, Options, build
-from tests.helpers import catalog_dump as dump_tables
 from tests.helpers import (
+    PLAYBOOKS_DIR,
     catalog_site_files,
     catalog_site_snapshot,
     process_env,
     run_process,
     step_outputs,
 )
+from tests.helpers import catalog_dump as dump_tables
 
 PLAYBOOK = PLAYBOOKS_DIR / "pool-container-fix.yaml"
 CLOCK = NOW.isoformat()

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from runner import PLAYBOOKS_DIR
 from runner.cli import cli
 from runner.procedures.roll_forward.world import Options, build
+from tests.helpers import PLAYBOOKS_DIR
 
 NOW = "2026-01-06T09:00:00+00:00"
 PLAYBOOK = PLAYBOOKS_DIR / "roll-forward.yaml"

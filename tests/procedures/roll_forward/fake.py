@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from runner import TEMPLATES_DIR
-from runner.engine.action import Action
+from runner.contract import Action
 from runner.engine.media import MediaStore
 from runner.errors import PreconditionFailed
 from runner.site import Site
+from tests.helpers import TEMPLATES_DIR
 
 T = TypeVar("T")
 NOW = datetime(2026, 1, 6, 9, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 from tests.procedures.roll_forward.conftest import (
     DEFAULT_DBS,
     NOW,

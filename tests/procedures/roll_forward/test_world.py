@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.engine.action import StepView
-from runner.procedures import procedures
+from runner.contract import StepView
+from runner.procedures import load_registry
 from runner.procedures.roll_forward import PROCEDURE, validate_steps
 from tests.procedures.roll_forward.conftest import invoke, scenario, snapshot
 
@@ -37,7 +37,7 @@ def test_world_options(make_site) -> None:
 
 
 def test_registered_with_a_demo(tmp_path: Path) -> None:
-    assert PROCEDURE in procedures()
+    assert PROCEDURE in load_registry({}).procedures
     cases = PROCEDURE.demo(tmp_path)  # type: ignore[misc]
     assert cases and (cases[0].site / "scenario.json").exists()
     assert cases[0].playbook.exists()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from runner import TEMPLATES_DIR
 from runner.engine.media import MediaStore
 from runner.errors import StepFailed
 from runner.sandbox import BoundedImmutableSandbox
@@ -48,8 +47,12 @@ def csvrow(values: Iterable[Any]) -> str:
     return buffer.getvalue()[:-2]
 
 
-def make_environment(site_templates: Path | None) -> SandboxedEnvironment:
-    shipped = FileSystemLoader(str(TEMPLATES_DIR))
+def make_environment(
+    site_templates: Path | None, shipped_folders: Sequence[Path]
+) -> SandboxedEnvironment:
+    """The report environment: the site's own templates first, then every
+    procedure's shipped folder; `default:NAME` always means the shipped one."""
+    shipped = FileSystemLoader([str(folder) for folder in shipped_folders])
     loaders: list[Any] = []
     if site_templates is not None and site_templates.is_dir():
         loaders.append(FileSystemLoader(str(site_templates)))
@@ -95,7 +98,7 @@ def render_report(
     except TemplateNotFound as exc:
         raise StepFailed(
             f"report template {exc.name} not found (looked in the site's templates/ "
-            f"and in {TEMPLATES_DIR})",
+            "and in the procedures' shipped templates)",
             fix="check the template name, or put the template in the site's templates/",
         ) from exc
     except SecurityError as exc:

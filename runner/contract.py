@@ -1,0 +1,324 @@
+"""The procedure contract: everything a procedure implements or receives.
+
+This module sits at the bottom of the tree: the engine, the playbook layer and
+every procedure import it, and it imports none of them (the two names under
+TYPE_CHECKING are types only). A procedure is a `Procedure` value: its
+actions, its world generator, its demo, its static rules and where its assets
+(action schemas, report templates, playbooks) are. A `Registry` is the set of
+procedures one invocation works with; it is built once (runner.procedures.
+load_registry) and passed to whatever needs it.
+
+An action is a class with a dotted `name` (`archive.mark_affected_locations`),
+a JSON Schema for its arguments (`<name>.schema.json` in its procedure's
+schema folder, or inline as `args_schema`), and two methods:
+
+- `check(ctx)` yields the preconditions it needs on the live site, each as a
+  `Check` (plan reports every failed one; run refuses the step). The flow is
+  the same for every action: the procedure's `shared_checks` first, then the
+  action's `own_checks`, which run only when the shared ones hold;
+- `run(ctx)` does the work. The same code serves the dry run: there
+  `ctx.dry_run` is true, attached catalogs are scratch copies and media writes
+  land in an overlay, so nothing under the site changes.
+
+Actions never commit, print, or open site files directly: catalogs come
+through `ctx.db` (the engine owns the transaction and records the step in the
+journal in the same commit), media through `ctx.media`, reports through
+`ctx.report`, and what changed / what was lost through `ctx.changed` and
+`ctx.lost`, which feed the plan, the safety gates, the journal and `status`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    import click
+
+    from runner.engine.media import MediaStore
+    from runner.site import Site
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One precondition and whether it holds; `fix` tells the operator what to do."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str | None = None
+
+
+def tables_check(
+    db: sqlite3.Connection, tables: Iterable[str], name: str, fix: str, alias: str = "catalog"
+) -> Check:
+    """Whether the attached catalog has the tables an action needs: a site.catalog
+    pointing at the wrong database shows up here first, with `fix`."""
+    have = {
+        row[0] for row in db.execute(f"SELECT name FROM {alias}.sqlite_master WHERE type='table'")
+    }
+    missing = [t for t in tables if t not in have]
+    return Check(name, not missing, f"missing tables: {', '.join(missing)}" if missing else "", fix)
+
+
+@dataclass
+class Finding:
+    """A static problem a procedure finds in a playbook (for `recover validate`).
+
+    `path` is the JSON path from the playbook root, e.g. ("steps", 3, "action").
+    """
+
+    path: tuple[str | int, ...]
+    message: str
+    fix: str | None = None
+
+
+class StepContext(Protocol):
+    """What the engine hands an action. See runner.engine.context for the implementation."""
+
+    site: Site
+    db: sqlite3.Connection
+    media: MediaStore
+    dry_run: bool
+    now: datetime  # the run's clock: fixed for the whole run, kept across resume
+    step_id: str
+    run_id: str
+    state: dict[str, Any]  # progress saved by checkpoint(); survives an interrupted run
+
+    def changed(self, target: str, what: str, count: int = 1) -> None:
+        """Count a change, e.g. changed("object_locations", "state -> R", 120)."""
+
+    def lost(self, unit: str, count: int, examples: Iterable[str] = ()) -> None:
+        """Record data loss (checked against the playbook's safety budget)."""
+
+    def output(self, **values: Any) -> None:
+        """Values later steps can test in `when:` (steps.<id>.outputs.<key>)."""
+
+    def note(self, message: str) -> None:
+        """A line for the operator, kept in the journal and shown by plan/run."""
+
+    def warn(self, message: str) -> None:
+        """Like note, but flagged as a warning."""
+
+    def checkpoint(self, state: Mapping[str, Any]) -> None:
+        """Commit the work so far together with `state` (no-op effect in a dry run).
+
+        For long steps that work in batches: after an interruption the step
+        runs again with `ctx.state` set to the last checkpointed state.
+        """
+
+    def report(self, template: str, dest: str, context: Mapping[str, Any]) -> str:
+        """Render a shipped (or site-overridden) template to a site-relative file.
+
+        Never overwrites: an existing `dest` gets `.YYYYMMDD_HHMMSS` appended.
+        Returns the path actually written. Iterators in `context` are streamed.
+        """
+        ...
+
+    def progress(self, items: Iterable[T], total: int | None, label: str) -> Iterator[T]:
+        """Iterate while logging progress for long steps."""
+        ...
+
+    def confirmed(self, key: str) -> bool:
+        """Whether the playbook's safety.confirm or `--confirm KEY` grants `key`."""
+        ...
+
+
+class Action:
+    """Base class of every playbook action. Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: Can this action lose data? Then runs need --yes or an interactive yes.
+    destructive: ClassVar[bool] = False
+    #: The args schema inline; most actions leave this None and keep theirs in
+    #: their procedure's schema folder as <name>.schema.json instead.
+    args_schema: ClassVar[dict[str, Any] | None] = None
+
+    def __init__(self, args: Mapping[str, Any]) -> None:
+        self.args: dict[str, Any] = dict(args)
+
+    def databases(self, site: Site) -> dict[str, str]:
+        """SQLite files to attach, alias -> site-relative path. Default: none."""
+        return {}
+
+    def check(self, ctx: StepContext) -> Iterable[Check]:
+        """Preconditions on the site, evaluated just before the step (read only).
+
+        The procedure's shared checks, then the action's own: an action's own
+        checks may rely on what the shared ones established (the catalog has
+        its tables, the volume exists), so they run only when those hold.
+        """
+        shared = list(self.shared_checks(ctx))
+        if all(check.ok for check in shared):
+            return [*shared, *self.own_checks(ctx)]
+        return shared
+
+    def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
+        """What every action of the procedure needs; its base action overrides this."""
+        return ()
+
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
+        """What this action alone needs."""
+        return ()
+
+    def run(self, ctx: StepContext) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class StepView:
+    """A playbook step as procedure validators see it (arguments unrendered)."""
+
+    index: int
+    id: str
+    action: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+# -- procedures ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One demo: a generated site and the shipped playbook to run on it."""
+
+    title: str
+    playbook: Path
+    site: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    confirm: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcedureAssets:
+    """Where a procedure's files are: action schemas (`<action>.schema.json`),
+    report templates (named relative to `templates`, e.g. `toy/items.txt.j2`) and
+    ready playbooks. Found through importlib.resources, so they ship inside the
+    package that owns them, in a wheel as in a source tree."""
+
+    schemas: Traversable | None = None
+    templates: Traversable | None = None
+    playbooks: Traversable | None = None
+
+    @classmethod
+    def of_package(cls, package: str) -> ProcedureAssets:
+        """The layout of a procedure from another distribution: `schemas/`,
+        `templates/` and `playbooks/` folders inside its own package."""
+        root = files(package)
+        return cls(root / "schemas", root / "templates", root / "playbooks")
+
+    def playbook(self, name: str) -> Path:
+        """A shipped playbook as a file path (the loader reads files)."""
+        if self.playbooks is None:
+            raise LookupError(f"no playbooks folder for {name}")
+        return as_path(self.playbooks / name)
+
+
+def as_path(resource: Traversable) -> Path:
+    """A package resource as a real path. Packages are installed unpacked (pip
+    never installs a zipped wheel), so this is the file itself, not a copy."""
+    if isinstance(resource, Path):
+        return resource
+    raise LookupError(f"{resource} is not a file on disk; install the package unzipped")
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str  # action prefix and `recover world NAME`
+    title: str
+    actions: tuple[type[Action], ...]
+    assets: ProcedureAssets = field(default_factory=ProcedureAssets)
+    world: click.Command | None = None
+    #: builds demo site(s) under the given directory and says what to run on them
+    demo: Callable[[Path], list[DemoCase]] | None = None
+    #: static, cross-step checks of a playbook (e.g. mode order), no site needed
+    validate_steps: Callable[[list[StepView]], list[Finding]] | None = None
+
+
+class ProcedureLoadError(Exception):
+    """A procedure cannot be used as shipped (a missing argument schema, say)."""
+
+
+class Registry:
+    """The procedures one invocation works with, and their actions' schemas.
+
+    Built once per invocation and passed in (to validation, planning, running),
+    so a test builds its own instead of clearing module-level caches. Every
+    action's argument schema is read when the registry is built: an action
+    without one is a load error naming it, never "any arguments accepted".
+    """
+
+    def __init__(self, procedures: Sequence[Procedure], warnings: Sequence[str] = ()) -> None:
+        self.procedures: tuple[Procedure, ...] = tuple(procedures)
+        self.warnings: tuple[str, ...] = tuple(warnings)
+        self.actions: dict[str, type[Action]] = {}
+        self._owner: dict[str, Procedure] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
+        for procedure in self.procedures:
+            schemas = {
+                action.name: load_action_schema(procedure, action) for action in procedure.actions
+            }
+            for action in procedure.actions:
+                self.actions[action.name] = action
+                self._owner[action.name] = procedure
+            self._schemas.update(schemas)
+
+    def __contains__(self, action: object) -> bool:
+        return action in self.actions
+
+    def action(self, name: str) -> type[Action]:
+        return self.actions[name]
+
+    def procedure_of(self, action: str) -> Procedure:
+        return self._owner[action]
+
+    def action_schema(self, name: str) -> dict[str, Any]:
+        return self._schemas[name]
+
+    def template_folders(self) -> list[Path]:
+        """Every procedure's template folder, each once, in registry order."""
+        folders: list[Path] = []
+        for procedure in self.procedures:
+            if procedure.assets.templates is None:
+                continue
+            folder = as_path(procedure.assets.templates)
+            if folder not in folders:
+                folders.append(folder)
+        return folders
+
+
+def load_action_schema(procedure: Procedure, action: type[Action]) -> dict[str, Any]:
+    """An action's argument schema: inline, or `<name>.schema.json` in its
+    procedure's schema folder. Missing or unreadable is a ProcedureLoadError."""
+    if action.args_schema is not None:
+        return action.args_schema
+    folder = procedure.assets.schemas
+    if folder is None:
+        raise ProcedureLoadError(
+            f"action {action.name!r} has no argument schema: procedure "
+            f"{procedure.name!r} names no schema folder and the action sets no args_schema"
+        )
+    resource = folder / f"{action.name}.schema.json"
+    try:
+        data = json.loads(resource.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProcedureLoadError(
+            f"action {action.name!r} has no argument schema: {resource} does not exist"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ProcedureLoadError(
+            f"action {action.name!r}: cannot read its argument schema {resource}: {exc}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ProcedureLoadError(f"action {action.name!r}: {resource} is not a JSON object")
+    return data

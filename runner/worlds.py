@@ -1,0 +1,147 @@
+"""`recover world NAME DIR`: a click command made from a generator's options.
+
+A world generator describes its knobs once, as a dataclass whose fields carry
+their help text (`option(...)`); `world_command` turns that into the command
+line, so the options, their defaults and their help are never written twice.
+
+    @dataclass
+    class Options:
+        seed: int = option(7, "Random seed (same seed, same site).")
+        records: int = option(10_000, "Records below the keyed EOF.")
+        damage: tuple[str, ...] = option((), "Damage kinds, comma-separated.", parse=kinds)
+        memory_mb: int = 64  # no option(): not on the command line
+
+    world = world_command("keyed", Options, build_and_describe, "Generate a keyed-file site.")
+
+Field types map to click types: int, float, str; bool becomes `--name/--no-name`;
+`X | None` defaults to None; anything else (tuples, datetimes) is read as text
+and converted by the field's `parse`, which raises ValueError or UsageError
+with a message for the operator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from runner.errors import RecoverError
+
+O = TypeVar("O")  # noqa: E741 - the options dataclass
+
+_HELP = "recover.help"
+_PARSE = "recover.parse"
+_METAVAR = "recover.metavar"
+_SHOWN_DEFAULT = "recover.shown_default"
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    metavar: str | None = None,
+    shown_default: str | None = None,
+) -> Any:
+    """A dataclass field that is also a `recover world` option.
+
+    `shown_default` is what --help says when the real default is computed
+    later (None here, "1% of --records" in words)."""
+    metadata = {_HELP: help, _PARSE: parse, _METAVAR: metavar, _SHOWN_DEFAULT: shown_default}
+    if isinstance(default, list | dict | set):
+        raise TypeError("use a tuple or a default_factory-free value for world options")
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def world_command(
+    name: str,
+    options_type: type[O],
+    build: Callable[[Path, O], str],
+    help: str,
+) -> click.Command:
+    """The click command: DIRECTORY plus one option per `option()` field.
+
+    `build(directory, options)` generates the site and returns the line to
+    print. Problems it raises as UsageError/ValueError become usage errors."""
+    hints = typing.get_type_hints(options_type)
+    fields = [f for f in dataclasses.fields(options_type) if _HELP in f.metadata]  # type: ignore[arg-type]
+
+    def callback(directory: Path, **values: Any) -> None:
+        converted: dict[str, Any] = {}
+        for field in fields:
+            value = values[field.name]
+            parse = field.metadata[_PARSE]
+            if parse is not None and isinstance(value, str):
+                try:
+                    value = parse(value)
+                except (ValueError, RecoverError) as exc:
+                    message = exc.message if isinstance(exc, RecoverError) else str(exc)
+                    raise click.BadParameter(message, param_hint=_flag(field.name)) from exc
+            converted[field.name] = value
+        try:
+            options = options_type(**converted)
+            line = build(directory, options)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from exc
+        click.echo(line)
+
+    params: list[click.Parameter] = [
+        click.Argument(["directory"], type=click.Path(path_type=Path, file_okay=False))
+    ]
+    params += [_click_option(field, hints[field.name]) for field in fields]
+    return click.Command(name, callback=callback, params=params, help=help)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _click_option(field: dataclasses.Field[Any], hint: Any) -> click.Option:
+    meta = field.metadata
+    base, optional = _unwrap(hint)
+    default = field.default
+    shown = meta[_SHOWN_DEFAULT]
+    help_text = meta[_HELP] + (f" [default: {shown}]" if shown else "")
+    show_default = shown is None and default is not None
+    if base is bool and meta[_PARSE] is None:
+        flag = _flag(field.name)
+        return click.Option(
+            [f"{flag}/--no-{flag[2:]}"],
+            default=default,
+            help=help_text,
+            show_default=show_default,
+        )
+    click_type: Any = base if base in (int, float, str) and meta[_PARSE] is None else str
+    shown_value = default
+    if click_type is str and not isinstance(default, str) and default is not None:
+        shown_value = _as_text(default)
+    return click.Option(
+        [_flag(field.name), field.name],
+        type=click_type,
+        default=shown_value if not optional or default is not None else None,
+        metavar=meta[_METAVAR],
+        help=help_text,
+        show_default=show_default,
+    )
+
+
+def _as_text(value: Any) -> str:
+    """How a non-text default is typed on the command line (a tuple as a,b,c)."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def _unwrap(hint: Any) -> tuple[Any, bool]:
+    """(the type inside `X | None`, whether None is allowed)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return (args[0] if len(args) == 1 else str), True
+    return hint, False

@@ -1,0 +1,4 @@
+"""Marks schemas/ as the package `runner.assets.schemas` so it ships inside the wheel.
+
+pyproject.toml maps this folder there; runner/assets/ finds it with importlib.resources.
+"""
