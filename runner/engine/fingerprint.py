@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from runner.site import STATE_DIR
@@ -17,24 +18,39 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def fingerprint(root: Path) -> dict[str, str]:
+    """Every entry under the site but .recover/, identified without following a
+    link or opening anything but a regular file: a link is identified by where
+    it points, a FIFO or device by its kind (opening one would block or never
+    end), and a link loop is just a link."""
     result: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         if Path(dirpath) == root and STATE_DIR in dirnames:
             dirnames.remove(STATE_DIR)
         dirnames.sort()
+        for name in [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            dirnames.remove(name)  # os.walk does not descend into it; record the link
+            filenames.append(name)
         for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             try:
-                stat = path.stat()
-                result[rel] = _identify(path, stat.st_size, stat.st_mtime_ns)
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode):
+                    result[rel] = f"link={os.readlink(path)}"
+                elif not stat.S_ISREG(info.st_mode):
+                    result[rel] = f"special={stat.S_IFMT(info.st_mode):o}"
+                else:
+                    result[rel] = _identify(path, info.st_size, info.st_mtime_ns)
             except OSError as exc:
                 result[rel] = f"unreadable:{exc.errno}"
     return result
 
 
 def _identify(path: Path, size: int, mtime_ns: int) -> str:
-    with path.open("rb") as handle:
+    # O_NOFOLLOW|O_NONBLOCK: if the file was swapped for a link or a FIFO since
+    # lstat, fail (recorded as unreadable) instead of following or blocking.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
         head = handle.read(16)
         if size > HASH_LIMIT and head != SQLITE_MAGIC:
             return f"size={size};mtime={mtime_ns}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -123,8 +124,17 @@ class MediaStore:
         return sorted(name for name in names if f"{key}/{name}" not in self._removed)
 
     def open(self, rel: str) -> BinaryIO:
+        """Open a media file for reading. Only a regular file: a FIFO would block
+        for ever and a device would never end, so both are refused unopened."""
+        path = self.path(rel)
         try:
-            return open(self.path(rel), "rb")
+            mode = path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise MediaError(
+                    f"media file {rel} cannot be read: it is a {_kind(mode)}, not a regular file",
+                    fix=f"replace {rel} with the real media file",
+                )
+            return open(path, "rb")
         except FileNotFoundError as exc:
             raise MediaError(f"media file {rel} is missing") from exc
         except OSError as exc:
@@ -148,7 +158,7 @@ class MediaStore:
         tmp = target.with_name(f".{target.name}{TEMP_SUFFIX}")
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            fd = _create_fresh(tmp, mode)
             with os.fdopen(fd, "wb") as handle:
                 yield handle
                 handle.flush()
@@ -269,6 +279,32 @@ class MediaStore:
         self._removed.add(key)
         parent, _, name = key.rpartition("/")
         self._children.get(parent, set()).discard(name)
+
+
+def _create_fresh(tmp: Path, mode: int) -> int:
+    """Create the temporary file of an atomic write, never through a link.
+
+    Whatever sits at the fixed temporary name (a file left by a killed write,
+    or a link someone planted to make the run write outside the site) is
+    removed first (unlink removes a link itself, never its target), and the
+    new file is created exclusively without following links.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in an operator's words."""
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISLNK, "symbolic link"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _fsync_dir(path: Path) -> None:

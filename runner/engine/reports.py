@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from jinja2 import (
     ChoiceLoader,
+    Environment,
     FileSystemLoader,
     PrefixLoader,
     StrictUndefined,
@@ -28,7 +31,7 @@ from jinja2 import (
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from runner.engine.media import MediaStore
-from runner.errors import StepFailed
+from runner.errors import SiteError, StepFailed
 from runner.sandbox import BoundedImmutableSandbox
 from runner.site import safe_relpath
 
@@ -55,7 +58,7 @@ def make_environment(
     shipped = FileSystemLoader([str(folder) for folder in shipped_folders])
     loaders: list[Any] = []
     if site_templates is not None and site_templates.is_dir():
-        loaders.append(FileSystemLoader(str(site_templates)))
+        loaders.append(SiteTemplateLoader(site_templates))
     loaders += [shipped, PrefixLoader({"default": shipped}, delimiter=":")]
     env = BoundedImmutableSandbox(
         loader=ChoiceLoader(loaders),
@@ -67,6 +70,38 @@ def make_environment(
     )
     env.filters["csvrow"] = csvrow
     return env
+
+
+class SiteTemplateLoader(FileSystemLoader):
+    """A site's own templates, which must be regular files inside the site.
+
+    The site is untrusted: a template that is a link to a file elsewhere would
+    put that file's content into a report, and a FIFO would block the run.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.site_root = os.path.realpath(folder.parent)
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        for searchpath in self.searchpath:
+            candidate = os.path.join(searchpath, *template.split("/"))
+            if not os.path.lexists(candidate):
+                continue
+            real = os.path.realpath(candidate)
+            if not real.startswith(self.site_root + os.sep):
+                raise SiteError(
+                    f"site template {template} is a link that leaves the site ({real})",
+                    fix=f"replace templates/{template} with a regular file inside the site",
+                )
+            if not stat.S_ISREG(os.stat(real).st_mode):
+                raise SiteError(
+                    f"site template {template} is not a regular file",
+                    fix=f"replace templates/{template} with a regular file",
+                )
+        return super().get_source(environment, template)
 
 
 def free_name(media: MediaStore, dest: str, now: datetime) -> str:

@@ -229,3 +229,47 @@ def test_safe_relpath_normalises(rel: str, clean: str) -> None:
 def test_safe_relpath_refuses(rel: str, message: str) -> None:
     with pytest.raises(SiteError, match=message):
         safe_relpath(rel)
+
+
+# -- planted links and special files (nothing outside the site is read or written) ------
+
+
+@pytest.mark.parametrize("target", ["media/a.bin", "media/new.bin", "reports/r.txt"])
+def test_a_link_planted_at_the_temporary_name_is_not_followed(
+    site: Site, tmp_path: Path, target: str
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious")
+    path = site.root / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{TEMP_SUFFIX}")
+    tmp.symlink_to(outside)
+    MediaStore(site).write_bytes(target, b"repaired")
+    assert outside.read_bytes() == b"precious"
+    assert path.read_bytes() == b"repaired" and not path.is_symlink()
+    assert not os.path.lexists(tmp)
+
+
+def test_a_link_at_the_target_that_leaves_the_site_is_refused(site: Site, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"precious")
+    (site.root / "media" / "out.bin").symlink_to(outside)
+    with pytest.raises(SiteError, match="outside the site"):
+        MediaStore(site).write_bytes("media/out.bin", b"x")
+    with pytest.raises(SiteError, match="outside the site"):
+        MediaStore(site).read_bytes("media/out.bin")
+    assert outside.read_bytes() == b"precious"
+
+
+def test_a_fifo_is_refused_before_it_is_opened(site: Site) -> None:
+    os.mkfifo(site.root / "media" / "pipe.bin")
+    with pytest.raises(
+        MediaError, match=r"cannot be read: it is a FIFO \(named pipe\), not a regular file"
+    ):
+        MediaStore(site).read_bytes("media/pipe.bin")
+
+
+def test_a_directory_is_not_a_media_file(site: Site) -> None:
+    (site.root / "media" / "dir.bin").mkdir()
+    with pytest.raises(MediaError, match="it is a directory"):
+        MediaStore(site).read_bytes("media/dir.bin")

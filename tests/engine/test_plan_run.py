@@ -4,6 +4,7 @@ resume, status, failures. Through the CLI in-process unless a real process is ne
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -557,3 +558,22 @@ def test_resuming_a_run_started_from_a_plan(
     resumed = invoke("run", toy_playbook, "--yes", "--plan", plan_file)
     assert resumed.exit_code == 0, resumed.output
     assert "resumed and finished" in resumed.stdout
+
+
+def test_the_fingerprint_never_follows_links_nor_opens_special_files(tmp_path: Path) -> None:
+    from runner.engine.fingerprint import fingerprint
+
+    root = tmp_path / "site"
+    (root / "media").mkdir(parents=True)
+    (root / "media" / "a.bin").write_bytes(b"a")
+    os.mkfifo(root / "media" / "pipe")
+    (root / "zero").symlink_to("/dev/zero")
+    (root / "loop").symlink_to(root / "loop")
+    (root / "up").symlink_to(root)  # a directory link: not walked into
+    prints = fingerprint(root)  # a FIFO opened or /dev/zero followed would hang here
+    assert prints["media/a.bin"].startswith("sha256=")
+    assert prints["media/pipe"].startswith("special=")
+    assert prints["zero"] == "link=/dev/zero"
+    assert prints["loop"] == f"link={root / 'loop'}"
+    assert prints["up"] == f"link={root}"
+    assert not any(key.startswith("up/") for key in prints)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import string
 from collections.abc import Callable
@@ -237,3 +238,24 @@ def test_csvrow_round_trips_through_a_csv_reader(values: list[Any]) -> None:
     parsed = next(csv.reader(io.StringIO(line)), [])
     expected = ["" if v is None else str(v) for v in values]
     assert parsed == expected
+
+
+def test_a_site_template_linking_out_of_the_site_is_refused(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n", encoding="utf-8")
+    path = site / "templates" / "toy" / "items.txt.j2"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(secret)
+    with pytest.raises(SiteError, match="link that leaves the site"):
+        _render(site)
+    assert not (site / "reports" / "r.txt").exists()
+
+
+def test_a_site_template_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    path = site / "templates" / "toy" / "items.txt.j2"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    with pytest.raises(SiteError, match="not a regular file"):
+        _render(site)
