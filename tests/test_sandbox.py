@@ -1,6 +1,11 @@
-"""Bounded arithmetic in the Jinja sandboxes (playbook expressions, report templates)."""
+"""Bounded arithmetic, sizes and time in the Jinja sandboxes (playbook expressions,
+report templates)."""
 
 from __future__ import annotations
+
+import re
+import signal
+import time
 
 import pytest
 from hypothesis import given
@@ -9,7 +14,12 @@ from jinja2.sandbox import SecurityError
 
 from runner.engine.reports import csvrow, make_environment
 from runner.playbook.template import TemplateProblem, render_string
-from runner.sandbox import MAX_POWER_BITS, MAX_REPEAT_LENGTH, bounded_binop
+from runner.sandbox import (
+    MAX_EXPRESSION_SECONDS,
+    MAX_POWER_BITS,
+    MAX_REPEAT_LENGTH,
+    bounded_binop,
+)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +106,55 @@ def _unquoted(line: str) -> str:
         elif not quoted:
             out.append(ch)
     return "".join(out)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ 'x' | center(10**9) }}", "center width 1,000,000,000 is too large"),
+        ("{{ 'x' | indent(10**9, true) }}", "indent width"),
+        ("{{ lipsum(10**6) }}", "lipsum(1,000,000) is too large"),
+        ("{{ '%1000000000d' % 1 }}", "asks for a width that is too large"),
+        ("{{ '%1000000000s' | format('x') }}", "asks for a width that is too large"),
+        ("{{ [1] | batch(10**9, 0) | list }}", "batch size"),
+        ("{{ [1] | slice(10**9) | list }}", "slice count"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "longer than 1,000,000 characters",
+        ),
+        (
+            "{% set r = range(100000) %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}",
+            "took longer than",
+        ),
+        ("{{ range(100000) | join(',') ~ range(100000) | join(',') }}", "longer than 1,000,000"),
+    ],
+)
+def test_playbook_expressions_are_bounded_in_size_and_time(text: str, message: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(TemplateProblem, match=re.escape(message)):
+        render_string(text, {})
+    assert time.monotonic() - started < MAX_EXPRESSION_SECONDS + 1.0
+
+
+def test_reasonable_expressions_are_untouched() -> None:
+    assert render_string("{{ 'x' | center(5) }}", {}) == "  x  "
+    assert render_string("{{ '%5d' % 42 }}", {}) == "   42"
+    assert render_string("{{ range(3) | join(',') }}", {}) == "0,1,2"
+    assert render_string("{{ [1, 2, 3] | batch(2) | list }}", {}) == [[1, 2], [3]]
+    assert len(render_string("{{ lipsum(2, false) }}", {})) > 0
+
+
+def test_an_outer_timer_survives_an_expression() -> None:
+    """validate's own callers (tests, a future watchdog) may run a timer too."""
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        assert render_string("{{ 1 + 1 }}", {}) == 2
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < remaining <= 0.5
+        time.sleep(0.6)
+        assert fired == [1]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -97,23 +97,40 @@ class Playbook:
 
 
 def convert_param(param: Param, raw: str) -> Any:
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # The shell passed bytes that are not UTF-8; Python kept them as
+        # surrogates, which no catalog or report could store.
+        raise UsageError(
+            f"--param {param.name}: the value is not valid UTF-8 text "
+            f"(byte 0x{ord(raw[exc.start]) & 0xFF:02x} at position {exc.start})",
+            fix="give the value as UTF-8 text (check the terminal's locale, e.g. LANG=C.UTF-8)",
+        ) from None
     if param.type == "string":
         return raw
     try:
         value = plain(load_positioned(raw)[0])
     except YamlSyntaxError as exc:
         raise UsageError(
-            f"--param {param.name}: {raw!r} does not parse: {exc.problem.message}",
+            f"--param {param.name}: {_short(raw)} does not parse: {exc.problem.message}",
             fix=_example(param.type, param.name),
         ) from exc
     if param.type == "number" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not type_matches(param.type, value):
         raise UsageError(
-            f"--param {param.name}: expected {param.type}, got {raw!r}",
+            f"--param {param.name}: expected {param.type}, got {_short(raw)}",
             fix=_example(param.type, param.name),
         )
     return value
+
+
+def _short(raw: str, limit: int = 60) -> str:
+    """A value as quoted in a message: whole if short, else its start and its length."""
+    if len(raw) <= limit:
+        return repr(raw)
+    return f"{raw[:limit]!r}... ({len(raw):,} characters)"
 
 
 def _example(kind: str, name: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SecurityError
 
-from runner.sandbox import BoundedImmutableSandbox
+from runner.sandbox import MAX_EXPRESSION_OUTPUT, BoundedImmutableSandbox, expression_budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _ENV = BoundedImmutableSandbox(undefined=StrictUndefined, autoescape=False)
@@ -39,13 +39,16 @@ def _describe(exc: Exception) -> str:
 def render_string(text: str, context: Mapping[str, Any]) -> Any:
     match = _SINGLE_EXPRESSION.match(text)
     try:
-        if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            compiled = _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
-            result = compiled(**context)
-            if isinstance(result, StrictUndefined):
-                str(result)  # raises UndefinedError with the name
-            return result
-        return _ENV.from_string(text).render(**context)
+        with expression_budget():
+            if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
+                compiled = _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
+                result = compiled(**context)
+                if isinstance(result, StrictUndefined):
+                    str(result)  # raises UndefinedError with the name
+                if isinstance(result, str | list | dict) and len(result) > MAX_EXPRESSION_OUTPUT:
+                    raise SecurityError(_too_long())
+                return result
+            return _render_bounded(text, context)
     except (
         TemplateError,
         SecurityError,
@@ -56,6 +59,22 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
         RecursionError,
     ) as exc:
         raise TemplateProblem(_describe(exc)) from exc
+
+
+def _too_long() -> str:
+    return f"the expression's value is longer than {MAX_EXPRESSION_OUTPUT:,} characters"
+
+
+def _render_bounded(text: str, context: Mapping[str, Any]) -> str:
+    """Render a template string, stopping once its output passes the bound."""
+    pieces: list[str] = []
+    size = 0
+    for piece in _ENV.from_string(text).generate(**context):
+        size += len(piece)
+        if size > MAX_EXPRESSION_OUTPUT:
+            raise SecurityError(_too_long())
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:

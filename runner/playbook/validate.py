@@ -396,7 +396,31 @@ def _check_args(
         if error.validator == "required" and _written(args, error):
             continue  # its value is only known later, or its expression is reported
         _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
+    for path, number in _huge_integers(rendered, ("steps", index, "args")):
+        out.add(
+            path,
+            f"{number} does not fit in SQLite's 64-bit integers "
+            f"({SQLITE_MIN_INT} to {SQLITE_MAX_INT})",
+            "give a smaller number",
+        )
     return dict(rendered)
+
+
+SQLITE_MAX_INT = 2**63 - 1
+SQLITE_MIN_INT = -(2**63)
+
+
+def _huge_integers(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[Any, int]]:
+    """Integers no catalog can store, wherever they are in a step's arguments."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not SQLITE_MIN_INT <= value <= SQLITE_MAX_INT:
+            yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _huge_integers(item, (*path, key))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            yield from _huge_integers(item, (*path, position))
 
 
 def _written(args: dict[str, Any], error: ValidationError) -> bool:

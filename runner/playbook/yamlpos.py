@@ -106,20 +106,43 @@ def _construct_seq(loader: PositionedLoader, node: Node) -> PosList:
     return loader.construct_sequence(node, deep=True)
 
 
+class ValueProblem(ConstructorError):
+    """A scalar YAML reads as a value it cannot hold; carries its own fix."""
+
+    def __init__(self, message: str, fix: str, node: Node) -> None:
+        super().__init__(None, None, message, node.start_mark)
+        self.fix = fix
+
+
 def _construct_timestamp(loader: PositionedLoader, node: Node) -> Any:
     """A value shaped like a date that is not one (2020-13-45) is a positioned
     error, not a ValueError from deep inside PyYAML."""
     try:
         return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
     except ValueError as exc:
-        raise ConstructorError(
-            None,
-            None,
-            f"{node.value!r} looks like a date but is not one ({exc}); quote it to keep it as text",
-            node.start_mark,
+        raise ValueProblem(
+            f"{node.value!r} looks like a date but is not one ({exc})",
+            "write a real date (YYYY-MM-DD), or quote it to keep it as text",
+            node,
         ) from exc
 
 
+def _construct_int(loader: PositionedLoader, node: Node) -> Any:
+    """An integer too long for Python to read (over 4,300 digits) is a positioned
+    error, not a ValueError from deep inside PyYAML."""
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
+    except ValueError as exc:
+        digits = sum(ch.isdigit() for ch in str(node.value))
+        raise ValueProblem(
+            f"this integer has {digits:,} digits, far more than any count or size "
+            "(SQLite keeps integers up to 9223372036854775807)",
+            "write a smaller number, or quote it to keep it as text",
+            node,
+        ) from exc
+
+
+PositionedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 PositionedLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 PositionedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 PositionedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
@@ -139,6 +162,9 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
         raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
     try:
         data = loader.get_single_data()
+    except ValueProblem as exc:
+        where = Mark.of(exc.problem_mark) if exc.problem_mark is not None else Mark(1, 1)
+        raise YamlSyntaxError(YamlProblem(where, str(exc.problem), exc.fix)) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Mark.of(mark) if mark is not None else Mark(1, 1)
