@@ -99,3 +99,21 @@ def test_an_expression_that_builds_huge_output_does_not_hang_validate(
     assert result.exit_code == 1
     assert_clean(result)
     assert "unsafe expression refused by the sandbox" in result.stdout
+
+
+def test_a_huge_directory_that_is_not_a_site_is_refused_quickly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--site ~` by mistake: refused before anything is fingerprinted."""
+    monkeypatch.setattr("runner.engine.request.NOT_A_SITE_ENTRIES", 50)
+    home = tmp_path / "home"
+    for n in range(60):
+        (home / f"dir{n % 6}").mkdir(parents=True, exist_ok=True)
+        (home / f"dir{n % 6}" / f"file{n}").write_text("x")
+    for command in (["plan"], ["run", "--yes"]):
+        result = invoke(*command, KEYED, "--site", home)
+        assert result.exit_code == 1
+        assert_clean(result)
+        assert "does not look like a site for keyed-file-repair" in result.stderr
+        assert "files/customers.dat" in result.stderr
+    assert not (home / ".recover").exists()

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 from runner.contract import Registry
 from runner.engine.session import Request
-from runner.errors import PlaybookError, UsageError
+from runner.errors import PlaybookError, RecoverError, SiteError, UsageError
 from runner.playbook.diagnostics import Diagnostic
 from runner.playbook.model import Playbook, params_fingerprint
 from runner.playbook.template import TemplateProblem, render_value
-from runner.playbook.validate import check_with_params
+from runner.playbook.validate import check_with_params, known_args, named_paths
 from runner.playbook.yamlpos import mark_for_path
-from runner.site import Site
+from runner.site import STATE_DIR, Site
 
 
 def make_request(
@@ -40,6 +41,7 @@ def make_request(
     }
     site = Site(Path(root).resolve(), locations)
     site.require_exists()
+    _require_a_site(site, playbook, params, registry)
     allow: dict[str, int | None] = {}
     for unit, value in playbook.allow_loss.items():
         value = _render(playbook, ("safety", "allow_loss", unit), value, params)
@@ -55,6 +57,68 @@ def make_request(
                 fix=f"write e.g. `allow_loss: {{{unit}: 100}}` or `{{{unit}: unlimited}}`",
             )
     return Request(playbook, site, params, set(playbook.confirm) | set(confirm), allow, registry)
+
+
+def _require_a_site(
+    site: Site, playbook: Playbook, params: dict[str, Any], registry: Registry
+) -> None:
+    """Refuse a directory that is not this playbook's site before anything reads it.
+
+    A site holds the runner's `.recover/` (it has been worked on before), or at
+    least one of the catalogs the steps attach or the files the playbook names.
+    A large directory with neither (a home or system directory given by
+    mistake) is refused: a plan would fingerprint it file by file for hours. A
+    small one goes on, and the steps' own checks name what is missing.
+    """
+    if (site.root / STATE_DIR).is_dir():
+        return
+    named: list[str] = []
+    for step, args in known_args(playbook, params):
+        try:
+            named += registry.action(step.action)(args).databases(site).values()
+        except (RecoverError, LookupError, TypeError, ValueError):
+            continue  # arguments known only at run time
+    named += named_paths(playbook, params)
+    named = list(dict.fromkeys(named))
+    for rel in named:
+        try:
+            if site.path(rel).exists():
+                return
+        except RecoverError:
+            continue  # not a site path at all (a user name, a mode)
+    if not _more_entries_than(site.root, NOT_A_SITE_ENTRIES):
+        return  # small: a site missing its files; the steps' checks say which
+    shown = ", ".join(named[:4]) + (", ..." if len(named) > 4 else "")
+    raise SiteError(
+        f"{site.root} does not look like a site for {playbook.name}: it has no "
+        f"{STATE_DIR}/ and none of the files the playbook names ({shown or 'none'})",
+        fix="pass --site with the site directory (the one `recover world` generated, "
+        "or the one holding your catalogs and media)",
+    )
+
+
+#: a directory with none of the playbook's files and more entries than this is
+#: not taken for a site (a home or system directory given by mistake)
+NOT_A_SITE_ENTRIES = 100_000
+
+
+def _more_entries_than(root: Path, limit: int) -> bool:
+    """Whether the tree under `root` holds more than `limit` entries; stops
+    counting there, and follows no link, so it is quick on any directory."""
+    count = 0
+    pending = [root]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if count > limit:
+                        return True
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+        except OSError:
+            continue
+    return False
 
 
 def run_key(request: Request) -> str:

@@ -455,6 +455,27 @@ def _render_leniently(value: Any, variables: dict[str, Any]) -> Any:
     return value
 
 
+def known_args(playbook: Playbook, params: dict[str, Any]) -> list[tuple[Step, dict[str, Any]]]:
+    """Each step's arguments as far as `params` tell them (what depends on an
+    earlier step's outputs, or fails to render, left out)."""
+    return [
+        (step, _render_leniently(_without_step_refs(step.args), params)) for step in playbook.steps
+    ]
+
+
+def named_paths(playbook: Playbook, params: dict[str, Any]) -> list[str]:
+    """Every plain relative path the playbook names (its site locations and its
+    steps' string arguments, rendered with `params`), to recognise its site."""
+    found = list(playbook.locations().values())
+    for _, args in known_args(playbook, params):
+        found += [text for _, text in _walk_strings(args, ())]
+    return [
+        text
+        for text in dict.fromkeys(found)
+        if isinstance(text, str) and text and not text.startswith("/") and "\n" not in text
+    ]
+
+
 def _without_step_refs(value: Any) -> Any:
     """Drop values that depend on earlier steps' outputs: only known at run time."""
     if isinstance(value, str) and has_template(value) and _STEP_REF.search(value):
