@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.engine.journal import RunState, StepState
-from runner.engine.plan import PlanResult, PriorRun
+from runner.engine.plan import PlanResult, PriorRun, Verdict
 from runner.engine.session import StepOutcome
 
 MARKS = {
@@ -97,15 +97,15 @@ def describe_plan(plan: PlanResult) -> str:
     lines += plan.loss.describe()
     pending = plan.destructive_pending()
     verdict = {
-        "ok": "would run"
+        Verdict.OK: "would run"
         + (
             f"; {len(pending)} destructive step(s) need confirmation (interactive yes, or --yes)"
             if pending
             else ""
         ),
-        "complete": "nothing to do",
-        "failed": "would FAIL: fix the failures above first",
-        "refused": "would be REFUSED by a safety gate (see above)",
+        Verdict.COMPLETE: "nothing to do",
+        Verdict.FAILED: "would FAIL: fix the failures above first",
+        Verdict.REFUSED: "would be REFUSED by a safety gate (see above)",
     }[plan.verdict]
     lines.append(f"Verdict: {verdict}. Nothing was changed.")
     return "\n".join(lines)

@@ -37,6 +37,15 @@ class PriorRun(StrEnum):
     DONE = "done"
 
 
+class Verdict(StrEnum):
+    """What `recover run` would do, as the plan's last line and JSON say."""
+
+    OK = "ok"
+    COMPLETE = "complete"  # the run already finished: nothing to do
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
 @dataclass
 class PlanResult:
     request: Request
@@ -57,17 +66,19 @@ class PlanResult:
         return LossTally.of((o.record for o in self.outcomes), self.request.allow_loss)
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         states = {o.record.state for o in self.outcomes}
         if StepState.REFUSED in states:
-            return "refused"
+            return Verdict.REFUSED
         if StepState.FAILED in states:
-            return "failed"
-        return "complete" if self.run_state == PriorRun.DONE else "ok"
+            return Verdict.FAILED
+        return Verdict.COMPLETE if self.run_state == PriorRun.DONE else Verdict.OK
 
     @property
     def exit_code(self) -> int:
-        return {"refused": EXIT_REFUSED, "failed": EXIT_FAILED}.get(self.verdict, EXIT_OK)
+        return {Verdict.REFUSED: EXIT_REFUSED, Verdict.FAILED: EXIT_FAILED}.get(
+            self.verdict, EXIT_OK
+        )
 
     def to_json(self) -> dict[str, Any]:
         request = self.request
