@@ -24,6 +24,7 @@ from runner import __version__, console, logs
 from runner.contract import DemoCase, Registry, as_path
 from runner.demo import prepare, run_demos
 from runner.engine.lock import holder_of
+from runner.engine.loss import LossTally
 from runner.engine.plan import PlanResult, make_plan
 from runner.engine.request import make_request
 from runner.engine.run import RunResult, execute_run
@@ -291,7 +292,7 @@ def run(
         new_run=new_run,
         on_step=_print_step,
     )
-    if result.state == "already-done":
+    if result.already_done:
         click.echo(
             f"Run {result.run_id} of {request.playbook.name} already finished on this "
             "site; nothing to do (use --new-run to run it again)."
@@ -337,11 +338,7 @@ def _print_step(outcome: StepOutcome) -> None:
 
 
 def _print_summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> None:
-    totals: dict[str, int] = {}
-    for outcome in outcomes:
-        for unit, count in outcome.record.loss.items():
-            totals[unit] = totals.get(unit, 0) + count
-    for line in console.describe_loss(totals, allowed):
+    for line in LossTally.of((o.record for o in outcomes), allowed).describe():
         click.echo(line)
     reports = [path for o in outcomes for path in o.record.reports]
     if reports:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.engine.plan import PlanResult
+from runner.engine.journal import RunState, StepState
+from runner.engine.plan import PlanResult, PriorRun, Verdict
 from runner.engine.session import StepOutcome
 
 MARKS = {
-    "done": "ok",
-    "skipped": "--",
-    "failed": "!!",
-    "refused": "NO",
-    "pending": "..",
-    "running": ">>",
-    "interrupted": "!!",
+    StepState.DONE: "ok",
+    StepState.SKIPPED: "--",
+    StepState.FAILED: "!!",
+    StepState.REFUSED: "NO",
+    StepState.PENDING: "..",
+    StepState.RUNNING: ">>",
+    StepState.INTERRUPTED: "!!",
 }
 
 
@@ -35,7 +36,7 @@ def _earlier(count: int) -> str:
 def describe_step(outcome: StepOutcome, *, planning: bool) -> list[str]:
     rec = outcome.record
     status = "done already" if outcome.already else rec.state
-    if planning and rec.state == "done" and not outcome.already:
+    if planning and rec.state == StepState.DONE and not outcome.already:
         status = "would run"
     flag = "  [destructive]" if outcome.destructive else ""
     mark = "ok" if status == "would run" else MARKS.get(rec.state, "  ")
@@ -82,42 +83,32 @@ def describe_plan(plan: PlanResult) -> str:
         f"site: {request.site.root}",
         "params: " + (", ".join(f"{k}={v!r}" for k, v in request.params.items()) or "none"),
     ]
-    if plan.run_state == "done":
+    if plan.run_state == PriorRun.DONE:
         lines.append(
             "This playbook already ran to completion with these params: "
             "`recover run` would do nothing (use --new-run to start over)."
         )
-    elif plan.run_state == "resumable":
+    elif plan.run_state == PriorRun.RESUMABLE:
         lines.append("An interrupted run exists: `recover run` would resume it.")
     lines.append("")
     for outcome in plan.outcomes:
         lines += describe_step(outcome, planning=True)
     lines.append("")
-    lines += describe_loss(plan.total_loss(), request.allow_loss)
+    lines += plan.loss.describe()
     pending = plan.destructive_pending()
     verdict = {
-        "ok": "would run"
+        Verdict.OK: "would run"
         + (
             f"; {len(pending)} destructive step(s) need confirmation (interactive yes, or --yes)"
             if pending
             else ""
         ),
-        "complete": "nothing to do",
-        "failed": "would FAIL: fix the failures above first",
-        "refused": "would be REFUSED by a safety gate (see above)",
+        Verdict.COMPLETE: "nothing to do",
+        Verdict.FAILED: "would FAIL: fix the failures above first",
+        Verdict.REFUSED: "would be REFUSED by a safety gate (see above)",
     }[plan.verdict]
     lines.append(f"Verdict: {verdict}. Nothing was changed.")
     return "\n".join(lines)
-
-
-def describe_loss(totals: dict[str, int], allowed: dict[str, int | None]) -> list[str]:
-    if not totals:
-        return ["Data loss: none."]
-    parts = []
-    for unit, count in sorted(totals.items()):
-        budget = allowed.get(unit, 0)
-        parts.append(f"{count:,} {unit} (allowed: {'unlimited' if budget is None else budget})")
-    return ["Data loss: " + "; ".join(parts) + "."]
 
 
 def describe_status(runs: list[dict[str, Any]], holder: str | None) -> str:
@@ -126,7 +117,7 @@ def describe_status(runs: list[dict[str, Any]], holder: str | None) -> str:
         return "\n".join([*lines, "No runs recorded on this site yet."])
     for run in runs:
         state = run["state"]
-        if state == "running" and not holder:
+        if state == RunState.RUNNING and not holder:
             state = "interrupted (run it again to resume)"
         lines.append("")
         lines.append(f"run {run['run_id']}  {run['playbook_name']}  {state}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,33 @@ CREATE TABLE IF NOT EXISTS recover_steps (
 """
 
 
+class StepState(StrEnum):
+    """Where a step is; the journal stores (and JSON shows) the value text."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    REFUSED = "refused"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        """Done or skipped: a resumed run leaves it be, and later steps may use it."""
+        return self in (StepState.DONE, StepState.SKIPPED)
+
+
+class RunState(StrEnum):
+    """Where a run is, as its journal row says."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"
+    INTERRUPTED = "interrupted"
+
+
 @dataclass
 class StepRecord:
     """What one step did (or, in a plan, would do)."""
@@ -63,7 +91,7 @@ class StepRecord:
     step_id: str
     position: int
     action: str
-    state: str = "pending"
+    state: StepState = StepState.PENDING
     seconds: float = 0.0
     attempts: int = 0
     changes: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -77,6 +105,9 @@ class StepRecord:
     error: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+
+    def __post_init__(self) -> None:
+        self.state = StepState(self.state)  # also accepts the stored text
 
 
 class TrackedConnection(sqlite3.Connection):
@@ -157,14 +188,14 @@ def write_step(conn: sqlite3.Connection, run_id: str, rec: StepRecord) -> None:
             rec.finished_at,
             rec.seconds,
             rec.attempts,
-            _dump(rec.changes),
-            _dump(rec.loss),
-            _dump(rec.loss_examples),
-            _dump(rec.outputs),
-            _dump(rec.notes),
-            _dump(rec.media),
-            _dump(rec.reports),
-            _dump(rec.state_data),
+            dump(rec.changes),
+            dump(rec.loss),
+            dump(rec.loss_examples),
+            dump(rec.outputs),
+            dump(rec.notes),
+            dump(rec.media),
+            dump(rec.reports),
+            dump(rec.state_data),
             rec.error,
         ),
     )
@@ -183,7 +214,7 @@ def read_steps(conn: sqlite3.Connection, run_id: str) -> dict[str, StepRecord]:
             step_id=row[0],
             position=row[1],
             action=row[2],
-            state=row[3],
+            state=StepState(row[3]),
             seconds=row[4],
             attempts=row[5],
             changes=json.loads(row[6]),
@@ -202,20 +233,81 @@ def read_steps(conn: sqlite3.Connection, run_id: str) -> dict[str, StepRecord]:
     }
 
 
-def latest_run(conn: sqlite3.Connection, run_key: str) -> tuple[str, str, str] | None:
-    """(run_id, state, clock) of the newest run of this playbook+params, if any."""
+@dataclass
+class RunRecord:
+    """One row of `recover_runs`; the fields are its columns, in their order."""
+
+    run_id: str
+    run_key: str
+    playbook: str
+    playbook_name: str
+    playbook_sha: str
+    params_json: str
+    state: RunState
+    clock: str  # the run's fixed 'now', kept across resume
+    started_at: str
+    finished_at: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    user: str | None = None
+    plan_fingerprint: str | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        self.state = RunState(self.state)  # also accepts the stored text
+
+    def as_row(self) -> dict[str, Any]:
+        """The columns by name, as `recover status --json` shows them."""
+        return asdict(self)
+
+
+_RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord))
+
+
+def _run_from(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(*row)
+
+
+def insert_run(conn: sqlite3.Connection, run: RunRecord) -> None:
+    values = tuple(run.as_row().values())
+    conn.execute(
+        f"INSERT INTO main.recover_runs ({_RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})",
+        values,
+    )
+
+
+def latest_run(conn: sqlite3.Connection, run_key: str) -> RunRecord | None:
+    """The newest run of this playbook+params, if any."""
     row = conn.execute(
-        "SELECT run_id, state, clock FROM main.recover_runs WHERE run_key = ? "
+        f"SELECT {_RUN_COLUMNS} FROM main.recover_runs WHERE run_key = ? "
         "ORDER BY started_at DESC, rowid DESC LIMIT 1",
         (run_key,),
     ).fetchone()
-    return (row[0], row[1], row[2]) if row else None
+    return _run_from(row) if row else None
+
+
+def recent_runs(conn: sqlite3.Connection, limit: int) -> list[RunRecord]:
+    """The newest `limit` runs of any playbook, newest first."""
+    rows = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM main.recover_runs "
+        "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [_run_from(row) for row in rows]
+
+
+def claim_run(conn: sqlite3.Connection, run_id: str, pid: int) -> None:
+    """This process is now running (or resuming) the run."""
+    conn.execute(
+        "UPDATE main.recover_runs SET state = ?, pid = ? WHERE run_id = ?",
+        (RunState.RUNNING, pid, run_id),
+    )
 
 
 def set_run_state(
     conn: sqlite3.Connection,
     run_id: str,
-    state: str,
+    state: RunState,
     finished_at: str | None,
     error: str | None = None,
 ) -> None:
@@ -225,18 +317,24 @@ def set_run_state(
     )
 
 
-def _dump(value: Any) -> str:
+def dump(value: Any) -> str:
+    """JSON text as the journal stores it (sorted keys, anything else as str)."""
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def peek(path: Path, run_key: str) -> tuple[tuple[str, str, str] | None, dict[str, StepRecord]]:
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """The journal opened read-only: reading it never creates or changes a byte."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def peek(path: Path, run_key: str) -> tuple[RunRecord | None, dict[str, StepRecord]]:
     """The latest run of a key and its steps, read without creating or changing anything."""
     if not path.exists():
         return None, {}
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = connect_readonly(path)
     try:
         latest = latest_run(conn, run_key)
-        return latest, (read_steps(conn, latest[0]) if latest else {})
+        return latest, (read_steps(conn, latest.run_id) if latest else {})
     except sqlite3.Error:
         return None, {}
     finally:

@@ -14,12 +14,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from runner import clock
 from runner.engine import journal, lock
 from runner.engine.fingerprint import describe_differences, fingerprint
+from runner.engine.journal import RunState, StepState
+from runner.engine.loss import LossTally
 from runner.engine.request import run_key
 from runner.engine.session import Request, Session, StepOutcome, copy_database
 from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, SiteLocked, StalePlan
@@ -27,43 +30,59 @@ from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, SiteLocked, StaleP
 PLAN_FORMAT = 1
 
 
+class PriorRun(StrEnum):
+    """What the journal holds for this playbook and params (None: no run yet)."""
+
+    RESUMABLE = "resumable"
+    DONE = "done"
+
+
+class Verdict(StrEnum):
+    """What `recover run` would do, as the plan's last line and JSON say."""
+
+    OK = "ok"
+    COMPLETE = "complete"  # the run already finished: nothing to do
+    FAILED = "failed"
+    REFUSED = "refused"
+
+
 @dataclass
 class PlanResult:
     request: Request
     outcomes: list[StepOutcome]
     fingerprint: dict[str, str]
-    run_state: str | None  # None (new run), "resumable" or "done"
+    run_state: PriorRun | None
     created: datetime
 
     def destructive_pending(self) -> list[StepOutcome]:
         return [
             o
             for o in self.outcomes
-            if o.destructive and not o.already and o.record.state != "skipped"
+            if o.destructive and not o.already and o.record.state != StepState.SKIPPED
         ]
 
-    def total_loss(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for outcome in self.outcomes:
-            for unit, count in outcome.record.loss.items():
-                totals[unit] = totals.get(unit, 0) + count
-        return totals
+    @property
+    def loss(self) -> LossTally:
+        return LossTally.of((o.record for o in self.outcomes), self.request.allow_loss)
 
     @property
-    def verdict(self) -> str:
+    def verdict(self) -> Verdict:
         states = {o.record.state for o in self.outcomes}
-        if "refused" in states:
-            return "refused"
-        if "failed" in states:
-            return "failed"
-        return "complete" if self.run_state == "done" else "ok"
+        if StepState.REFUSED in states:
+            return Verdict.REFUSED
+        if StepState.FAILED in states:
+            return Verdict.FAILED
+        return Verdict.COMPLETE if self.run_state == PriorRun.DONE else Verdict.OK
 
     @property
     def exit_code(self) -> int:
-        return {"refused": EXIT_REFUSED, "failed": EXIT_FAILED}.get(self.verdict, EXIT_OK)
+        return {Verdict.REFUSED: EXIT_REFUSED, Verdict.FAILED: EXIT_FAILED}.get(
+            self.verdict, EXIT_OK
+        )
 
     def to_json(self) -> dict[str, Any]:
         request = self.request
+        loss = self.loss
         return {
             "format": PLAN_FORMAT,
             "created": self.created.isoformat(timespec="seconds"),
@@ -75,10 +94,8 @@ class PlanResult:
             "fingerprint": self.fingerprint,
             "run_state": self.run_state,
             "verdict": self.verdict,
-            "allowed_loss": {
-                k: ("unlimited" if v is None else v) for k, v in request.allow_loss.items()
-            },
-            "total_loss": self.total_loss(),
+            "allowed_loss": loss.allowed_json(),
+            "total_loss": loss.totals,
             "steps": [_step_json(o) for o in self.outcomes],
         }
 
@@ -128,13 +145,14 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
         conn = journal.connect(journal_path, shown_as=real_journal)
         try:
             latest = journal.latest_run(conn, run_key(request))
-            run_id, run_state, moment = "plan", None, clock.now()
+            run_id, moment = "plan", clock.now()
+            run_state: PriorRun | None = None
             records = {}
             if latest is not None:
-                run_id, state, started = latest
+                run_id = latest.run_id
                 records = journal.read_steps(conn, run_id)
-                moment = datetime.fromisoformat(started)
-                run_state = "done" if state == "done" else "resumable"
+                moment = datetime.fromisoformat(latest.clock)
+                run_state = PriorRun.DONE if latest.state == RunState.DONE else PriorRun.RESUMABLE
         finally:
             conn.close()
         session = Session(

@@ -20,20 +20,22 @@ from loguru import logger
 
 from runner import clock
 from runner.engine import claims, journal
+from runner.engine.journal import RunRecord, RunState
 from runner.engine.lock import SiteLock, current_user
 from runner.engine.plan import PlanResult, fingerprint_digest, load_plan_file, make_plan
 from runner.engine.request import run_key
-from runner.engine.session import DONE_STATES, Request, Session, StepOutcome
+from runner.engine.session import Request, Session, StepOutcome
 from runner.errors import ConfirmationRequired, RecoverError
 
 
 @dataclass
 class RunResult:
     run_id: str
-    state: str  # done | already-done
+    state: RunState  # done (a failure raises)
     outcomes: list[StepOutcome]
     resumed: bool
     log_path: Path | None
+    already_done: bool = False  # it had finished before: nothing ran
 
 
 Confirm = Callable[[PlanResult], bool]
@@ -53,7 +55,7 @@ def execute_run(
     if not new_run:
         # Refuse before creating anything in the site (not even .recover/).
         peeked, peeked_records = journal.peek(site.state_dir / "journal.sqlite", run_key(request))
-        if peeked is None or peeked[1] != "done":
+        if peeked is None or peeked.state != RunState.DONE:
             _confirm_destructive(request, peeked_records, yes=yes, confirm=confirm)
     else:
         _confirm_destructive(request, {}, yes=yes, confirm=confirm)
@@ -63,28 +65,27 @@ def execute_run(
         try:
             key = run_key(request)
             latest = None if new_run else journal.latest_run(conn, key)
-            if latest is not None and latest[1] == "done":
-                records = journal.read_steps(conn, latest[0])
-                return RunResult(latest[0], "already-done", _already(request, records), False, None)
-            recorded = None
-            if latest is not None:
-                row = conn.execute(
-                    "SELECT plan_fingerprint FROM recover_runs WHERE run_id = ?", (latest[0],)
-                ).fetchone()
-                recorded = row[0] if row else None
+            if latest is not None and latest.state == RunState.DONE:
+                records = journal.read_steps(conn, latest.run_id)
+                return RunResult(
+                    latest.run_id,
+                    RunState.DONE,
+                    _already(request, records),
+                    False,
+                    None,
+                    already_done=True,
+                )
+            recorded = latest.plan_fingerprint if latest is not None else None
             plan_data = (
                 load_plan_file(plan_file, request, recorded_digest=recorded) if plan_file else None
             )
-            records = journal.read_steps(conn, latest[0]) if latest else {}
+            records = journal.read_steps(conn, latest.run_id) if latest else {}
             if latest is not None:
-                run_id, moment = latest[0], datetime.fromisoformat(latest[2])
-                logger.info("resuming run {} (started {})", run_id, latest[2])
+                run_id, moment = latest.run_id, datetime.fromisoformat(latest.clock)
+                logger.info("resuming run {} (started {})", run_id, latest.clock)
             else:
                 run_id, moment = _new_run(conn, request, key, plan_data)
-            conn.execute(
-                "UPDATE recover_runs SET state='running', pid=? WHERE run_id=?",
-                (os.getpid(), run_id),
-            )
+            journal.claim_run(conn, run_id, os.getpid())
         finally:
             conn.close()
         log_path = site.state_dir / "logs" / f"{run_id}.log"
@@ -107,12 +108,14 @@ def execute_run(
             try:
                 outcomes = session.execute(keep_going=False, on_step=on_step)
             except (RecoverError, KeyboardInterrupt) as exc:
-                state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                state = (
+                    RunState.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else RunState.FAILED
+                )
                 _finish(journal_path, run_id, state, getattr(exc, "message", "interrupted"))
                 raise
-            _finish(journal_path, run_id, "done", None)
+            _finish(journal_path, run_id, RunState.DONE, None)
             claims.release_run(site.state_dir, run_id)
-            return RunResult(run_id, "done", outcomes, latest is not None, log_path)
+            return RunResult(run_id, RunState.DONE, outcomes, latest is not None, log_path)
         finally:
             logger.remove(sink)
 
@@ -125,7 +128,7 @@ def _confirm_destructive(
         s
         for s in request.playbook.steps
         if registry.action(s.action).destructive
-        and (records.get(s.id) is None or records[s.id].state not in DONE_STATES)
+        and (records.get(s.id) is None or not records[s.id].state.finished)
     ]
     if not pending or yes:
         return
@@ -150,30 +153,28 @@ def _new_run(
     if plan_data is not None:
         prints = plan_data.get("fingerprint")
         digest = fingerprint_digest(prints if isinstance(prints, dict) else {})
-    conn.execute(
-        """INSERT INTO recover_runs (run_id, run_key, playbook, playbook_name, playbook_sha,
-               params_json, state, clock, started_at, host, pid, user, plan_fingerprint)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-        (
-            run_id,
-            key,
-            str(request.playbook.path),
-            request.playbook.name,
-            request.playbook.sha256,
-            journal._dump(request.params),
-            "running",
-            moment.isoformat(timespec="seconds"),
-            clock.now().isoformat(timespec="seconds"),
-            socket.gethostname(),
-            os.getpid(),
-            current_user(),
-            digest,
+    journal.insert_run(
+        conn,
+        RunRecord(
+            run_id=run_id,
+            run_key=key,
+            playbook=str(request.playbook.path),
+            playbook_name=request.playbook.name,
+            playbook_sha=request.playbook.sha256,
+            params_json=journal.dump(request.params),
+            state=RunState.RUNNING,
+            clock=moment.isoformat(timespec="seconds"),
+            started_at=clock.now().isoformat(timespec="seconds"),
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            user=current_user(),
+            plan_fingerprint=digest,
         ),
     )
     return run_id, moment
 
 
-def _finish(journal_path: Path, run_id: str, state: str, error: str | None) -> None:
+def _finish(journal_path: Path, run_id: str, state: RunState, error: str | None) -> None:
     conn = journal.connect(journal_path)
     try:
         journal.set_run_state(conn, run_id, state, clock.now().isoformat(timespec="seconds"), error)

@@ -27,7 +27,8 @@ from runner.contract import Action, Check, Registry
 from runner.engine import journal
 from runner.engine.claims import ReportClaims
 from runner.engine.context import Context
-from runner.engine.journal import StepRecord
+from runner.engine.journal import StepRecord, StepState
+from runner.engine.loss import LossTally
 from runner.engine.media import MediaLog, MediaStore
 from runner.engine.reports import make_environment
 from runner.errors import (
@@ -47,7 +48,6 @@ from runner.playbook.yamlpos import mark_for_path
 from runner.site import Site
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-DONE_STATES = ("done", "skipped")
 
 
 @dataclass
@@ -116,7 +116,7 @@ class Session:
                 record = self.records.get(step.id) or StepRecord(step.id, step.index, step.action)
                 self.records[step.id] = record
                 outcome = StepOutcome(
-                    step, record, cls.destructive, cls.summary, already=record.state in DONE_STATES
+                    step, record, cls.destructive, cls.summary, already=record.state.finished
                 )
                 if not outcome.already and (record.changes or record.loss):
                     outcome.before = copy.deepcopy(record)
@@ -125,7 +125,11 @@ class Session:
                     try:
                         self._step(step, cls, outcome)
                     except RecoverError as exc:
-                        record.state = "refused" if isinstance(exc, SafetyRefusal) else "failed"
+                        record.state = (
+                            StepState.REFUSED
+                            if isinstance(exc, SafetyRefusal)
+                            else StepState.FAILED
+                        )
                         record.error = exc.message
                         if not keep_going:
                             raise
@@ -140,7 +144,7 @@ class Session:
         try:
             variables = self._variables()
             if step.when is not None and not self._render(step, ("when",), step.when, variables):
-                record.state = "skipped"
+                record.state = StepState.SKIPPED
                 record.notes.append({"level": "info", "text": "skipped: `when` is false"})
                 self._persist_alone(record)
                 return
@@ -165,7 +169,7 @@ class Session:
         self._committed = copy.deepcopy(record)
         try:
             if not self.dry_run:
-                record.state, record.attempts = "running", record.attempts + 1
+                record.state, record.attempts = StepState.RUNNING, record.attempts + 1
                 record.started_at = record.started_at or _iso(self.clock)
                 journal.write_step(conn, self.run_id, record)
             ctx = Context(
@@ -196,7 +200,7 @@ class Session:
             )
             action.run(ctx)
             self._gate_loss(record)
-            record.state = "done"
+            record.state = StepState.DONE
             record.finished_at = _iso(self.clock)
             record.seconds += time.monotonic() - started
             record.media += self.media.log.lines()
@@ -229,13 +233,13 @@ class Session:
         steps = {
             rec.step_id: {
                 "outputs": rec.outputs,
-                "state": rec.state,
+                "state": rec.state.value,  # plain text for templates
                 "changes": rec.changes,
                 "loss": rec.loss,
                 "reports": rec.reports,
             }
             for rec in self.records.values()
-            if rec.state in DONE_STATES
+            if rec.state.finished
         }
         return {**self.request.params, "steps": steps}
 
@@ -272,26 +276,25 @@ class Session:
 
     def _gate_loss(self, record: StepRecord) -> None:
         """Refuse (and so roll back) once the run's loss exceeds the playbook's budget."""
-        totals: dict[str, int] = {}
-        for rec in self.records.values():
-            for unit, count in rec.loss.items():
-                totals[unit] = totals.get(unit, 0) + count
-        for unit, total in totals.items():
-            allowed = self.request.allow_loss.get(unit, 0)
-            if allowed is not None and total > allowed:
-                kept = self._committed.loss.get(unit, 0)
-                batches = (
-                    f"; its batches committed before this one stay, with {kept:,} {unit} "
-                    "lost, within the budget"
-                    if kept and not self.dry_run
-                    else "; nothing of this step was committed"
-                )
-                raise LossBudgetExceeded(
-                    f"step {record.step_id!r} would bring the data loss to {total:,} {unit}; "
-                    f"the playbook allows {allowed:,}{batches}",
-                    fix=f"review the loss with `recover plan`; if it is acceptable, raise "
-                    f"safety.allow_loss.{unit} in the playbook",
-                )
+        tally = LossTally.of(self.records.values(), self.request.allow_loss)
+        over = tally.exceeded()
+        if not over:
+            return
+        unit = over[0]
+        total, allowed = tally.totals[unit], tally.allowed_for(unit) or 0  # never unlimited
+        kept = self._committed.loss.get(unit, 0)
+        batches = (
+            f"; its batches committed before this one stay, with {kept:,} {unit} "
+            "lost, within the budget"
+            if kept and not self.dry_run
+            else "; nothing of this step was committed"
+        )
+        raise LossBudgetExceeded(
+            f"step {record.step_id!r} would bring the data loss to {total:,} {unit}; "
+            f"the playbook allows {allowed:,}{batches}",
+            fix=f"review the loss with `recover plan`; if it is acceptable, raise "
+            f"safety.allow_loss.{unit} in the playbook",
+        )
 
     def _checkpoint(self, ctx: Context) -> None:
         self._gate_loss(ctx.record)
@@ -382,11 +385,11 @@ def copy_database(source: Path, target: Path) -> None:
         shutil.copyfile(hot, target.with_name(target.name + "-journal"))
 
 
-def _ended_by(error: BaseException) -> tuple[str, str]:
+def _ended_by(error: BaseException) -> tuple[StepState, str]:
     """The journal's state and error text for a step that did not finish."""
     if isinstance(error, KeyboardInterrupt):
-        return "interrupted", "interrupted"
-    state = "refused" if isinstance(error, SafetyRefusal) else "failed"
+        return StepState.INTERRUPTED, "interrupted"
+    state = StepState.REFUSED if isinstance(error, SafetyRefusal) else StepState.FAILED
     text = getattr(error, "message", None)
     return state, text or f"internal error: {type(error).__name__}: {error}"
 

@@ -12,26 +12,22 @@ from runner.site import Site
 
 
 def read_status(site: Site, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest runs as plain rows (their columns, then `steps`), for text or JSON."""
     path = site.state_dir / "journal.sqlite"
     if not path.exists():
         return []
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = journal.connect_readonly(path)
     except sqlite3.Error as exc:
         raise SiteError(f"cannot open the journal {path}: {exc}") from exc
     try:
-        conn.row_factory = sqlite3.Row
-        runs = [
-            dict(row)
-            for row in conn.execute(
-                "SELECT * FROM recover_runs ORDER BY started_at DESC, rowid DESC LIMIT ?", (limit,)
-            )
-        ]
-        conn.row_factory = None
-        for run in runs:
+        runs = []
+        for record in journal.recent_runs(conn, limit):
+            run = record.as_row()
             run["steps"] = [
-                dataclasses.asdict(rec) for rec in journal.read_steps(conn, run["run_id"]).values()
+                dataclasses.asdict(rec) for rec in journal.read_steps(conn, record.run_id).values()
             ]
+            runs.append(run)
     except sqlite3.Error as exc:
         raise SiteError(
             f"the journal {path} is unreadable: {exc}",

@@ -11,7 +11,7 @@ import pytest
 
 from runner.engine import journal
 from runner.engine.fingerprint import describe_differences, fingerprint
-from runner.engine.journal import StepRecord
+from runner.engine.journal import RunState, StepRecord
 from runner.errors import SiteError
 from tests.helpers import TOY_PLAYBOOK, assert_clean, invoke, pos, snapshot, steps_of
 
@@ -64,12 +64,18 @@ def test_latest_run_is_the_newest_of_its_key(tmp_path: Path) -> None:
     _run_row(conn, "old", "k", "2026-01-01T00:00:00+00:00")
     _run_row(conn, "new", "k", "2026-01-02T00:00:00+00:00")
     _run_row(conn, "other", "k2", "2026-01-03T00:00:00+00:00")
-    journal.set_run_state(conn, "new", "done", "2026-01-02T00:00:09+00:00")
-    assert journal.latest_run(conn, "k") == ("new", "done", "2026-01-02T00:00:00+00:00")
+    journal.set_run_state(conn, "new", RunState.DONE, "2026-01-02T00:00:09+00:00")
+    latest = journal.latest_run(conn, "k")
+    assert latest is not None
+    assert (latest.run_id, latest.state, latest.clock) == (
+        "new",
+        "done",
+        "2026-01-02T00:00:00+00:00",
+    )
     conn.close()
     path = tmp_path / "journal.sqlite"
-    latest, steps = journal.peek(path, "k2")
-    assert latest is not None and latest[0] == "other" and steps == {}
+    peeked, steps = journal.peek(path, "k2")
+    assert peeked is not None and peeked.run_id == "other" and steps == {}
 
 
 def test_peek_never_creates_or_changes_anything(tmp_path: Path) -> None:
