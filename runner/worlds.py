@@ -13,10 +13,12 @@ line, so the options, their defaults and their help are never written twice.
 
     world = world_command("keyed", Options, build_and_describe, "Generate a keyed-file site.")
 
-Field types map to click types: int, float, str; bool becomes `--name/--no-name`;
+Field types map to click types: int, float, str; bool becomes `--name/--no-name`
+(or whatever `flag_names` declares, e.g. `("--crashed/--not-crashed",)`);
 `X | None` defaults to None; anything else (tuples, datetimes) is read as text
 and converted by the field's `parse`, which raises ValueError or UsageError
-with a message for the operator.
+with a message for the operator. A `multiple` option may be repeated; its
+values reach `parse` joined by commas, as if comma-separated.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ _HELP = "recover.help"
 _PARSE = "recover.parse"
 _METAVAR = "recover.metavar"
 _SHOWN_DEFAULT = "recover.shown_default"
+_FLAG_NAMES = "recover.flag_names"
+_MULTIPLE = "recover.multiple"
 
 
 def option(
@@ -47,12 +51,25 @@ def option(
     parse: Callable[[str], Any] | None = None,
     metavar: str | None = None,
     shown_default: str | None = None,
+    flag_names: tuple[str, ...] | None = None,
+    multiple: bool = False,
 ) -> Any:
     """A dataclass field that is also a `recover world` option.
 
     `shown_default` is what --help says when the real default is computed
-    later (None here, "1% of --records" in words)."""
-    metadata = {_HELP: help, _PARSE: parse, _METAVAR: metavar, _SHOWN_DEFAULT: shown_default}
+    later (None here, "1% of --records" in words). `flag_names` replaces the
+    option's declared names (a command line that predates the dataclass);
+    `multiple` lets the option repeat (it needs a `parse`)."""
+    if multiple and parse is None:
+        raise TypeError("a multiple world option needs a parse function")
+    metadata = {
+        _HELP: help,
+        _PARSE: parse,
+        _METAVAR: metavar,
+        _SHOWN_DEFAULT: shown_default,
+        _FLAG_NAMES: flag_names,
+        _MULTIPLE: multiple,
+    }
     if isinstance(default, list | dict | set):
         raise TypeError("use a tuple or a default_factory-free value for world options")
     return dataclasses.field(default=default, metadata=metadata)
@@ -76,6 +93,8 @@ def world_command(
         for field in fields:
             value = values[field.name]
             parse = field.metadata[_PARSE]
+            if field.metadata.get(_MULTIPLE) and isinstance(value, tuple):
+                value = ",".join(value)
             if parse is not None and isinstance(value, str):
                 try:
                     value = parse(value)
@@ -108,10 +127,11 @@ def _click_option(field: dataclasses.Field[Any], hint: Any) -> click.Option:
     shown = meta[_SHOWN_DEFAULT]
     help_text = meta[_HELP] + (f" [default: {shown}]" if shown else "")
     show_default = shown is None and default is not None
+    names = list(meta.get(_FLAG_NAMES) or ())
     if base is bool and meta[_PARSE] is None:
         flag = _flag(field.name)
         return click.Option(
-            [f"{flag}/--no-{flag[2:]}"],
+            [*names, field.name] if names else [f"{flag}/--no-{flag[2:]}"],
             default=default,
             help=help_text,
             show_default=show_default,
@@ -120,8 +140,18 @@ def _click_option(field: dataclasses.Field[Any], hint: Any) -> click.Option:
     shown_value = default
     if click_type is str and not isinstance(default, str) and default is not None:
         shown_value = _as_text(default)
+    if meta.get(_MULTIPLE):
+        return click.Option(
+            [*(names or [_flag(field.name)]), field.name],
+            type=str,
+            multiple=True,
+            default=tuple(str(shown_value).split(",")) if shown_value else (),
+            metavar=meta[_METAVAR],
+            help=help_text,
+            show_default=show_default and bool(shown_value),
+        )
     return click.Option(
-        [_flag(field.name), field.name],
+        [*(names or [_flag(field.name)]), field.name],
         type=click_type,
         default=shown_value if not optional or default is not None else None,
         metavar=meta[_METAVAR],

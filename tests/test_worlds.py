@@ -69,3 +69,37 @@ def test_a_bad_value_is_a_usage_error_naming_the_option(tmp_path: Path) -> None:
     assert "--damage" in result.output and "unknown kind 'nope'" in result.output
     result = CliRunner().invoke(COMMAND, [str(tmp_path / "s"), "--share", "2"])
     assert result.exit_code == 2 and "between 0 and 1" in result.output
+
+
+@dataclass
+class Renamed:
+    crashed: bool | None = option(
+        None, "Crash flag.", shown_default="when damaged", flag_names=("--crashed/--not-crashed",)
+    )
+    damage: tuple[str, ...] = option((), "Damage kinds.", parse=_kinds, multiple=True)
+
+
+RENAMED = world_command("renamed", Renamed, lambda d, o: str(o), "Old flag names.")
+
+
+def test_flag_names_replace_the_derived_ones(tmp_path: Path) -> None:
+    text = CliRunner().invoke(RENAMED, ["--help"]).output
+    assert "--crashed / --not-crashed" in text and "--no-crashed" not in text
+    runs = {
+        args: CliRunner().invoke(RENAMED, [str(tmp_path / "s"), *args]).output.strip()
+        for args in [(), ("--crashed",), ("--not-crashed",)]
+    }
+    assert runs[()] == str(Renamed(None))
+    assert runs[("--crashed",)] == str(Renamed(True))
+    assert runs[("--not-crashed",)] == str(Renamed(False))
+    result = CliRunner().invoke(RENAMED, [str(tmp_path / "s"), "--no-crashed"])
+    assert result.exit_code == 2
+
+
+def test_a_multiple_option_repeats_as_if_comma_separated(tmp_path: Path) -> None:
+    args = [str(tmp_path / "s"), "--damage", "eof", "--damage", "split"]
+    result = CliRunner().invoke(RENAMED, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(Renamed(None, ("eof", "split")))
+    result = CliRunner().invoke(RENAMED, [str(tmp_path / "s"), "--damage", "eof", "--damage", "x"])
+    assert result.exit_code == 2 and "unknown kind 'x'" in result.output

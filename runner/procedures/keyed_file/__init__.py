@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.assets import shipped_procedure_assets
-from runner.contract import DemoCase, Finding, Procedure, StepView
+from runner.contract import DemoCase, Procedure
+from runner.procedures.keyed_file import rules
 from runner.procedures.keyed_file.actions import ACTIONS
-from runner.procedures.keyed_file.cli import world
-from runner.procedures.keyed_file.world import DAMAGE_KINDS, WorldSpec, generate
+from runner.procedures.keyed_file.world import cli as world_cli
+from runner.procedures.keyed_file.world.generator import DAMAGE_KINDS, Options, generate
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("keyed-file-repair.yaml")
@@ -22,7 +23,7 @@ PLAYBOOK = ASSETS.playbook("keyed-file-repair.yaml")
 def demo(base_dir: Path) -> list[DemoCase]:
     """A small crashed file with all four kinds of damage: verify, repair, reload, count."""
     site = base_dir / "crashed-customers"
-    generate(site, WorldSpec(records=5_000, keys=3, damage=DAMAGE_KINDS, seed=7))
+    generate(site, Options(records=5_000, keys=3, damage=DAMAGE_KINDS, seed=7))
     return [
         DemoCase(
             "Keyed file after a crash: EOF, dangling and missing keys, a split past the EOF",
@@ -33,43 +34,12 @@ def demo(base_dir: Path) -> list[DemoCase]:
     ]
 
 
-def validate_steps(steps: list[StepView]) -> list[Finding]:
-    """Static order rules: repair before reload of the same pair; two distinct files."""
-    findings = []
-    reloaded: dict[str, str] = {}
-    for step in steps:
-        if not step.action.startswith("keyed."):
-            continue
-        data, key = step.args.get("data_file"), step.args.get("key_file")
-        if data is not None and data == key:
-            findings.append(
-                Finding(
-                    ("steps", step.index, "args", "key_file"),
-                    "data_file and key_file name the same file",
-                    fix="name the .dat and the .key file of the pair",
-                )
-            )
-        pair = str(data)
-        if step.action == "keyed.reload":
-            reloaded.setdefault(pair, step.id)
-        elif step.action == "keyed.repair" and pair in reloaded:
-            findings.append(
-                Finding(
-                    ("steps", step.index, "action"),
-                    f"keyed.repair comes after keyed.reload of the same file (step "
-                    f"{reloaded[pair]!r}): reload refuses a crashed file, so repair must run first",
-                    fix="move the repair step before the reload step",
-                )
-            )
-    return findings
-
-
 PROCEDURE = Procedure(
     assets=ASSETS,
     name="keyed",
     title="Keyed file repair and reload",
     actions=ACTIONS,
-    world=world,
+    world=world_cli.command,
     demo=demo,
-    validate_steps=validate_steps,
+    validate_steps=rules.validate_steps,
 )

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from runner.procedures.keyed_file.world import WorldSpec, generate
+from runner.procedures.keyed_file.world import Options, generate
 from tests.helpers import PLAYBOOKS_DIR
 
 PLAYBOOK = PLAYBOOKS_DIR / "keyed-file-repair.yaml"
@@ -32,7 +32,7 @@ def make_site(tmp_path: Path) -> SiteMaker:
 
     def make(name: str = "site", **spec: Any) -> tuple[Path, dict[str, Any]]:
         site = tmp_path / name
-        scenario = generate(site, WorldSpec(**spec))
+        scenario = generate(site, Options(**spec))
         return site, scenario
 
     return make

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.procedures.keyed_file.actions import Count, Reload, Repair, Verify
+from runner.procedures.keyed_file.actions.count import Count
+from runner.procedures.keyed_file.actions.reload import Reload
+from runner.procedures.keyed_file.actions.repair import Repair
+from runner.procedures.keyed_file.actions.verify import Verify
 from tests.procedures.keyed_file.conftest import digest
 from tests.procedures.keyed_file.emulator import Group, LiveFile
 from tests.procedures.keyed_file.fakectx import FakeContext, run_action

@@ -16,8 +16,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from runner.errors import RecoverError
-from runner.procedures.keyed_file.actions import Count, Reload, Repair, Verify
-from runner.procedures.keyed_file.world import WorldSpec, generate
+from runner.procedures.keyed_file.actions.count import Count
+from runner.procedures.keyed_file.actions.reload import Reload
+from runner.procedures.keyed_file.actions.repair import Repair
+from runner.procedures.keyed_file.actions.verify import Verify
+from runner.procedures.keyed_file.world import Options, generate
 from tests.procedures.keyed_file.conftest import digest
 from tests.procedures.keyed_file.fakectx import FakeContext
 
@@ -29,7 +32,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("keyed-fuzz") / "site"
     generate(
         site,
-        WorldSpec(
+        Options(
             records=400,
             keys=2,
             sectors_per_block=1,

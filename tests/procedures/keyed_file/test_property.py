@@ -10,7 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from runner.procedures.keyed_file.actions import Count, Reload, Repair
+from runner.procedures.keyed_file.actions.count import Count
+from runner.procedures.keyed_file.actions.reload import Reload
+from runner.procedures.keyed_file.actions.repair import Repair
 from tests.procedures.keyed_file.emulator import LiveFile
 from tests.procedures.keyed_file.fakectx import FakeContext, run_action
 from tests.procedures.keyed_file.readback import expected_entries, keys_match_records, read_pair

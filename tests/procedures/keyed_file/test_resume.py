@@ -55,12 +55,12 @@ def _new_leaves(valid: int, lengths: tuple[int, ...]) -> int:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     """One damaged site, and the end state of an uninterrupted run on a copy of it."""
-    from runner.procedures.keyed_file.world import WorldSpec, generate
+    from runner.procedures.keyed_file.world import Options, generate
 
     base = tmp_path_factory.mktemp("keyed-resume")
     scenario = generate(
         base / "pristine",
-        WorldSpec(records=RECORDS, damage=("eof", "dangling", "split", "missing"), seed=21),
+        Options(records=RECORDS, damage=("eof", "dangling", "split", "missing"), seed=21),
     )
     shutil.copytree(base / "pristine", base / "reference")
     done = _run(base / "reference")

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from runner.procedures.keyed_file.world import WorldSpec, generate
+from runner.procedures.keyed_file.world import Options, generate
 from tests.procedures.keyed_file.conftest import SiteMaker, digest, recover
 from tests.procedures.keyed_file.readback import expected_entries, read_pair
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     spec = dict(records=2_000, damage=("eof", "missing"), seed=9)
-    generate(tmp_path / "a", WorldSpec(**spec))  # type: ignore[arg-type]
-    generate(tmp_path / "b", WorldSpec(**spec))  # type: ignore[arg-type]
-    generate(tmp_path / "c", WorldSpec(**{**spec, "seed": 10}))  # type: ignore[arg-type]
+    generate(tmp_path / "a", Options(**spec))  # type: ignore[arg-type]
+    generate(tmp_path / "b", Options(**spec))  # type: ignore[arg-type]
+    generate(tmp_path / "c", Options(**{**spec, "seed": 10}))  # type: ignore[arg-type]
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
 

@@ -6,6 +6,10 @@ entries to its own `EntrySorter`; then each key's B-tree is bulk-loaded
 bottom-up from its sorted stream. Memory: one chunk of records, plus each
 sort's budget (`memory_bytes`, one key at a time), plus one pending block per
 tree level.
+
+Named for the bulk load, not `reload`: the world generator builds its key
+files with the same `KeyFeeder` and `build_key_file`, and actions/reload.py
+is the playbook action that calls `reload_pair`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Deterministic keyed-file sites with the domain note's four kinds of crash damage.
 
-`generate(directory, WorldSpec(...))` writes `files/<name>.dat`, `files/<name>.key`
+`generate(directory, Options(...))` writes `files/<name>.dat`, `files/<name>.key`
 and `scenario.json`, streaming: records are made and written in chunks, key
 entries go through the same bounded-memory sorter and bulk loader as reload,
 so millions of records take seconds and little memory.
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import UsageError
+from runner.procedures.keyed_file.bulkload import KeyFeeder, build_key_file
 from runner.procedures.keyed_file.media import (
-    DATA_HEADER_SIZE,
     DELETED,
     LIVE,
     MAX_KEYS,
@@ -38,8 +38,9 @@ from runner.procedures.keyed_file.media import (
     internal_capacity,
 )
 from runner.procedures.keyed_file.records import recno_bytes
-from runner.procedures.keyed_file.reload import KeyFeeder, build_key_file
 from runner.procedures.keyed_file.sorter import scratch_dir
+from runner.procedures.keyed_file.world.scenario import expected_scenario
+from runner.worlds import option
 
 DAMAGE_KINDS = ("eof", "dangling", "split", "missing")
 KEY_LENGTHS = (10, 12, 8, 10, 8, 12, 8, 10)
@@ -49,26 +50,75 @@ MULTIPLIER = 48_271
 CREATED = datetime(2025, 11, 3, 8, 0, tzinfo=UTC)
 
 
+def parse_damage(text: str) -> tuple[str, ...]:
+    """--damage: kinds comma-separated (repeats arrive joined by commas), `all`
+    for every kind; each kind once, in the order given."""
+    kinds: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "all":
+            kinds.extend(DAMAGE_KINDS)
+        elif part in DAMAGE_KINDS:
+            kinds.append(part)
+        elif part:
+            raise ValueError(
+                f"{part!r} is not a damage kind; choose from {', '.join(DAMAGE_KINDS)} or all"
+            )
+    return tuple(dict.fromkeys(kinds))
+
+
+def parse_key_lengths(text: str) -> tuple[int, ...]:
+    """--key-lengths: bytes per key, comma-separated; empty means the defaults."""
+    try:
+        return tuple(int(x) for x in text.split(",")) if text else ()
+    except ValueError:
+        raise ValueError("give whole numbers, e.g. 42,42") from None
+
+
 @dataclass
-class WorldSpec:
-    records: int = 10_000  # the keyed EOF (deleted records included)
-    keys: int = 3
-    damage: tuple[str, ...] = ()
-    seed: int = 1
-    name: str = "customers"
-    record_length: int | None = None
-    key_lengths: tuple[int, ...] = ()
-    sectors_per_block: int = 8
-    fill_percent: int = 80
-    deleted_percent: float = 5.0
-    eof_behind: int | None = None
-    dangling: int | None = None
-    missing: int | None = None
-    crashed: bool | None = None  # default: crashed when damaged
-    memory_mb: int = 64
+class Options:
+    """What to generate. The field order is the order of `spec` in scenario.json."""
+
+    records: int = option(10_000, "Records below the keyed EOF, deleted ones included.")
+    keys: int = option(3, "Number of keys (1 primary + alternates).")
+    damage: tuple[str, ...] = option(
+        (),
+        f"Crash damage to leave: {', '.join(DAMAGE_KINDS)} or all; repeat or "
+        "comma-separate to combine.",
+        parse=parse_damage,
+        metavar="KIND",
+        multiple=True,
+    )
+    seed: int = option(1, "Random seed (same seed, same site).")
+    name: str = option("customers", "File name stem.")
+    record_length: int | None = option(
+        None, "Record payload bytes.", shown_default="keys + 16, >= 64"
+    )
+    key_lengths: tuple[int, ...] = option(
+        (),
+        "Bytes per key, comma-separated.",
+        parse=parse_key_lengths,
+        metavar="N,N,...",
+        shown_default="10,12,8,...",
+    )
+    sectors_per_block: int = option(8, "Key block size in sectors.")
+    fill_percent: int = option(80, "Key block fill when built.")
+    deleted_percent: float = option(5.0, "Share of records deleted before the crash.")
+    eof_behind: int | None = option(None, "eof: records the FS EOF lags.", shown_default="1%")
+    dangling: int | None = option(
+        None, "dangling: key values per key past the EOF.", shown_default="0.5%"
+    )
+    missing: int | None = option(None, "missing: records missing key values.", shown_default="0.5%")
+    crashed: bool | None = option(
+        None,
+        "Crash flag.",
+        shown_default="set when there is damage",
+        flag_names=("--crashed/--not-crashed",),
+    )
+    memory_mb: int = 64  # not on the command line
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def resolved(self) -> WorldSpec:
+    def resolved(self) -> Options:
         """Fill in defaults that depend on the size and check the combination."""
         bad = sorted(set(self.damage) - set(DAMAGE_KINDS))
         if bad:
@@ -91,7 +141,7 @@ class WorldSpec:
                 f"--record-length {record_length} cannot hold keys of {sum(lengths)} bytes"
             )
         some = max(1, self.records // 100)
-        spec = WorldSpec(
+        spec = Options(
             **{
                 **asdict(self),
                 "key_lengths": tuple(lengths),
@@ -123,7 +173,7 @@ def key1_value(recno: int, seed: int, length: int) -> bytes:
     return b"%0*d" % (length, (MULTIPLIER * recno + seed * 7919 + 1) % PRIME)
 
 
-def generate(directory: Path, spec: WorldSpec) -> dict[str, Any]:
+def generate(directory: Path, spec: Options) -> dict[str, Any]:
     """Write the site; return the scenario (also saved as scenario.json)."""
     spec = spec.resolved()
     assert spec.record_length is not None
@@ -193,7 +243,7 @@ def generate(directory: Path, spec: WorldSpec) -> dict[str, Any]:
                 out.write(final.with_(key_eof=key_eof).encode())
         finally:
             feeder.close()
-    scenario = _scenario(
+    scenario = expected_scenario(
         spec, data_rel, key_rel, deleted, missing_in, loads, key_eof, final.key_eof, largest
     )
     text = json.dumps(scenario, indent=2) + "\n"
@@ -201,7 +251,7 @@ def generate(directory: Path, spec: WorldSpec) -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def _pick_missing(rng: random.Random, deleted: bytes, spec: WorldSpec) -> dict[int, int]:
+def _pick_missing(rng: random.Random, deleted: bytes, spec: Options) -> dict[int, int]:
     """recno -> j: an interrupted delete removed the record from the last j keys."""
     live = len(deleted) - deleted.count(DELETED)
     want = min(spec.missing or 0, live)
@@ -222,64 +272,3 @@ def _feed(
     for key_index in range(nkeys):
         keep = [i for i in live if nkeys - missing_in.get(first + i, 0) > key_index]
         feeder.add_key(key_index, [slots[i] for i in keep], [numbers[i] for i in keep])
-
-
-def _scenario(
-    spec: WorldSpec,
-    data_rel: str,
-    key_rel: str,
-    deleted: bytes,
-    missing_in: dict[int, int],
-    loads: list[Any],
-    key_eof: int,
-    true_eof: int,
-    largest: int,
-) -> dict[str, Any]:
-    n, nkeys = spec.records, spec.keys
-    valid = n - deleted.count(DELETED)
-    keys = []
-    for key_no in range(1, nkeys + 1):
-        missing = sum(1 for j in missing_in.values() if key_no > nkeys - j)
-        keys.append(
-            {
-                "key_no": key_no,
-                "values_before": valid - missing + (spec.dangling or 0),
-                "dangling": spec.dangling or 0,
-                "values_after": valid - missing,
-                "missing": missing,
-                "largest_address": loads[key_no - 1].largest_address,
-                "blocks": loads[key_no - 1].blocks,
-                "levels": loads[key_no - 1].levels,
-            }
-        )
-    fs_eof = n - (spec.eof_behind or 0)
-    return {
-        "procedure": "keyed",
-        "spec": {k: v for k, v in asdict(spec).items() if k != "extra"},
-        "data_file": data_rel,
-        "key_file": key_rel,
-        "damage": sorted(spec.damage),
-        "expected": {
-            "crashed": bool(spec.crashed),
-            "record_length": spec.record_length,
-            "sectors_per_block": spec.sectors_per_block,
-            "fs_eof": fs_eof,
-            "keyed_eof": n,
-            "fs_eof_reset": fs_eof < n,
-            "fs_eof_after": n,
-            "data_size": DATA_HEADER_SIZE + n * ((spec.record_length or 0) + 1),
-            "valid_records": valid,
-            "deleted_records": n - valid,
-            "key_eof": key_eof,
-            "key_eof_reset": key_eof < true_eof,
-            "key_eof_after": max(key_eof, largest + spec.sectors_per_block),
-            "largest_block_address": largest,
-            "keys": keys,
-            "dangling_total": (spec.dangling or 0) * nkeys,
-            "missing_records": len(missing_in),
-            "missing_keys": sum(k["missing"] for k in keys),
-            "reload_needed": bool(missing_in),
-            "count_after_repair": keys[0]["values_after"],
-            "after_reload": {"records": valid, "key_values": valid, "deleted_dropped": n - valid},
-        },
-    }

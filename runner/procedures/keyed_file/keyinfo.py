@@ -6,6 +6,11 @@ against the largest key block, dangling key values per key, key counts against
 each other and the valid records. Given a `patch` callback it also hands over
 the rewritten leaf blocks (dangling values removed); verify passes none and so
 changes nothing.
+
+Named for the domain's "key-information recovery" (what repair does), not
+`analysis`/`analyse` (the pools procedure's analyse.py means something else)
+nor `damage` (the world generator's --damage kinds are what a crash leaves,
+not what is found).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What every keyed action shares: naming and opening the pair, preconditions,
-and media writes that survive a kill."""
+"""What every keyed action shares: naming and opening the pair, the shared
+preconditions, the findings' report view, and media writes that survive a kill."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import getpass
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from runner.contract import Action, Check, StepContext
 from runner.errors import RecoverError, SiteError
+from runner.procedures.keyed_file.keyinfo import Findings
 from runner.procedures.keyed_file.media import PairInfo, read_pair_info
+
+if TYPE_CHECKING:
+    from runner.site import Site
 
 TEMPLATES = "keyed_file"
 
@@ -34,6 +38,11 @@ def copy_file(source: BinaryIO, target: BinaryIO) -> None:
         source.seek(0)
         target.seek(0)
         shutil.copyfileobj(source, target, 1 << 20)
+
+
+def report_findings(ctx: StepContext, findings: Findings) -> dict[str, Any]:
+    """The findings as verify's and repair's report templates read them."""
+    return {**findings.view(), "now": ctx.now.isoformat(timespec="seconds")}
 
 
 class KeyedAction(Action):
@@ -67,7 +76,13 @@ class KeyedAction(Action):
             info = read_pair_info(data, key, data_rel, key_rel, no_check=no_check)
             yield data, key, info
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
+    def databases(self, site: Site) -> dict[str, str]:
+        """None: a keyed file has no catalog; every read and write goes through ctx.media."""
+        return {}
+
+    def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
+        """The pair is named, both files exist and open, and (unless the action
+        reads a crashed file as it is) the crash flag is clear."""
         try:
             data_rel, key_rel = self.paths(ctx)
         except SiteError as exc:

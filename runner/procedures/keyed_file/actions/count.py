@@ -1,0 +1,62 @@
+"""keyed.count: count the valid records the way a program reading in key order sees them."""
+
+from __future__ import annotations
+
+import operator
+
+from runner.contract import StepContext
+from runner.errors import MediaError
+from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction
+from runner.procedures.keyed_file.btree import Leaf, walk
+from runner.procedures.keyed_file.records import valid_map
+
+
+class Count(KeyedAction):
+    name = "keyed.count"
+    summary = "count the valid records by reading the file in key order"
+    destructive = False
+
+    def run(self, ctx: StepContext) -> None:
+        key_no = int(self.args.get("key", 1))
+        with self.opened(ctx) as (data, key, info):
+            if key_no > len(info.control.keys):
+                raise MediaError(
+                    f"{info.key_name} has {len(info.control.keys)} key(s); "
+                    f"there is no key {key_no}",
+                    fix="set `key` to a key number the file has",
+                )
+            valid = valid_map(data, info.header, info.data_name, ctx.progress)
+            valid_records = valid.count(1)
+            limit = len(valid)
+            count = 0
+
+            def on_leaf(leaf: Leaf) -> None:
+                nonlocal count
+                recnos = leaf.recnos
+                if len(recnos) > 1 and max(recnos) < limit:
+                    count += sum(operator.itemgetter(*recnos)(valid))
+                else:
+                    count += sum(1 for r in recnos if r < limit and valid[r])
+
+            walk(key, info, key_no, on_leaf, ctx.progress)
+        ctx.note(f"{info.data_name}: {count:,} valid records read in key {key_no} order")
+        if count != valid_records:
+            ctx.warn(
+                f"reading in key {key_no} order finds {count:,} records, the data file "
+                f"holds {valid_records:,} valid records: run keyed.repair, then "
+                "keyed.reload"
+            )
+        ctx.output(count=count, valid_records=valid_records, agrees=count == valid_records)
+        if self.args.get("report"):
+            ctx.report(
+                f"{TEMPLATES}/count.txt.j2",
+                self.args["report"],
+                {
+                    "data_file": info.data_name,
+                    "key_file": info.key_name,
+                    "key": key_no,
+                    "count": count,
+                    "valid_records": valid_records,
+                    "now": ctx.now.isoformat(timespec="seconds"),
+                },
+            )

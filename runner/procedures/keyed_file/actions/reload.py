@@ -1,0 +1,119 @@
+"""keyed.reload: a new pair from the valid records, swapped in when complete.
+
+Reload leaves deleted records behind: they were deleted before the crash, so
+that is no loss (docs/keyed_file.md). It replaces the pair (the old one kept
+as `.bak`) and so is destructive and needs a confirmation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from runner.contract import Check, StepContext
+from runner.errors import RecoverError
+from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction
+from runner.procedures.keyed_file.bulkload import ReloadResult, reload_pair
+from runner.procedures.keyed_file.media import MAX_SECTORS_PER_BLOCK, internal_capacity
+
+
+class Reload(KeyedAction):
+    name = "keyed.reload"
+    summary = (
+        "build a new pair from the valid records with fresh balanced B-trees; "
+        "swap it in when complete (old pair kept as .bak)"
+    )
+    destructive = True
+    crashed_fix = "run keyed.repair first: a reload needs a repaired file"
+
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
+        """A sectors_per_block argument must leave room for every key."""
+        spb = self.args.get("sectors_per_block")
+        if spb is not None:
+            try:
+                with self.opened(ctx) as (_d, _k, info):
+                    small = [
+                        i + 1
+                        for i, k in enumerate(info.control.keys)
+                        if internal_capacity(info.control.with_(sectors_per_block=spb), k) < 2
+                    ]
+            except RecoverError:
+                return  # already reported by "keyed file opens"
+            yield Check(
+                f"{spb}-sector key blocks hold every key",
+                not small,
+                f"key(s) {small} are too long" if small else "",
+                fix=f"choose sectors_per_block up to {MAX_SECTORS_PER_BLOCK}, "
+                "large enough for the longest key",
+            )
+
+    def run(self, ctx: StepContext) -> None:
+        data_rel, key_rel = self.paths(ctx)
+        user = self.user(ctx)
+        backup = bool(self.args.get("backup", True))
+        if ctx.state.get("phase") != "built":
+            with (
+                self.opened(ctx) as (data, _key, info),
+                ctx.media.writer(data_rel + ".new") as dout,
+                ctx.media.writer(key_rel + ".new") as kout,
+            ):
+                result = reload_pair(
+                    data,
+                    info.header,
+                    info.control,
+                    data_rel,
+                    dout,
+                    kout,
+                    now=ctx.now,
+                    user=user,
+                    fill_percent=int(self.args.get("fill_percent", 90)),
+                    memory_bytes=int(self.args.get("memory_mb", 128)) << 20,
+                    sectors_per_block=self.args.get("sectors_per_block"),
+                    progress=ctx.progress,
+                )
+            # Both new files are complete: from here on the step only swaps them in.
+            ctx.checkpoint({"phase": "built", "result": result.to_state(), "user": user})
+        else:
+            result = ReloadResult.from_state(ctx.state["result"])
+        swaps = [(data_rel, data_rel + ".new"), (key_rel, key_rel + ".new")]
+        for live, new in ctx.progress(swaps, len(swaps), "swap in"):
+            if ctx.media.exists(new):
+                if backup and ctx.media.exists(live):
+                    ctx.media.move(live, live + ".bak")
+                ctx.media.move(new, live)
+        self._account(ctx, result, data_rel, key_rel, user, backup)
+
+    def _account(
+        self,
+        ctx: StepContext,
+        r: ReloadResult,
+        data_rel: str,
+        key_rel: str,
+        user: str,
+        backup: bool,
+    ) -> None:
+        ctx.changed(data_rel, "records reloaded", r.records_loaded)
+        ctx.changed(data_rel, "deleted records left behind", r.deleted_dropped)
+        for k in r.keys:
+            ctx.changed(key_rel, f"key {k.key_no}: key values written", k.entries)
+        ctx.note(
+            f"{data_rel}: reloaded {r.records_loaded:,} records "
+            f"({r.deleted_dropped:,} deleted records left behind); every key rebuilt"
+        )
+        if backup:
+            ctx.note(f"the old pair is kept as {data_rel}.bak and {key_rel}.bak")
+        view = {
+            **r.to_state(),
+            "data_file": data_rel,
+            "key_file": key_rel,
+            "user": user,
+            "backup": backup,
+            "now": ctx.now.isoformat(timespec="seconds"),
+        }
+        ctx.report(
+            f"{TEMPLATES}/reload.txt.j2", self.args.get("report", "reports/keyed-reload.txt"), view
+        )
+        ctx.output(
+            records=r.records_loaded,
+            deleted_dropped=r.deleted_dropped,
+            key_values=[k.entries for k in r.keys],
+        )
