@@ -11,11 +11,10 @@ from pathlib import Path
 from runner import clock
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
-from runner.procedures.case_archive.cli import world
-from runner.procedures.case_archive.restore import DeleteCase, Restore
-from runner.procedures.case_archive.store import Store
-from runner.procedures.case_archive.tapes import LoadTape, NewTape, ReinitTape, WriteTape
-from runner.procedures.case_archive.world import Options, build
+from runner.procedures.case_archive import rules
+from runner.procedures.case_archive.actions import ACTIONS
+from runner.procedures.case_archive.world import Options, generate
+from runner.procedures.case_archive.world import cli as world_cli
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("case-archive.yaml")
@@ -26,7 +25,7 @@ def demo(base: Path) -> list[DemoCase]:
     site = base / "archive"
     now = clock.now()
     window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=2)):%H:%M}"
-    build(site, Options(seed=7, tape_window=window))
+    generate(site, Options(seed=7, tape_window=window))
     return [
         DemoCase(
             "case archive: store a case, write the cache to tape, restore it as a case",
@@ -37,10 +36,11 @@ def demo(base: Path) -> list[DemoCase]:
 
 
 PROCEDURE = Procedure(
-    assets=ASSETS,
     name="cases",
     title="Case archive store and restore to tape",
-    actions=(Store, WriteTape, Restore, LoadTape, NewTape, ReinitTape, DeleteCase),
-    world=world,
+    actions=ACTIONS,
+    assets=ASSETS,
+    world=world_cli.command,
     demo=demo,
+    validate_steps=rules.validate_steps,
 )

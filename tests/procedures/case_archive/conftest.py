@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from runner.cli import cli
 from runner.procedures.case_archive.catalog import TABLES
-from runner.procedures.case_archive.world import NOW, Options, build
+from runner.procedures.case_archive.world.generator import NOW, Options, generate
 from tests.helpers import (
     PLAYBOOKS_DIR,
     catalog_site_files,
@@ -64,7 +64,7 @@ def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def template_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     """One generated site per test session; tests copy it."""
     root = tmp_path_factory.mktemp("cases-template") / "site"
-    return Site(root, build(root, Options(seed=11)))
+    return Site(root, generate(root, Options(seed=11)))
 
 
 @pytest.fixture

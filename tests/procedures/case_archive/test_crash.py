@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.procedures.case_archive import tape
+from runner.procedures.case_archive import media
 
 from .conftest import PLAYBOOK, Site, catalog_dump, subprocess_run, tree
 
@@ -31,7 +31,7 @@ def uninterrupted(template_site: Site, tmp_path_factory: pytest.TempPathFactory)
 
 def records(root: Path) -> Counter[str]:
     with open(root / "tapes" / f"{CURRENT}.tape", "rb") as handle:
-        return Counter(info.relpath for _b, info in tape.scan(handle) if info.problem is None)
+        return Counter(info.relpath for _b, info in media.scan(handle) if info.problem is None)
 
 
 @pytest.mark.parametrize("where", ["early", "last-record", "emptying-cache"])

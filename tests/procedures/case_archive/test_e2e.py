@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runner.procedures.case_archive import tape
-from runner.procedures.case_archive.world import Options, build
+from runner.procedures.case_archive import media
+from runner.procedures.case_archive.world import Options, generate
 
 from .conftest import PLAYBOOK, Site, outputs, recover, run_playbook, snapshot
 
 
 def tape_records(site: Site, label: str) -> list[str]:
     with open(site.root / "tapes" / f"{label}.tape", "rb") as handle:
-        return [info.relpath for _backup, info in tape.scan(handle) if info.problem is None]
+        return [info.relpath for _backup, info in media.scan(handle) if info.problem is None]
 
 
 def test_playbook_matches_the_scenario(site: Site) -> None:
@@ -65,8 +65,8 @@ def test_second_run_does_nothing(site: Site) -> None:
 
 
 def test_world_is_deterministic(tmp_path: Path) -> None:
-    one = build(tmp_path / "a", Options(seed=3, products=5))
-    two = build(tmp_path / "b", Options(seed=3, products=5))
+    one = generate(tmp_path / "a", Options(seed=3, products=5))
+    two = generate(tmp_path / "b", Options(seed=3, products=5))
     assert one == two
     result = recover("world", "cases", tmp_path / "c", "--seed", "3", "--products", "5")
     assert result.exit_code == 0, result.output
@@ -76,7 +76,7 @@ def test_world_is_deterministic(tmp_path: Path) -> None:
 
 def test_world_tapes_scan_with_the_one_corrupt_record(site: Site) -> None:
     with open(site.root / "tapes" / f"{site.scenario['tapes']['current']}.tape", "rb") as h:
-        found = list(tape.scan(h))
+        found = list(media.scan(h))
     bad = [info for _b, info in found if info.problem]
     assert len(bad) == 1 and "checksum" in (bad[0].problem or "")
     assert len(found) == site.scenario["sessions"]["hail case"]["files"]

@@ -68,7 +68,7 @@ def test_tape_operations_refuse_outside_the_access_window(
 def test_window_over_midnight() -> None:
     from datetime import UTC, datetime
 
-    from runner.procedures.case_archive.common import in_window
+    from runner.procedures.case_archive.tape_window import in_window
 
     at = lambda h: datetime(2026, 1, 1, h, 30, tzinfo=UTC)  # noqa: E731
     assert in_window("18:00-06:00", at(23)) and in_window("18:00-06:00", at(5))

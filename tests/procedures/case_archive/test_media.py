@@ -8,7 +8,7 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.procedures.case_archive import tape
+from runner.procedures.case_archive import media
 
 paths = st.text(
     alphabet=st.characters(min_codepoint=48, max_codepoint=122), min_size=1, max_size=20
@@ -20,16 +20,16 @@ files = st.lists(
 
 def build(label: str, sessions: list[list[tuple[str, bytes]]]) -> tuple[bytes, list[int]]:
     out = io.BytesIO()
-    out.write(tape.header_bytes(label, 1 << 20))
+    out.write(media.header_bytes(label, 1 << 20))
     offsets = []
     for number, chosen in enumerate(sessions, start=1):
-        writer = tape.SessionWriter(out, out.tell(), number, len(chosen))
+        writer = media.SessionWriter(out, out.tell(), number, len(chosen))
         for path, data in chosen:
             digest = hashlib.sha256(data).hexdigest()
             offsets.append(writer.add(path, len(data), digest, io.BytesIO(data), path))
         writer.finish()
-        size = tape.session_size(iter([(p, len(d)) for p, d in chosen]))
-        assert writer.position - offsets[-len(chosen)] + tape.MARK_SIZE == size
+        size = media.session_size(iter([(p, len(d)) for p, d in chosen]))
+        assert writer.position - offsets[-len(chosen)] + media.MARK_SIZE == size
     return out.getvalue(), offsets
 
 
@@ -38,13 +38,13 @@ def build(label: str, sessions: list[list[tuple[str, bytes]]]) -> tuple[bytes, l
 def test_round_trip(label: str, sessions: list[list[tuple[str, bytes]]]) -> None:
     data, offsets = build(label, sessions)
     handle = io.BytesIO(data)
-    assert tape.read_header(handle)[0] == label
-    found = list(tape.scan(io.BytesIO(data)))
+    assert media.read_header(handle)[0] == label
+    found = list(media.scan(io.BytesIO(data)))
     flat = [(n, p, d) for n, chosen in enumerate(sessions, 1) for p, d in chosen]
     assert [(b, i.relpath, i.problem) for b, i in found] == [(n, p, None) for n, p, _ in flat]
     for offset, (_n, path, content) in zip(offsets, flat, strict=True):
         out = io.BytesIO()
-        info = tape.read_record(handle, offset, "t", out)
+        info = media.read_record(handle, offset, "t", out)
         assert info.relpath == path and out.getvalue() == content
 
 
@@ -62,8 +62,8 @@ def test_any_damaged_byte_is_detected(
     damaged = bytearray(data)
     damaged[position] ^= flip
     try:
-        found = list(tape.scan(io.BytesIO(bytes(damaged))))
-    except tape.TapeError:
+        found = list(media.scan(io.BytesIO(bytes(damaged))))
+    except media.TapeError:
         return  # the framing or the header says so
     assert any(info.problem for _b, info in found)
 
@@ -76,18 +76,18 @@ def test_a_truncated_tape_is_detected(sessions: list[list[tuple[str, bytes]]], c
     data, _ = build("T_1_2", sessions)
     length = min(int(cut * len(data)), len(data) - 1)
     try:
-        found = list(tape.scan(io.BytesIO(data[:length])))
-    except tape.TapeError:
+        found = list(media.scan(io.BytesIO(data[:length])))
+    except media.TapeError:
         return
     assert len(found) < sum(len(chosen) for chosen in sessions)
 
 
 def test_a_cache_file_that_changed_is_not_written_as_sound() -> None:
-    writer = tape.SessionWriter(io.BytesIO(), 0, 1, 1)
+    writer = media.SessionWriter(io.BytesIO(), 0, 1, 1)
     digest = hashlib.sha256(b"original").hexdigest()
     try:
         writer.add("a.dat", 8, digest, io.BytesIO(b"modified"), "cache/a.dat")
-    except tape.CorruptRecord as exc:
+    except media.CorruptRecord as exc:
         assert "does not match the catalog" in exc.message
     else:
         raise AssertionError("a changed source was written")

@@ -9,9 +9,9 @@ from typing import Any
 
 from runner.contract import Check, StepContext
 from runner.errors import ConfirmationRequired, StepFailed
-from runner.procedures.case_archive import catalog, tape
+from runner.procedures.case_archive import catalog, media
+from runner.procedures.case_archive.actions.base import CONFIRM_NEARLY_FULL, CaseAction, check
 from runner.procedures.case_archive.catalog import Settings
-from runner.procedures.case_archive.common import CONFIRM_NEARLY_FULL, CaseAction, check
 
 WRITE_REPORT = "reports/cases-tape-write.txt"
 WARN_PERCENT, URGENT_PERCENT = 80, 90
@@ -35,10 +35,10 @@ def tape_checks(ctx: StepContext, label: str, *, used: int | None = None) -> lis
         ]
     try:
         with ctx.media.open(rel) as handle:
-            found, _capacity, _size = tape.read_header(handle, rel)
+            found, _capacity, _size = media.read_header(handle, rel)
             handle.seek(0, 2)
             size = handle.tell()
-    except tape.TapeError as exc:
+    except media.TapeError as exc:
         return [Check(f"tape {label} is readable", False, exc.message, exc.fix)]
     checks = [
         check(
@@ -119,7 +119,7 @@ class WriteTape(CaseAction):
                 self._finish(ctx, settings, label, capacity, used, 0, 0, None)
                 ctx.note("the cache is empty: nothing to write")
                 return
-            after = used + 2 * tape.MARK_SIZE + files * tape.RECORD_OVERHEAD + size
+            after = used + 2 * media.MARK_SIZE + files * media.RECORD_OVERHEAD + size
             self._gate(ctx, label, after, capacity)
             self.take_lock(ctx, "cases.write_tape")
             try:
@@ -185,7 +185,7 @@ class WriteTape(CaseAction):
         )
         with ctx.media.open(rel) as old, ctx.media.writer(rel) as out:
             _copy_prefix(old, out, used)
-            writer = tape.SessionWriter(out, used, backup, files)
+            writer = media.SessionWriter(out, used, backup, files)
             for file_id, relpath, size, digest in ctx.progress(rows, files, "files to tape"):
                 where = f"{cache}/{relpath}"
                 with ctx.media.open(where) as source:
@@ -274,9 +274,9 @@ def _copy_prefix(source: Any, out: Any, length: int) -> None:
     """The first `length` bytes of the old tape: what the catalog says is written."""
     left = length
     while left:
-        chunk = source.read(min(tape.CHUNK, left))
+        chunk = source.read(min(media.CHUNK, left))
         if not chunk:
-            raise tape.TapeError("the tape ended before its committed data (truncated)")
+            raise media.TapeError("the tape ended before its committed data (truncated)")
         out.write(chunk)
         left -= len(chunk)
 
@@ -367,7 +367,7 @@ class NewTape(CaseAction):
         label, number = self._label(ctx)
         current = catalog.current_tape(ctx.db)
         capacity = int(self.args.get("capacity") or (current[1] if current else 10_000_000))
-        header = tape.header_bytes(label, capacity)
+        header = media.header_bytes(label, capacity)
         ctx.media.write_bytes(tape_path(settings, label), header)
         if current is not None:
             ctx.db.execute(
@@ -472,7 +472,7 @@ class ReinitTape(CaseAction):
         )
         ctx.db.execute("DROP TABLE temp.cases_gone")
         row = ctx.db.execute("SELECT capacity FROM tapes WHERE label = ?", (label,)).fetchone()
-        header = tape.header_bytes(label, int(row[0]))
+        header = media.header_bytes(label, int(row[0]))
         ctx.media.write_bytes(tape_path(settings, label), header)
         ctx.db.execute(
             "UPDATE tapes SET state = 'blank', write_protected = 0, used = ? WHERE label = ?",

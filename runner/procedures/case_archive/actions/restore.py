@@ -7,17 +7,17 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from runner.contract import Check, StepContext
-from runner.procedures.case_archive import catalog, tape
-from runner.procedures.case_archive.catalog import Settings
-from runner.procedures.case_archive.common import (
+from runner.procedures.case_archive import catalog, media
+from runner.procedures.case_archive.actions.base import (
     CaseAction,
     case_directory,
     check,
     copy_verified,
-    in_window,
     moment_arg,
 )
-from runner.procedures.case_archive.tapes import tape_checks, tape_path
+from runner.procedures.case_archive.actions.tapes import tape_checks, tape_path
+from runner.procedures.case_archive.catalog import Settings
+from runner.procedures.case_archive.tape_window import in_window
 
 RESTORE_REPORT = "reports/cases-restore.txt"
 LINKS_FILE = "LINKS"
@@ -188,7 +188,7 @@ class Restore(CaseAction):
                     if len(problems) < KEEP_PROBLEMS:
                         problems.append({"file": relpath, "problem": "missing", "detail": str(exc)})
                     continue
-                except tape.CorruptRecord as exc:
+                except media.CorruptRecord as exc:
                     corrupt += 1
                     if len(problems) < KEEP_PROBLEMS:
                         problems.append(
@@ -267,7 +267,7 @@ def _from_cache(ctx: StepContext, src: str, dst: str, size: int, digest: str) ->
     if not ctx.media.exists(src):
         raise _Missing(f"{src} is not in the cache")
     copy_verified(
-        ctx, src, dst, size, digest, lambda _seen: tape.CorruptRecord(f"{src} fails its digest")
+        ctx, src, dst, size, digest, lambda _seen: media.CorruptRecord(f"{src} fails its digest")
     )
 
 
@@ -281,9 +281,9 @@ def _from_tape(
     label: str,
 ) -> None:
     with ctx.media.writer(dst, source=f"tape {label}@{offset}") as out:
-        info = tape.read_record(handle, offset, f"tape {label}", out)
+        info = media.read_record(handle, offset, f"tape {label}", out)
         if info.relpath != relpath or info.digest != digest:
-            raise tape.CorruptRecord(
+            raise media.CorruptRecord(
                 f"tape {label}: the record at {offset} holds {info.relpath}, not {relpath}"
             )
 

@@ -12,14 +12,14 @@ from typing import Any
 from runner.contract import Check, StepContext
 from runner.errors import StepFailed
 from runner.procedures.case_archive import catalog
-from runner.procedures.case_archive.catalog import Settings
-from runner.procedures.case_archive.common import (
+from runner.procedures.case_archive.actions.base import (
     CaseAction,
     check,
     clean_path,
     copy_verified,
     moment_arg,
 )
+from runner.procedures.case_archive.catalog import Settings
 
 STORE_REPORT = "reports/cases-store.txt"
 

@@ -1,13 +1,13 @@
-"""What every case-archive action shares: the catalog, the settings checks, the
-tape access window, the cache lock and case-name rules."""
+"""`CaseAction`, the base of every cases.* action: the catalog it attaches, the
+checks every action needs (catalog tables, settings, the tape access window for
+tape steps), the cache lock, and the path and copy helpers the actions share."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, time
+from collections.abc import Callable, Iterator
+from datetime import UTC
 from typing import Any
 
 from runner.clock import parse_moment
@@ -15,37 +15,17 @@ from runner.contract import Action, Check, StepContext, tables_check
 from runner.errors import SiteError, UsageError
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings
+from runner.procedures.case_archive.tape_window import in_window, parse_window
 from runner.site import Site, safe_relpath
 
 COPY_CHUNK = 1 << 16
 
 CONFIRM_NEARLY_FULL = "tape_nearly_full"
-_WINDOW = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
 
 
 def check(name: str, ok: bool, detail: str = "", fix: str | None = None) -> Check:
     """A Check whose detail (written for the failure) shows only when it fails."""
     return Check(name, ok, "" if ok else detail, fix)
-
-
-def parse_window(text: str) -> tuple[time, time]:
-    """`HH:MM-HH:MM` (UTC); the end may be earlier than the start (over midnight)."""
-    match = _WINDOW.match(text.strip())
-    if not match:
-        raise UsageError(f"tape_window {text!r} is not HH:MM-HH:MM")
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
-        raise UsageError(f"tape_window {text!r} has an impossible time of day")
-    end = time(23, 59, 59, 999999) if h2 == 24 else time(h2, m2)
-    return time(h1, m1), end
-
-
-def in_window(text: str, moment: datetime) -> bool:
-    start, end = parse_window(text)
-    now = moment.astimezone(UTC).time()
-    if start <= end:
-        return start <= now < end
-    return now >= start or now < end
 
 
 def case_directory(restore_dir: str, name: str) -> str:
@@ -101,19 +81,10 @@ class CaseAction(Action):
     def databases(self, site: Site) -> dict[str, str]:
         return {"catalog": site.location("catalog", "catalog.sqlite")}
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        """The checks every cases.* action shares, then (once they hold, as they
-        read the catalog and its settings) the action's own."""
-        checks = list(self.base_checks(ctx))
-        if all(c.ok for c in checks):
-            checks += self.own_checks(ctx)
-        return checks
-
-    def own_checks(self, ctx: StepContext) -> list[Check]:
-        return []
-
-    def base_checks(self, ctx: StepContext) -> Iterator[Check]:
-        """Catalog, settings and, for tape actions, the access window."""
+    def shared_checks(self, ctx: StepContext) -> Iterator[Check]:
+        """Catalog, settings and, for tape actions, the access window: the
+        actions' own checks read the catalog and its settings, so they wait
+        for these (runner.contract.Action.check)."""
         tables = tables_check(
             ctx.db,
             catalog.TABLES,
