@@ -14,9 +14,79 @@ import json
 import sqlite3
 from typing import Any
 
-import sqlite_utils
-
 from runner.clock import parse_stamp, stamp  # noqa: F401 - the catalog's time format
+
+DDL = """
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS products (
+    id INTEGER PRIMARY KEY,
+    product TEXT NOT NULL,              -- e.g. radar_a
+    time TEXT NOT NULL,                 -- valid time of the product file
+    relpath TEXT NOT NULL UNIQUE,       -- relative to the ingest directory
+    size INTEGER NOT NULL,
+    digest TEXT NOT NULL                -- sha256 hex of the content
+);
+CREATE INDEX IF NOT EXISTS products_product_time ON products(product, time);
+CREATE TABLE IF NOT EXISTS tapes (
+    label TEXT PRIMARY KEY,             -- <pool>_<n>_2
+    pool TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    capacity INTEGER NOT NULL,          -- bytes
+    used INTEGER NOT NULL,              -- bytes of the tape file that hold committed data
+    state TEXT NOT NULL CHECK (state IN ('current', 'old', 'blank')),
+    write_protected INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (pool, number)
+);
+CREATE TABLE IF NOT EXISTS backups (
+    id INTEGER PRIMARY KEY,             -- also written in the tape's session header
+    tape TEXT NOT NULL REFERENCES tapes(label),
+    written TEXT NOT NULL,
+    offset INTEGER NOT NULL,            -- where the session starts on the tape
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS store_sessions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    products TEXT NOT NULL,             -- JSON list of product names
+    time_from TEXT NOT NULL,
+    time_to TEXT,                       -- NULL: open-ended (continuous)
+    mode TEXT NOT NULL CHECK (mode IN ('one_time', 'continuous')),
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    relpath TEXT NOT NULL UNIQUE,       -- the ingest relative path, kept in cache and on tape
+    product TEXT NOT NULL,
+    time TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    location TEXT NOT NULL CHECK (location IN ('cache', 'tape')),
+    backup_id INTEGER REFERENCES backups(id),
+    tape_offset INTEGER
+);
+CREATE INDEX IF NOT EXISTS files_backup ON files(backup_id);
+CREATE INDEX IF NOT EXISTS files_location ON files(location);
+CREATE TABLE IF NOT EXISTS session_files (
+    session_id INTEGER NOT NULL REFERENCES store_sessions(id),
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    PRIMARY KEY (session_id, file_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_files_file ON session_files(file_id);
+CREATE TABLE IF NOT EXISTS cases (
+    name TEXT PRIMARY KEY,
+    directory TEXT NOT NULL UNIQUE,     -- site-relative case directory
+    session TEXT NOT NULL,
+    files INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    in_use INTEGER NOT NULL DEFAULT 0,  -- being displayed: cannot be deleted
+    restored TEXT NOT NULL
+);
+"""
 
 TABLES = (
     "settings",
@@ -49,129 +119,14 @@ DEFAULTS: dict[str, str] = {
 
 
 def create(conn: sqlite3.Connection) -> None:
-    """The catalog's tables and indexes, in dependency order (a foreign key's
-    table first). sqlite-utils cannot declare CHECK constraints: the allowed
-    values of tapes.state, store_sessions.mode and files.location are kept by
-    the actions, the only writers (docs/case_archive.md lists them)."""
-    db = sqlite_utils.Database(conn)
-    db.table("settings").create({"key": str, "value": str}, pk="key", not_null={"value"}, **_NEW)
-    db.table("products").create(
-        {
-            "id": int,
-            "product": str,  # e.g. radar_a
-            "time": str,  # valid time of the product file
-            "relpath": str,  # relative to the ingest directory
-            "size": int,
-            "digest": str,  # sha256 hex of the content
-        },
-        pk="id",
-        not_null={"product", "time", "relpath", "size", "digest"},
-        **_NEW,
-    )
-    _unique(db, "products", "relpath")
-    db.table("products").create_index(
-        ["product", "time"], index_name="products_product_time", if_not_exists=True
-    )
-    db.table("tapes").create(
-        {
-            "label": str,  # <pool>_<n>_2
-            "pool": str,
-            "number": int,
-            "capacity": int,  # bytes
-            "used": int,  # bytes of the tape file that hold committed data
-            "state": str,  # current | old | blank
-            "write_protected": int,
-        },
-        pk="label",
-        not_null={"pool", "number", "capacity", "used", "state", "write_protected"},
-        defaults={"write_protected": 0},
-        **_NEW,
-    )
-    _unique(db, "tapes", "pool", "number")
-    db.table("backups").create(
-        {
-            "id": int,  # also written in the tape's session marks
-            "tape": str,
-            "written": str,
-            "offset": int,  # where the session starts on the tape
-            "files": int,
-            "bytes": int,
-        },
-        pk="id",
-        not_null={"tape", "written", "offset", "files", "bytes"},
-        foreign_keys=[("tape", "tapes", "label")],
-        **_NEW,
-    )
-    db.table("store_sessions").create(
-        {
-            "id": int,
-            "name": str,
-            "products": str,  # JSON list of product names
-            "time_from": str,
-            "time_to": str,  # NULL: open-ended (continuous)
-            "mode": str,  # one_time | continuous
-            "created": str,
-            "updated": str,
-        },
-        pk="id",
-        not_null={"name", "products", "time_from", "mode", "created", "updated"},
-        **_NEW,
-    )
-    _unique(db, "store_sessions", "name")
-    db.table("files").create(
-        {
-            "id": int,
-            "relpath": str,  # the ingest relative path, kept in cache and on tape
-            "product": str,
-            "time": str,
-            "size": int,
-            "digest": str,
-            "location": str,  # cache | tape
-            "backup_id": int,
-            "tape_offset": int,
-        },
-        pk="id",
-        not_null={"relpath", "product", "time", "size", "digest", "location"},
-        foreign_keys=[("backup_id", "backups", "id")],
-        **_NEW,
-    )
-    _unique(db, "files", "relpath")
-    db.table("files").create_index(["backup_id"], index_name="files_backup", if_not_exists=True)
-    db.table("files").create_index(["location"], index_name="files_location", if_not_exists=True)
-    db.table("session_files").create(
-        {"session_id": int, "file_id": int},
-        pk=("session_id", "file_id"),
-        not_null={"session_id", "file_id"},
-        foreign_keys=[("session_id", "store_sessions", "id"), ("file_id", "files", "id")],
-        **_NEW,
-    )
-    db.table("session_files").create_index(
-        ["file_id"], index_name="session_files_file", if_not_exists=True
-    )
-    db.table("cases").create(
-        {
-            "name": str,
-            "directory": str,  # site-relative case directory
-            "session": str,
-            "files": int,
-            "bytes": int,
-            "in_use": int,  # being displayed: cannot be deleted
-            "restored": str,
-        },
-        pk="name",
-        not_null={"directory", "session", "files", "bytes", "in_use", "restored"},
-        defaults={"in_use": 0},
-        **_NEW,
-    )
-    _unique(db, "cases", "directory")
+    """The catalog's tables and indexes.
 
-
-_NEW: dict[str, Any] = {"if_not_exists": True}
-
-
-def _unique(db: sqlite_utils.Database, table: str, *columns: str) -> None:
-    """A UNIQUE constraint as sqlite-utils declares one: a unique index."""
-    db.table(table).create_index(list(columns), unique=True, if_not_exists=True)
+    Written as SQL, not through sqlite-utils: the CHECK constraints (the only
+    allowed values of tapes.state, store_sessions.mode and files.location) and
+    WITHOUT ROWID are the catalog's own integrity rules, and sqlite-utils cannot
+    declare either. The world generator fills the tables with sqlite-utils.
+    """
+    conn.executescript(DDL)
 
 
 class Settings:
