@@ -13,10 +13,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from runner.errors import PreconditionFailed
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 CATALOG_ALIAS = "catalog"
 CATALOG_DEFAULT = "catalog.sqlite"

@@ -14,9 +14,7 @@ import sqlite3
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from runner.errors import SiteError, UsageError
 from runner.procedures.archive_volume import catalog as cat
@@ -28,6 +26,9 @@ from runner.procedures.archive_volume.media import (
 )
 from runner.procedures.archive_volume.world.scenario import expected_outcome
 from runner.worlds import option
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 FIRST_NAMES = (
     "ANNA",
@@ -208,6 +209,10 @@ def generate(root: Path, options: Options) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     (root / cat.VOLUMES_DIR).mkdir()
     (root / cat.CACHE_DIR).mkdir()
+    # Imported here, not at the top: every recover command loads this module
+    # (the registry builds the world command from Options), only this needs it.
+    import sqlite_utils
+
     conn = sqlite3.connect(root / cat.CATALOG_DEFAULT, isolation_level=None)
     try:
         db = sqlite_utils.Database(conn)
