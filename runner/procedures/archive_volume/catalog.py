@@ -1,18 +1,24 @@
 """The archive catalog: tables, indexes and the lookups every mode shares.
 
 All SQL names tables as `catalog.<table>`: the engine attaches the catalog
-under the alias `catalog` (see `CATALOG_ALIAS`), and the world generator opens
-it the same way, so one set of statements serves both and a table of the
-runner's journal can never be picked up by mistake.
+under the alias `catalog` (see `CATALOG_ALIAS`), so a table of the runner's
+journal can never be picked up by mistake. Only the world generator, which
+creates the catalog, opens it as the main database (sqlite-utils works there).
+The lookups and the actions' set-based SQL stay plain sqlite3: they are the
+measured paths.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runner.errors import PreconditionFailed
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 CATALOG_ALIAS = "catalog"
 CATALOG_DEFAULT = "catalog.sqlite"
@@ -27,100 +33,133 @@ IN_RECOVERY = "R"
 SENT = "S"
 FINISHED = "F"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS catalog.carriers (
-    carrier_id TEXT PRIMARY KEY,
-    loaded     INTEGER NOT NULL DEFAULT 0 CHECK (loaded IN (0, 1))
-);
-CREATE TABLE IF NOT EXISTS catalog.volumes (
-    volume_ref  TEXT PRIMARY KEY,
-    carrier_id  TEXT NOT NULL REFERENCES carriers (carrier_id),
-    status      TEXT NOT NULL CHECK (status IN ('open', 'closed')),
-    online      INTEGER NOT NULL DEFAULT 0 CHECK (online IN (0, 1)),
-    block_count INTEGER NOT NULL,
-    media_path  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog.studies (
-    study_ref        TEXT PRIMARY KEY,
-    study_uid        TEXT NOT NULL,
-    accession_number TEXT NOT NULL,
-    patient_name     TEXT NOT NULL,
-    patient_id       TEXT NOT NULL,
-    modality         TEXT NOT NULL,
-    station_name     TEXT NOT NULL,
-    archived_count   INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog.objects (
-    object_id INTEGER PRIMARY KEY,
-    study_ref TEXT NOT NULL,
-    size      INTEGER NOT NULL,
-    checksum  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog.object_locations (
+#: object_locations holds one row per copy of every object (millions): it is
+#: clustered on its key, WITHOUT ROWID, which sqlite-utils cannot declare, so
+#: this one table keeps its DDL. Every mode's per-volume and ordinal-range
+#: query is a range scan of this key (measured: bench/bench_archive_volume.py).
+OBJECT_LOCATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS object_locations (
     volume_ref TEXT NOT NULL,
     ordinal    INTEGER NOT NULL,
     object_id  INTEGER NOT NULL,
     state      TEXT NOT NULL DEFAULT 'A' CHECK (state IN ('A', 'R', 'S', 'F')),
     PRIMARY KEY (volume_ref, ordinal)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS catalog.cache_locations (
-    study_ref TEXT NOT NULL,
-    host      TEXT NOT NULL,
-    protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
-    PRIMARY KEY (study_ref, host)
-);
-CREATE TABLE IF NOT EXISTS catalog.cached_objects (
-    object_id INTEGER PRIMARY KEY,
-    host      TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog.archive_destinations (
-    study_ref   TEXT NOT NULL,
-    volume_ref  TEXT NOT NULL,
-    from_volume TEXT NOT NULL,
-    queued_at   TEXT NOT NULL,
-    PRIMARY KEY (study_ref, from_volume)
-);
-CREATE TABLE IF NOT EXISTS catalog.send_jobs (
-    job_id             INTEGER PRIMARY KEY,
-    study_ref          TEXT NOT NULL,
-    volume_ref         TEXT NOT NULL,
-    created_at         TEXT NOT NULL,
-    state              TEXT NOT NULL CHECK (state IN ('done', 'partial', 'empty')),
-    objects_affected   INTEGER NOT NULL,
-    objects_copied     INTEGER NOT NULL,
-    UNIQUE (study_ref, volume_ref)
-);
-CREATE TABLE IF NOT EXISTS catalog.volume_scans (
-    volume_ref TEXT NOT NULL,
-    begin      INTEGER NOT NULL,
-    end        INTEGER NOT NULL,
-    scanned_at TEXT NOT NULL,
-    PRIMARY KEY (volume_ref, begin)
-);
+) WITHOUT ROWID
 """
 
-#: Built after bulk loading (much faster than maintaining them row by row).
-INDEXES = """
-CREATE INDEX IF NOT EXISTS catalog.object_locations_object ON object_locations (object_id);
-CREATE INDEX IF NOT EXISTS catalog.objects_study ON objects (study_ref);
-CREATE INDEX IF NOT EXISTS catalog.volumes_carrier ON volumes (carrier_id);
-"""
+#: Built after bulk loading (much faster than maintaining them row by row):
+#: (table, columns, index name).
+INDEXES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("object_locations", ("object_id",), "object_locations_object"),
+    ("objects", ("study_ref",), "objects_study"),
+    ("volumes", ("carrier_id",), "volumes_carrier"),
+)
 
 
-def create_schema(db: sqlite3.Connection, *, indexes: bool = True) -> None:
-    """Create every table (and, unless bulk loading follows, every index)."""
-    for statement in _statements(SCHEMA + (INDEXES if indexes else "")):
-        db.execute(statement)
+def create_tables(db: sqlite_utils.Database) -> None:
+    """Create every table of an empty catalog (opened as `db`'s main database).
+
+    Flags are 0/1 and states one of a few letters; the actions only ever write
+    those (see the table notes in docs/archive_volume.md).
+    """
+    db.table("carriers").create(
+        {"carrier_id": str, "loaded": int},
+        pk="carrier_id",
+        not_null={"loaded"},
+        defaults={"loaded": 0},
+    )
+    db.table("volumes").create(
+        {
+            "volume_ref": str,
+            "carrier_id": str,
+            "status": str,  # open | closed
+            "online": int,
+            "block_count": int,
+            "media_path": str,
+        },
+        pk="volume_ref",
+        not_null={"carrier_id", "status", "online", "block_count", "media_path"},
+        defaults={"online": 0},
+        foreign_keys=[("carrier_id", "carriers", "carrier_id")],
+    )
+    db.table("studies").create(
+        {
+            "study_ref": str,
+            "study_uid": str,
+            "accession_number": str,
+            "patient_name": str,
+            "patient_id": str,
+            "modality": str,
+            "station_name": str,
+            "archived_count": int,
+        },
+        pk="study_ref",
+        not_null={
+            "study_uid",
+            "accession_number",
+            "patient_name",
+            "patient_id",
+            "modality",
+            "station_name",
+            "archived_count",
+        },
+    )
+    db.table("objects").create(
+        {"object_id": int, "study_ref": str, "size": int, "checksum": str},
+        pk="object_id",
+        not_null={"study_ref", "size", "checksum"},
+    )
+    db.execute(OBJECT_LOCATIONS_DDL)
+    db.table("cache_locations").create(
+        {"study_ref": str, "host": str, "protected": int},
+        pk=("study_ref", "host"),
+        not_null={"study_ref", "host", "protected"},
+        defaults={"protected": 0},
+    )
+    db.table("cached_objects").create(
+        {"object_id": int, "host": str}, pk="object_id", not_null={"host"}
+    )
+    db.table("archive_destinations").create(
+        {"study_ref": str, "volume_ref": str, "from_volume": str, "queued_at": str},
+        pk=("study_ref", "from_volume"),
+        not_null={"study_ref", "volume_ref", "from_volume", "queued_at"},
+    )
+    db.table("send_jobs").create(
+        {
+            "job_id": int,
+            "study_ref": str,
+            "volume_ref": str,
+            "created_at": str,
+            "state": str,  # done | partial | empty
+            "objects_affected": int,
+            "objects_copied": int,
+        },
+        pk="job_id",
+        not_null={
+            "study_ref",
+            "volume_ref",
+            "created_at",
+            "state",
+            "objects_affected",
+            "objects_copied",
+        },
+    )
+    # One job per study and volume: recovery_attempt upserts on this key.
+    db.table("send_jobs").create_index(
+        ["study_ref", "volume_ref"], "send_jobs_study_volume", unique=True
+    )
+    db.table("volume_scans").create(
+        {"volume_ref": str, "begin": int, "end": int, "scanned_at": str},
+        pk=("volume_ref", "begin"),
+        not_null={"volume_ref", "begin", "end", "scanned_at"},
+    )
 
 
-def create_indexes(db: sqlite3.Connection) -> None:
-    for statement in _statements(INDEXES):
-        db.execute(statement)
-    db.execute("ANALYZE catalog")
-
-
-def _statements(script: str) -> Iterable[str]:
-    return (part.strip() for part in script.split(";") if part.strip())
+def create_indexes(db: sqlite_utils.Database) -> None:
+    """The lookup indexes, then statistics for the query planner."""
+    for table, columns, name in INDEXES:
+        db.table(table).create_index(columns, name)
+    db.analyze()
 
 
 @dataclass(frozen=True)

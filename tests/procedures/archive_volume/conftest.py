@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from runner.procedures.archive_volume.world import WorldOptions, generate
+from runner.procedures.archive_volume.world import Options, generate
 from tests.helpers import PLAYBOOKS_DIR
 
 PLAYBOOK = PLAYBOOKS_DIR / "archive-volume-recovery.yaml"
@@ -40,7 +40,7 @@ def _pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_site(root: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
-    scenario = generate(root, WorldOptions(**{"studies": 80, **options}))
+    scenario = generate(root, Options(**{"studies": 80, **options}))
     return root, scenario
 
 

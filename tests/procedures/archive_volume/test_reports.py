@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runner.procedures.archive_volume import assess
+from runner.procedures.archive_volume.actions import assess
 from tests.procedures.archive_volume.conftest import csv_rows, make_site, run_cli, write_playbook
 
 VOL = "VOL0002"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from runner.cli import cli
 from runner.errors import SiteError, UsageError
-from runner.procedures.archive_volume.world import WorldOptions, generate
+from runner.procedures.archive_volume.world import Options, generate
 from tests.procedures.archive_volume.conftest import make_site, snapshot
 
 
@@ -78,13 +78,13 @@ def test_catalog_only_mode_writes_no_media(tmp_path: Path) -> None:
 
 def test_bad_options_and_non_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--damaged"):
-        generate(tmp_path / "x", WorldOptions(damaged="VOL0006"))
+        generate(tmp_path / "x", Options(damaged="VOL0006"))
     with pytest.raises(UsageError, match="objects-per-study"):
-        generate(tmp_path / "x", WorldOptions(objects_min=5, objects_max=2))
+        generate(tmp_path / "x", Options(objects_min=5, objects_max=2))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "file").write_text("x")
     with pytest.raises(SiteError, match="not empty"):
-        generate(tmp_path / "full", WorldOptions())
+        generate(tmp_path / "full", Options())
 
 
 def test_world_command(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runner.contract import StepView
-from runner.procedures.archive_volume.order import validate_steps
+from runner.procedures.archive_volume.rules import validate_steps
 from tests.procedures.archive_volume.conftest import run_cli, write_playbook
 
 

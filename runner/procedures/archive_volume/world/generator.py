@@ -2,7 +2,7 @@
 
 Everything derives from `seed`: the same options give byte-identical
 catalogs, volume files and scenario.json. Studies are generated one at a time
-and their rows flushed in batches with executemany, and volume files are
+and their rows flushed in batches (sqlite-utils insert_all), and volume files are
 written sequentially, so memory stays flat up to millions of objects.
 """
 
@@ -14,7 +14,7 @@ import sqlite3
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from runner.errors import SiteError, UsageError
 from runner.procedures.archive_volume import catalog as cat
@@ -24,7 +24,11 @@ from runner.procedures.archive_volume.media import (
     checksum,
     damage,
 )
-from runner.procedures.archive_volume.scenario import expected_outcome
+from runner.procedures.archive_volume.world.scenario import expected_outcome
+from runner.worlds import option
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 FIRST_NAMES = (
     "ANNA",
@@ -74,27 +78,93 @@ MODALITIES = {
     "NM": (("NM01",), 0.4),
 }
 _BATCH = 20_000
+#: Each table's columns, in the order the generator builds its rows.
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "studies": (
+        "study_ref",
+        "study_uid",
+        "accession_number",
+        "patient_name",
+        "patient_id",
+        "modality",
+        "station_name",
+        "archived_count",
+    ),
+    "objects": ("object_id", "study_ref", "size", "checksum"),
+    "object_locations": ("volume_ref", "ordinal", "object_id", "state"),
+    "cache_locations": ("study_ref", "host", "protected"),
+    "cached_objects": ("object_id", "host"),
+    "volumes": ("volume_ref", "carrier_id", "status", "online", "block_count", "media_path"),
+}
+
+
+_OBJECTS = (1, 40)  # objects per study: MIN, MAX
+
+
+def _span(text: str) -> tuple[int, int]:
+    """`--objects-per-study MIN-MAX` (or just N)."""
+    try:
+        low, _, high = text.partition("-")
+        return int(low), int(high or low)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not MIN-MAX, e.g. 1-40") from exc
+
+
+def _media(text: str) -> str:
+    if text not in ("all", "none"):
+        raise UsageError(f"{text!r} is not one of 'all', 'none'")
+    return text
 
 
 @dataclass
-class WorldOptions:
-    seed: int = 1
-    studies: int = 200
-    objects_min: int = 1
-    objects_max: int = 40
-    volumes: int = 6
-    volumes_per_carrier: int = 2
-    damaged: str = "VOL0002"
-    copy_fraction: float = 0.45  # studies with a second copy of every object
-    partial_copy_fraction: float = 0.2  # studies with second copies of some objects
-    cached_fraction: float = 0.2  # studies with (some) objects in cache
-    damage_ranges: int = 3
-    damaged_fraction: float = 0.2  # share of the damaged volume's blocks made unreadable
-    damage_to_end: bool = False  # the last range runs to the end of the volume
-    block_size: int = 256
+class Options:
+    """The generator's knobs; the option() ones are `recover world archive` options."""
+
+    seed: int = option(1, "Random seed.")
+    studies: int = option(200, "Number of studies.")
+    #: Command line only: sets objects_min and objects_max (scenario.json records those).
+    objects_per_study: tuple[int, int] | None = option(
+        None,
+        "MIN-MAX objects per study (CT/MR near MAX, CR/DX few).",
+        parse=_span,
+        shown_default=f"{_OBJECTS[0]}-{_OBJECTS[1]}",
+    )
+    objects_min: int = _OBJECTS[0]
+    objects_max: int = _OBJECTS[1]
+    volumes: int = option(6, "Archive volumes VOL0001..; the last one is open, the others closed.")
+    volumes_per_carrier: int = option(2, "Volumes sharing one carrier (platter sides).")
+    damaged: str = option("VOL0002", "volume_ref of the damaged (closed, offline) volume.")
+    copy_fraction: float = option(
+        0.45, "Share of studies with a second copy of every object on another volume."
+    )
+    partial_copy_fraction: float = option(
+        0.2, "Share of studies with second copies of some objects."
+    )
+    cached_fraction: float = option(0.2, "Share of studies with (some) objects in the cache.")
+    damage_ranges: int = option(3, "Number of unreadable ordinal ranges on the damaged volume.")
+    damaged_fraction: float = option(
+        0.2, "Share of the damaged volume's blocks that are unreadable."
+    )
+    damage_to_end: bool = option(False, "Let the last unreadable range run to the volume's end.")
+    block_size: int = option(256, "Bytes per volume block.")
     spare_blocks: int = 500  # free blocks left on the open volume
-    media: str = "all"  # all | none (catalog only, for catalog benchmarks)
+    media: str = option(
+        "all",
+        "'none' writes only the catalog (catalog benchmarks).",
+        parse=_media,
+        metavar="[all|none]",
+    )
     cache_host: str = cat.DEFAULT_CACHE_HOST
+
+    def __post_init__(self) -> None:
+        if self.objects_per_study is not None:
+            self.objects_min, self.objects_max = self.objects_per_study
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as scenario.json records them (MIN and MAX, not the span)."""
+        values = asdict(self)
+        del values["objects_per_study"]
+        return values
 
     def validate(self) -> None:
         refs = [volume_ref(i) for i in range(1, self.volumes + 1)]
@@ -131,7 +201,7 @@ def carrier_id(index: int, per_carrier: int) -> str:
     return f"CAR{(index - 1) // per_carrier + 1:03d}"
 
 
-def generate(root: Path, options: WorldOptions) -> dict[str, Any]:
+def generate(root: Path, options: Options) -> dict[str, Any]:
     """Build the site under `root` (empty or missing) and return scenario.json's data."""
     options.validate()
     if root.exists() and any(root.iterdir()):
@@ -139,28 +209,40 @@ def generate(root: Path, options: WorldOptions) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     (root / cat.VOLUMES_DIR).mkdir()
     (root / cat.CACHE_DIR).mkdir()
-    db = sqlite3.connect(":memory:", isolation_level=None)
+    # Imported here, not at the top: every recover command loads this module
+    # (the registry builds the world command from Options), only this needs it.
+    import sqlite_utils
+
+    conn = sqlite3.connect(root / cat.CATALOG_DEFAULT, isolation_level=None)
     try:
-        db.execute("ATTACH DATABASE ? AS catalog", (str(root / cat.CATALOG_DEFAULT),))
-        db.execute("PRAGMA catalog.journal_mode = OFF")
-        db.execute("PRAGMA catalog.synchronous = OFF")
-        db.execute("BEGIN")
-        cat.create_schema(db, indexes=False)
+        db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("BEGIN")
+        cat.create_tables(db)
         generator = _Generator(root, options, db)
         generator.run()
-        db.execute("COMMIT")
+        conn.execute("COMMIT")
         cat.create_indexes(db)
-        db.execute("PRAGMA catalog.journal_mode = DELETE")
-        scenario = expected_outcome(db, options.damaged, generator.damage_ranges)
+        conn.execute("PRAGMA journal_mode = DELETE")
     finally:
-        db.close()
-    scenario = {"options": asdict(options), **scenario}
+        conn.close()
+    # The expected outcome is computed the way the actions see the catalog: attached.
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        conn.execute(
+            f"ATTACH DATABASE ? AS {cat.CATALOG_ALIAS}", (str(root / cat.CATALOG_DEFAULT),)
+        )
+        scenario = expected_outcome(conn, options.damaged, generator.damage_ranges)
+    finally:
+        conn.close()
+    scenario = {"options": options.recorded(), **scenario}
     (root / "scenario.json").write_text(json.dumps(scenario, indent=1) + "\n")
     return scenario
 
 
 class _Generator:
-    def __init__(self, root: Path, options: WorldOptions, db: sqlite3.Connection) -> None:
+    def __init__(self, root: Path, options: Options, db: sqlite_utils.Database) -> None:
         self.root = root
         self.o = options
         self.db = db
@@ -266,17 +348,9 @@ class _Generator:
         self.rows["object_locations"].append((ref, ordinal, object_id, cat.GOOD))
 
     def _flush(self) -> None:
-        sql = {
-            "studies": "INSERT INTO catalog.studies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            "objects": "INSERT INTO catalog.objects VALUES (?, ?, ?, ?)",
-            "object_locations": "INSERT INTO catalog.object_locations"
-            " (volume_ref, ordinal, object_id, state) VALUES (?, ?, ?, ?)",
-            "cache_locations": "INSERT INTO catalog.cache_locations VALUES (?, ?, ?)",
-            "cached_objects": "INSERT INTO catalog.cached_objects VALUES (?, ?)",
-        }
         for table, rows in self.rows.items():
             if rows:
-                self.db.executemany(sql[table], rows)
+                self.db.table(table).insert_all([_COLUMNS[table], *rows], batch_size=_BATCH)
                 rows.clear()
 
     def _volumes(self) -> None:
@@ -295,7 +369,8 @@ class _Generator:
                 loaded[carrier] = 1
             else:
                 loaded[carrier] = int(self.rng.random() < 0.5)
-        self.db.executemany("INSERT INTO catalog.carriers VALUES (?, ?)", loaded.items())
+        self.db.table("carriers").insert_all([("carrier_id", "loaded"), *loaded.items()])
+        volumes: list[tuple[Any, ...]] = [_COLUMNS["volumes"]]
         for i, ref in enumerate(self.refs, start=1):
             is_open = i == len(self.refs)
             spare = o.spare_blocks if is_open else 0
@@ -303,8 +378,7 @@ class _Generator:
             if self.writers:
                 blocks = self.writers[ref].finish(spare).block_count
             carrier = carrier_id(i, o.volumes_per_carrier)
-            self.db.execute(
-                "INSERT INTO catalog.volumes VALUES (?, ?, ?, ?, ?, ?)",
+            volumes.append(
                 (
                     ref,
                     carrier,
@@ -312,8 +386,9 @@ class _Generator:
                     loaded[carrier],
                     blocks,
                     _media_path(ref),
-                ),
+                )
             )
+        self.db.table("volumes").insert_all(volumes)
 
     def _damage(self) -> None:
         """Choose the unreadable ranges of the damaged volume and break those blocks."""

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from runner.contract import Check
 from runner.errors import MediaError, SiteError
 from runner.procedures.archive_volume import catalog as cat
-from runner.procedures.archive_volume.common import (
+from runner.procedures.archive_volume.actions.base import (
     ArchiveAction,
+    VolumeNeed,
     media_problem,
     open_volume,
     require_checks,
@@ -38,12 +39,9 @@ class RecoveryAttempt(ArchiveAction):
     name = "archive.recovery_attempt"
     summary = "Create SEND jobs (max_jobs per batch) copying recoverable objects into cache"
     destructive = True
+    volume_need = VolumeNeed(online=True)
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.volume_checks(ctx, online=True))
-        yield from checks
-        if not all(c.ok for c in checks):
-            return
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         volume = cat.require_volume(ctx.db, self.volume_ref)
         problem = media_problem(ctx, volume)
         yield Check(

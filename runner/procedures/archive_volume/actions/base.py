@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 from runner.contract import Action, Check
 from runner.errors import MediaError, PreconditionFailed, SiteError
@@ -17,11 +18,32 @@ if TYPE_CHECKING:
     from runner.site import Site
 
 
+@dataclass(frozen=True)
+class VolumeNeed:
+    """What an action needs of the volume its step names (`volume:`)."""
+
+    online: bool | None  # True online, False offline, None either
+    closed: bool = True
+
+
 class ArchiveAction(Action):
-    """Base of the archive actions: one catalog, attached as `catalog`."""
+    """Base of the archive actions: one catalog, attached as `catalog`.
+
+    Every action sets `volume_need`: the state of the step's volume its shared
+    checks require, or None for an action that names no single volume to work
+    on (load and unload check the carriers they act on themselves).
+    """
+
+    volume_need: ClassVar[VolumeNeed | None]
 
     def databases(self, site: Site) -> dict[str, str]:
         return {cat.CATALOG_ALIAS: site.location("catalog", cat.CATALOG_DEFAULT)}
+
+    def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
+        need = self.volume_need
+        if need is None:
+            return ()
+        return self.volume_checks(ctx, online=need.online, closed=need.closed)
 
     @property
     def volume_ref(self) -> str:

@@ -23,9 +23,8 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
-from runner.contract import Check
 from runner.procedures.archive_volume import catalog as cat
-from runner.procedures.archive_volume.common import ArchiveAction, require_checks
+from runner.procedures.archive_volume.actions.base import ArchiveAction, VolumeNeed, require_checks
 
 if TYPE_CHECKING:
     from runner.contract import StepContext
@@ -192,10 +191,6 @@ def _merge(
 class _Assessment(ArchiveAction):
     default_report: str
     default_csv: str
-    volume_online: bool | None
-
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        return self.volume_checks(ctx, online=self.volume_online)
 
     def report_paths(self) -> tuple[str, str]:
         return (
@@ -209,7 +204,7 @@ class PreRecoveryAssessment(_Assessment):
     summary = "Report every study in recovery: objects, recoverable, locations, carriers to load"
     default_report = "reports/pre_report.txt"
     default_csv = "reports/pre_report.csv"
-    volume_online = False
+    volume_need = VolumeNeed(online=False)
 
     def run(self, ctx: StepContext) -> None:
         require_checks(iter(self.check(ctx)))
@@ -390,7 +385,7 @@ class PostRecoveryAssessment(_Assessment):
     summary = "Report each study's recovery status, recovered counts and totals (text + CSV)"
     default_report = "reports/post_report.txt"
     default_csv = "reports/post_report.csv"
-    volume_online = None  # either: it may run while recovery is under way
+    volume_need = VolumeNeed(online=None)  # either: it may run while recovery is under way
 
     def run(self, ctx: StepContext) -> None:
         require_checks(iter(self.check(ctx)))

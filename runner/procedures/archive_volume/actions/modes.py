@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from runner.contract import Check
 from runner.errors import PreconditionFailed
 from runner.procedures.archive_volume import catalog as cat
-from runner.procedures.archive_volume.common import ArchiveAction, require_checks
+from runner.procedures.archive_volume.actions.base import ArchiveAction, VolumeNeed, require_checks
 
 if TYPE_CHECKING:
     from runner.contract import StepContext
@@ -18,12 +18,9 @@ class MarkAffectedLocations(ArchiveAction):
     name = "archive.mark_affected_locations"
     summary = "Mark the volume's locations inside the ordinal ranges as in recovery (A -> R)"
     destructive = True
+    volume_need = VolumeNeed(online=False)
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.volume_checks(ctx, online=False))
-        yield from checks
-        if not all(c.ok for c in checks):
-            return
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         raw = self.args.get("ranges")
         if raw == "scanned":
             found = cat.scanned_ranges(ctx.db, self.volume_ref)
@@ -87,6 +84,7 @@ class CleanUp(ArchiveAction):
     name = "archive.clean_up"
     summary = "Finish recovered locations (S -> F), queue re-archive, delete unrecoverable objects"
     destructive = True
+    volume_need = VolumeNeed(online=False)
 
     def target(self, ctx: StepContext) -> str | None:
         wanted = self.args.get("target_volume")
@@ -95,11 +93,7 @@ class CleanUp(ArchiveAction):
             return str(wanted) if str(wanted) in opened else None
         return opened[0] if opened else None
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.volume_checks(ctx, online=False))
-        yield from checks
-        if not all(c.ok for c in checks):
-            return
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         target = self.target(ctx)
         wanted = self.args.get("target_volume")
         yield Check(

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from runner.contract import Check
 from runner.errors import MediaError
 from runner.procedures.archive_volume import catalog as cat
-from runner.procedures.archive_volume.common import (
+from runner.procedures.archive_volume.actions.base import (
     ArchiveAction,
+    VolumeNeed,
     media_problem,
     open_volume,
     require_checks,
@@ -27,6 +28,7 @@ class _CarrierAction(ArchiveAction):
     """Load or unload: the carriers are named directly, by volume, or by need."""
 
     loading: bool
+    volume_need = None  # its own checks cover the carriers it names
 
     def carriers(self, ctx: StepContext) -> list[str]:
         """The carriers this step acts on, sorted, without duplicates."""
@@ -38,7 +40,7 @@ class _CarrierAction(ArchiveAction):
             wanted.update(c for c, _, _ in cat.carriers_needed(ctx.db, str(self.args["copies_of"])))
         return sorted(wanted)
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         if not any(self.args.get(k) for k in ("carriers", "volume", "copies_of")):
             yield Check(
                 "carriers named",
@@ -119,18 +121,16 @@ class Unload(_CarrierAction):
 class ScanVolume(ArchiveAction):
     name = "archive.scan_volume"
     summary = "Read every block of a volume and record its unreadable ordinal ranges"
+    volume_need = VolumeNeed(online=True, closed=False)
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        checks = list(self.volume_checks(ctx, online=True, closed=False))
-        yield from checks
-        if all(c.ok for c in checks):
-            problem = media_problem(ctx, cat.require_volume(ctx.db, self.volume_ref))
-            yield Check(
-                "volume media readable",
-                problem is None,
-                problem or "header and size are sound",
-                "restore the volume file from the repair shop's image" if problem else None,
-            )
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
+        problem = media_problem(ctx, cat.require_volume(ctx.db, self.volume_ref))
+        yield Check(
+            "volume media readable",
+            problem is None,
+            problem or "header and size are sound",
+            "restore the volume file from the repair shop's image" if problem else None,
+        )
 
     def run(self, ctx: StepContext) -> None:
         require_checks(iter(self.check(ctx)))
