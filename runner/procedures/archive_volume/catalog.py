@@ -33,18 +33,81 @@ IN_RECOVERY = "R"
 SENT = "S"
 FINISHED = "F"
 
-#: object_locations holds one row per copy of every object (millions): it is
-#: clustered on its key, WITHOUT ROWID, which sqlite-utils cannot declare, so
-#: this one table keeps its DDL. Every mode's per-volume and ordinal-range
-#: query is a range scan of this key (measured: bench/bench_archive_volume.py).
-OBJECT_LOCATIONS_DDL = """
+#: The tables, as SQL: their CHECK constraints (flags are 0/1, states one of a
+#: few letters) and object_locations' WITHOUT ROWID (one row per copy of every
+#: object, clustered on the key every mode's range scan uses) are integrity and
+#: speed rules sqlite-utils cannot declare. The generator fills them, and adds
+#: the indexes, through sqlite-utils.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS carriers (
+    carrier_id TEXT PRIMARY KEY,
+    loaded     INTEGER NOT NULL DEFAULT 0 CHECK (loaded IN (0, 1))
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    volume_ref  TEXT PRIMARY KEY,
+    carrier_id  TEXT NOT NULL REFERENCES carriers (carrier_id),
+    status      TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+    online      INTEGER NOT NULL DEFAULT 0 CHECK (online IN (0, 1)),
+    block_count INTEGER NOT NULL,
+    media_path  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    study_ref        TEXT PRIMARY KEY,
+    study_uid        TEXT NOT NULL,
+    accession_number TEXT NOT NULL,
+    patient_name     TEXT NOT NULL,
+    patient_id       TEXT NOT NULL,
+    modality         TEXT NOT NULL,
+    station_name     TEXT NOT NULL,
+    archived_count   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS objects (
+    object_id INTEGER PRIMARY KEY,
+    study_ref TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    checksum  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS object_locations (
     volume_ref TEXT NOT NULL,
     ordinal    INTEGER NOT NULL,
     object_id  INTEGER NOT NULL,
     state      TEXT NOT NULL DEFAULT 'A' CHECK (state IN ('A', 'R', 'S', 'F')),
     PRIMARY KEY (volume_ref, ordinal)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache_locations (
+    study_ref TEXT NOT NULL,
+    host      TEXT NOT NULL,
+    protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
+    PRIMARY KEY (study_ref, host)
+);
+CREATE TABLE IF NOT EXISTS cached_objects (
+    object_id INTEGER PRIMARY KEY,
+    host      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS archive_destinations (
+    study_ref   TEXT NOT NULL,
+    volume_ref  TEXT NOT NULL,
+    from_volume TEXT NOT NULL,
+    queued_at   TEXT NOT NULL,
+    PRIMARY KEY (study_ref, from_volume)
+);
+CREATE TABLE IF NOT EXISTS send_jobs (
+    job_id             INTEGER PRIMARY KEY,
+    study_ref          TEXT NOT NULL,
+    volume_ref         TEXT NOT NULL,
+    created_at         TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('done', 'partial', 'empty')),
+    objects_affected   INTEGER NOT NULL,
+    objects_copied     INTEGER NOT NULL,
+    UNIQUE (study_ref, volume_ref)
+);
+CREATE TABLE IF NOT EXISTS volume_scans (
+    volume_ref TEXT NOT NULL,
+    begin      INTEGER NOT NULL,
+    end        INTEGER NOT NULL,
+    scanned_at TEXT NOT NULL,
+    PRIMARY KEY (volume_ref, begin)
+);
 """
 
 #: Built after bulk loading (much faster than maintaining them row by row):
@@ -57,102 +120,8 @@ INDEXES: tuple[tuple[str, tuple[str, ...], str], ...] = (
 
 
 def create_tables(db: sqlite_utils.Database) -> None:
-    """Create every table of an empty catalog (opened as `db`'s main database).
-
-    Flags are 0/1 and states one of a few letters; the actions only ever write
-    those (see the table notes in docs/archive_volume.md).
-    """
-    db.table("carriers").create(
-        {"carrier_id": str, "loaded": int},
-        pk="carrier_id",
-        not_null={"loaded"},
-        defaults={"loaded": 0},
-    )
-    db.table("volumes").create(
-        {
-            "volume_ref": str,
-            "carrier_id": str,
-            "status": str,  # open | closed
-            "online": int,
-            "block_count": int,
-            "media_path": str,
-        },
-        pk="volume_ref",
-        not_null={"carrier_id", "status", "online", "block_count", "media_path"},
-        defaults={"online": 0},
-        foreign_keys=[("carrier_id", "carriers", "carrier_id")],
-    )
-    db.table("studies").create(
-        {
-            "study_ref": str,
-            "study_uid": str,
-            "accession_number": str,
-            "patient_name": str,
-            "patient_id": str,
-            "modality": str,
-            "station_name": str,
-            "archived_count": int,
-        },
-        pk="study_ref",
-        not_null={
-            "study_uid",
-            "accession_number",
-            "patient_name",
-            "patient_id",
-            "modality",
-            "station_name",
-            "archived_count",
-        },
-    )
-    db.table("objects").create(
-        {"object_id": int, "study_ref": str, "size": int, "checksum": str},
-        pk="object_id",
-        not_null={"study_ref", "size", "checksum"},
-    )
-    db.execute(OBJECT_LOCATIONS_DDL)
-    db.table("cache_locations").create(
-        {"study_ref": str, "host": str, "protected": int},
-        pk=("study_ref", "host"),
-        not_null={"study_ref", "host", "protected"},
-        defaults={"protected": 0},
-    )
-    db.table("cached_objects").create(
-        {"object_id": int, "host": str}, pk="object_id", not_null={"host"}
-    )
-    db.table("archive_destinations").create(
-        {"study_ref": str, "volume_ref": str, "from_volume": str, "queued_at": str},
-        pk=("study_ref", "from_volume"),
-        not_null={"study_ref", "volume_ref", "from_volume", "queued_at"},
-    )
-    db.table("send_jobs").create(
-        {
-            "job_id": int,
-            "study_ref": str,
-            "volume_ref": str,
-            "created_at": str,
-            "state": str,  # done | partial | empty
-            "objects_affected": int,
-            "objects_copied": int,
-        },
-        pk="job_id",
-        not_null={
-            "study_ref",
-            "volume_ref",
-            "created_at",
-            "state",
-            "objects_affected",
-            "objects_copied",
-        },
-    )
-    # One job per study and volume: recovery_attempt upserts on this key.
-    db.table("send_jobs").create_index(
-        ["study_ref", "volume_ref"], "send_jobs_study_volume", unique=True
-    )
-    db.table("volume_scans").create(
-        {"volume_ref": str, "begin": int, "end": int, "scanned_at": str},
-        pk=("volume_ref", "begin"),
-        not_null={"volume_ref", "begin", "end", "scanned_at"},
-    )
+    """Create every table of an empty catalog (opened as `db`'s main database)."""
+    db.executescript(SCHEMA)
 
 
 def create_indexes(db: sqlite_utils.Database) -> None:
