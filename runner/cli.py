@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import sys
 import tempfile
 import traceback
 from datetime import UTC, datetime
+from errno import EDQUOT, ENOSPC, EROFS
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,12 @@ class RecoverGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
         except (click.ClickException, click.exceptions.Exit):
             raise
+        except (OSError, sqlite3.Error) as exc:
+            environment = _environment_problem(exc)
+            if environment is None:
+                raise
+            click.echo(f"error: {environment.render()}", err=True)
+            ctx.exit(environment.exit_code)
         except Exception as exc:  # a bug: keep the details for a bug report
             crash = Path(tempfile.gettempdir()) / (
                 f"recover-crash-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.log"
@@ -83,6 +91,26 @@ class RecoverGroup(click.Group):
                 err=True,
             )
             ctx.exit(EXIT_FAILED)
+
+
+def _environment_problem(exc: OSError | sqlite3.Error) -> RecoverError | None:
+    """A full disk or a read-only file system, wherever it struck: not a bug,
+    and fixed outside the runner. The step's transaction was rolled back, its
+    media writes are repeatable, so the same command run again resumes."""
+    where = f" at {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+    name = getattr(exc, "sqlite_errorname", "")
+    errno = exc.errno if isinstance(exc, OSError) else None
+    if errno in (ENOSPC, EDQUOT) or name == "SQLITE_FULL":
+        return RecoverError(
+            f"no space left on device{where}",
+            fix="free space and run the same command again; it resumes where it stopped",
+        )
+    if errno == EROFS or name.startswith("SQLITE_READONLY"):
+        return RecoverError(
+            f"the site is on a read-only file system{where}",
+            fix="remount it read-write (or run where it is writable) and run again",
+        )
+    return None
 
 
 @click.group(

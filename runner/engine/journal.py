@@ -8,7 +8,9 @@ is the `main` database of every step's connection; catalogs are attached.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import weakref
 from dataclasses import asdict, dataclass, field, fields
@@ -148,20 +150,70 @@ def connect(path: Path, shown_as: Path | None = None) -> TrackedConnection:
     """A connection whose main db is the journal, in explicit-transaction mode.
 
     `shown_as` names the journal in errors when `path` is a plan's scratch copy."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30, factory=TrackedConnection)
+    shown = shown_as or path
+    remove_stale_super_journals(path)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, factory=TrackedConnection)
+    except sqlite3.Error as exc:
+        raise journal_error(exc, shown) from exc
     try:
         conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
         conn.close()
-        shown = shown_as or path
-        raise SiteError(
+        raise journal_error(exc, shown) from exc
+    return conn
+
+
+def journal_error(exc: sqlite3.Error, shown: Path) -> SiteError:
+    """What went wrong with the journal, and the fix that keeps what resume needs.
+
+    Only a journal that is not a database at all may be moved aside; a full
+    disk or a read-only site is fixed outside the site, and the journal kept."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_FULL":
+        return SiteError(
+            f"no space left on the device holding {shown.parent}",
+            fix="free space there and run the same command again (the journal is kept; "
+            "the run resumes where it stopped)",
+        )
+    if name.startswith("SQLITE_READONLY") or name.startswith("SQLITE_CANTOPEN"):
+        return SiteError(
+            f"the run journal {shown} cannot be written: {exc} (is the site read-only?)",
+            fix="make the site writable (remount it read-write, or fix its permissions) "
+            "and run again",
+        )
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return SiteError(
             f"the run journal {shown} is unreadable: {exc}",
             fix=f"move {shown.parent} aside (it holds only the runner's own records); the "
             "catalogs and media are not affected",
-        ) from exc
-    return conn
+        )
+    return SiteError(
+        f"the run journal {shown} cannot be used: {exc}",
+        fix="check the disk and the site's permissions, then run again",
+    )
+
+
+def remove_stale_super_journals(path: Path) -> None:
+    """Remove super-journals (`journal.sqlite-mj*`) that no commit needs any more.
+
+    SQLite writes one when a transaction spans the journal and attached
+    catalogs; a kill at the wrong moment can leave it behind. It lists the
+    databases' own rollback journals; SQLite itself treats it as stale once
+    none of those exists, and so does this (it never removes one that a hot
+    journal still names, which recovery needs).
+    """
+    for candidate in path.parent.glob(f"{path.name}-mj*"):
+        try:
+            named = [n for n in candidate.read_bytes().split(b"\0") if n]
+        except OSError:
+            continue
+        if any(Path(os.fsdecode(name)).exists() for name in named):
+            continue
+        with contextlib.suppress(OSError):
+            candidate.unlink()
 
 
 def write_step(conn: sqlite3.Connection, run_id: str, rec: StepRecord) -> None:
