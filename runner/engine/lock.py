@@ -7,11 +7,13 @@ it so a refused second run can say who holds the site.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import getpass
 import json
 import os
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -84,9 +86,38 @@ def holder_of(state_dir: Path) -> str | None:
         os.close(fd)
 
 
-def _read_holder(fd: int) -> str:
+@contextlib.contextmanager
+def reading(state_dir: Path) -> Iterator[None]:
+    """Hold the site against runs while a plan reads it (a shared flock: plans
+    may read side by side, a run waits for none of them and is refused).
+
+    A site never run has no lock file; none is created for a plan (a plan
+    changes nothing on the site, not even `.recover/`)."""
+    path = state_dir / "lock"
     try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SiteLocked(
+                f"a run is in progress on this site: {_read_holder(fd)}",
+                fix="plan again when it has finished (see `recover status`)",
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _read_holder(fd: int) -> str:
+    raw = os.pread(fd, 4096, 0)
+    if not raw:
+        return "a `recover plan` reading the site (no run holds it)"
+    try:
+        info = json.loads(raw)
     except ValueError:
         return "unknown holder"
     return (

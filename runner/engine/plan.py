@@ -25,7 +25,7 @@ from runner.engine.journal import RunState, StepState
 from runner.engine.loss import LossTally
 from runner.engine.request import run_key
 from runner.engine.session import Request, Session, StepOutcome, copy_database
-from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, SiteLocked, StalePlan
+from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, StalePlan
 
 PLAN_FORMAT = 1
 
@@ -128,13 +128,14 @@ def _step_json(outcome: StepOutcome) -> dict[str, Any]:
 
 
 def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = None) -> PlanResult:
+    """The dry run. It reads a consistent site: it is refused while a run holds
+    the site, and no run can start while it reads (a shared lock)."""
+    with lock.reading(request.site.state_dir):
+        return _plan(request, on_step)
+
+
+def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> PlanResult:
     state_dir = request.site.state_dir
-    holder = lock.holder_of(state_dir)
-    if holder:
-        raise SiteLocked(
-            f"a run is in progress on this site: {holder}",
-            fix="plan again when it has finished (see `recover status`)",
-        )
     prints = fingerprint(request.site.root)
     scratch = Path(tempfile.mkdtemp(prefix="recover-plan-"))
     try:

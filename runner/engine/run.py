@@ -139,7 +139,7 @@ def _confirm_destructive(
             "to ask; nothing was changed",
             fix="review `recover plan`, then re-run with --yes",
         )
-    plan = make_plan(request)
+    plan = make_plan(request)  # before the run takes the lock: a plan reads under its own
     if not confirm(plan):
         raise ConfirmationRequired("not confirmed; nothing was changed")
 

@@ -191,6 +191,29 @@ def test_lock_in_process(tmp_path: Path) -> None:
         assert "(third)" in (holder_of(state) or "")
 
 
+def test_a_plan_reads_under_a_shared_lock(tmp_path: Path) -> None:
+    """Plans read side by side; a run cannot start under one (and is told why), and a
+    plan cannot start under a run: a plan never sees a half-changed site."""
+    from runner.engine.lock import SiteLock, reading
+    from runner.errors import SiteLocked
+
+    state = tmp_path / ".recover"
+    with reading(state):  # a site never run: no lock file, none created
+        pass
+    assert not state.exists()
+    with SiteLock(state, "first"):
+        pass
+    with reading(state), reading(state):
+        with pytest.raises(SiteLocked) as info, SiteLock(state, "run"):
+            pass
+        assert "a `recover plan` reading the site" in info.value.message
+    with SiteLock(state, "run"):
+        with pytest.raises(SiteLocked) as info, reading(state):
+            pass
+        assert "a run is in progress on this site: pid" in info.value.message
+        assert "(run)" in info.value.message
+
+
 # -- SIGTERM ----------------------------------------------------------------------------------
 
 
