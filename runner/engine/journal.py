@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS recover_steps (
     reports_json TEXT NOT NULL DEFAULT '[]',
     state_json TEXT NOT NULL DEFAULT '{}',
     error TEXT,
+    media_log_json TEXT NOT NULL DEFAULT '{}',  -- the media log as of the last commit
     PRIMARY KEY (run_id, step_id)
 );
 """
@@ -104,6 +105,9 @@ class StepRecord:
     media: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
     state_data: dict[str, Any] = field(default_factory=dict)
+    #: the step's media log as of its last commit, so a resumed step's media
+    #: summary covers every attempt (runner.engine.media.MediaLog.to_json)
+    media_log: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -160,6 +164,7 @@ def connect(path: Path, shown_as: Path | None = None) -> TrackedConnection:
         conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript(SCHEMA)
+        _upgrade(conn)
     except sqlite3.Error as exc:
         conn.close()
         raise journal_error(exc, shown) from exc
@@ -220,8 +225,9 @@ def write_step(conn: sqlite3.Connection, run_id: str, rec: StepRecord) -> None:
     conn.execute(
         """INSERT INTO main.recover_steps (run_id, step_id, position, action, state, started_at,
                finished_at, seconds, attempts, changes_json, loss_json, loss_examples_json,
-               outputs_json, notes_json, media_json, reports_json, state_json, error)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+               outputs_json, notes_json, media_json, reports_json, state_json, error,
+               media_log_json)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
            ON CONFLICT (run_id, step_id) DO UPDATE SET
                state=excluded.state, started_at=excluded.started_at,
                finished_at=excluded.finished_at, seconds=excluded.seconds,
@@ -229,7 +235,8 @@ def write_step(conn: sqlite3.Connection, run_id: str, rec: StepRecord) -> None:
                loss_json=excluded.loss_json, loss_examples_json=excluded.loss_examples_json,
                outputs_json=excluded.outputs_json, notes_json=excluded.notes_json,
                media_json=excluded.media_json, reports_json=excluded.reports_json,
-               state_json=excluded.state_json, error=excluded.error""",
+               state_json=excluded.state_json, error=excluded.error,
+               media_log_json=excluded.media_log_json""",
         (
             run_id,
             rec.step_id,
@@ -249,15 +256,18 @@ def write_step(conn: sqlite3.Connection, run_id: str, rec: StepRecord) -> None:
             dump(rec.reports),
             dump(rec.state_data),
             rec.error,
+            dump(rec.media_log),
         ),
     )
 
 
 def read_steps(conn: sqlite3.Connection, run_id: str) -> dict[str, StepRecord]:
+    # A journal from before media_log_json (read only, so not upgraded) reads as '{}'.
+    media_log = "media_log_json" if _has_media_log(conn) else "'{}'"
     rows = conn.execute(
-        """SELECT step_id, position, action, state, seconds, attempts, changes_json, loss_json,
+        f"""SELECT step_id, position, action, state, seconds, attempts, changes_json, loss_json,
                   loss_examples_json, outputs_json, notes_json, media_json, reports_json,
-                  state_json, error, started_at, finished_at
+                  state_json, error, started_at, finished_at, {media_log}
            FROM main.recover_steps WHERE run_id = ? ORDER BY position""",
         (run_id,),
     ).fetchall()
@@ -280,9 +290,23 @@ def read_steps(conn: sqlite3.Connection, run_id: str) -> dict[str, StepRecord]:
             error=row[14],
             started_at=row[15],
             finished_at=row[16],
+            media_log=json.loads(row[17]),
         )
         for row in rows
     }
+
+
+def _has_media_log(conn: sqlite3.Connection) -> bool:
+    columns = conn.execute("PRAGMA main.table_info(recover_steps)").fetchall()
+    return any(column[1] == "media_log_json" for column in columns)
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a journal written by an earlier release up to SCHEMA."""
+    if not _has_media_log(conn):
+        conn.execute(
+            "ALTER TABLE main.recover_steps ADD COLUMN media_log_json TEXT NOT NULL DEFAULT '{}'"
+        )
 
 
 @dataclass

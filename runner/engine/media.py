@@ -16,9 +16,9 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from runner.errors import MediaError
 from runner.site import Site, clean_relpath
@@ -60,6 +60,21 @@ class MediaLog:
         counts = self.totals.setdefault((change.op, area.split("/")[0]), [0, 0])
         counts[0] += 1
         counts[1] += change.size or 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The log as plain data, kept in the journal with each commit of a step."""
+        return {
+            "changes": [asdict(change) for change in self.changes],
+            "totals": [[op, area, n, size] for (op, area), (n, size) in self.totals.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MediaLog:
+        """The log as a step's last commit left it ({} : a fresh one)."""
+        log = cls()
+        log.changes = [MediaChange(**change) for change in data.get("changes", [])]
+        log.totals = {(op, area): [n, size] for op, area, n, size in data.get("totals", [])}
+        return log
 
     def lines(self) -> list[str]:
         """Each change if there were few; otherwise a count per operation and top directory."""

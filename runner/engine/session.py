@@ -159,7 +159,7 @@ class Session:
                 with contextlib.suppress(RecoverError):  # if the journal is what failed
                     self._persist_alone(record)
             raise
-        self.media.log = MediaLog()
+        self.media.log = MediaLog.from_json(record.media_log)  # what earlier attempts did
         claims = ReportClaims(
             None
             if self.dry_run
@@ -203,7 +203,8 @@ class Session:
             record.state = StepState.DONE
             record.finished_at = _iso(self.clock)
             record.seconds += time.monotonic() - started
-            record.media += self.media.log.lines()
+            record.media = self.media.log.lines()
+            record.media_log = self.media.log.to_json()
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
             claims.release()
@@ -298,6 +299,7 @@ class Session:
 
     def _checkpoint(self, ctx: Context) -> None:
         self._gate_loss(ctx.record)
+        ctx.record.media_log = self.media.log.to_json()
         journal.write_step(ctx.db, self.run_id, ctx.record)
         ctx.db.execute("COMMIT")
         self._committed = copy.deepcopy(ctx.record)
@@ -315,6 +317,7 @@ class Session:
         record.changes, record.loss = kept.changes, kept.loss
         record.loss_examples, record.outputs = kept.loss_examples, kept.outputs
         record.reports, record.state_data = kept.reports, kept.state_data
+        record.media_log = kept.media_log
 
     def _persist(self, conn: journal.TrackedConnection, record: StepRecord) -> None:
         try:

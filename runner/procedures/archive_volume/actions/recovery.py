@@ -87,6 +87,7 @@ class RecoveryAttempt(ArchiveAction):
         after = str(ctx.state.get("after", ""))
         jobs = int(ctx.state.get("jobs", 0))
         copied = int(ctx.state.get("copied", 0))
+        written = int(ctx.state.get("written", 0))
         fetcher = _Fetcher(ctx, self.volume_ref, host)
         with ExitStack() as stack:
             stack.callback(fetcher.close)
@@ -106,12 +107,28 @@ class RecoveryAttempt(ArchiveAction):
                 if not studies:
                     break
                 label = f"recovery batch {done + 1}"
+                counted = (fetcher.sent, fetcher.written, fetcher.protected)
                 for study_ref in ctx.progress(studies, len(studies), label):
                     copied += fetcher.send_job(study_ref)
                     jobs += 1
                 after = studies[-1]
                 done += 1
-                ctx.checkpoint({"batches": done, "after": after, "jobs": jobs, "copied": copied})
+                # Counted with the batch, so the checkpoint commits them together: after
+                # an interruption the step's totals are those of an uninterrupted run.
+                ctx.changed("send_jobs", "created", len(studies))
+                ctx.changed("object_locations", "state R -> S", fetcher.sent - counted[0])
+                ctx.changed("cache", "objects copied in", fetcher.written - counted[1])
+                ctx.changed("cache_locations", "protected", fetcher.protected - counted[2])
+                written += fetcher.written - counted[1]
+                ctx.checkpoint(
+                    {
+                        "batches": done,
+                        "after": after,
+                        "jobs": jobs,
+                        "copied": copied,
+                        "written": written,
+                    }
+                )
         remaining = ctx.db.execute(
             "SELECT count(DISTINCT o.study_ref) FROM catalog.object_locations l"
             " JOIN catalog.objects o ON o.object_id = l.object_id"
@@ -120,13 +137,9 @@ class RecoveryAttempt(ArchiveAction):
         ).fetchone()[0]
         if fetcher.failures > _MAX_WARNINGS:
             ctx.warn(f"{fetcher.failures - _MAX_WARNINGS} more fetch failure(s) not shown")
-        ctx.changed("send_jobs", "created", jobs)
-        ctx.changed("object_locations", "state R -> S", fetcher.sent)
-        ctx.changed("cache", "objects copied in", fetcher.written)
-        ctx.changed("cache_locations", "protected", fetcher.protected)
         ctx.note(
             f"{self.volume_ref}: {jobs:,} SEND job(s) in {done} batch(es), {copied:,} object(s) "
-            f"in cache ({fetcher.written:,} copied now); {remaining:,} study(ies) still to do"
+            f"in cache ({written:,} copied now); {remaining:,} study(ies) still to do"
         )
         ctx.output(jobs=jobs, batches=done, recovered=copied, remaining_studies=remaining)
 
