@@ -31,6 +31,7 @@ from runner.contract import StepContext
 from runner.errors import MediaError
 from runner.procedures.pool_containers import catalog, media
 
+# Raw sqlite3 (executemany, set-based SQL): the apply is a hot path the benchmark times.
 _TEMP = (
     "DROP TABLE IF EXISTS temp.pools_fix_rebind",
     "DROP TABLE IF EXISTS temp.pools_fix_lost",

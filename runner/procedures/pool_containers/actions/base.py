@@ -64,7 +64,8 @@ class PoolsAction(Action):
 
 
 def scan_counts(db: sqlite3.Connection, selected: list[str]) -> dict[str, int]:
-    """Set-based counts over the catalog and the scan's temp tables."""
+    """Set-based counts over the catalog and the scan's temp tables (raw SQL: timed
+    by the benchmark)."""
     row = db.execute(
         """WITH sel AS (SELECT value AS pool FROM json_each(?))
            SELECT
