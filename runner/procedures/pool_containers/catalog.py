@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import sqlite_utils
-
 from runner.clock import parse_stamp, stamp  # noqa: F401 - the catalog's time format
 from runner.site import safe_relpath
 
@@ -24,6 +22,9 @@ def create(conn: sqlite3.Connection) -> None:
     The value domains (pools.kind, elements.type_manager, versions.data) are
     documented, not enforced: sqlite-utils has no CHECK constraints, and the
     generator only writes values from them."""
+    # Imported here: sqlite-utils takes ~0.3 s to import, and check/fix never create tables.
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     db.table("pools").create(
         {"name": str, "path": str, "kind": str},  # path: site-relative; kind: source|cleartext
@@ -69,6 +70,7 @@ def create(conn: sqlite3.Connection) -> None:
     db.table("container_versions").create(
         {"container_id": int, "version_id": int},
         pk=("container_id", "version_id"),
+        not_null={"container_id", "version_id"},
         foreign_keys=[("container_id", "containers", "id"), ("version_id", "versions", "id")],
         if_not_exists=True,
     )

@@ -16,9 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from runner.clock import parse_moment
 from runner.procedures.pool_containers import catalog, media
@@ -30,6 +28,9 @@ from runner.procedures.pool_containers.world.categories import (
 )
 from runner.procedures.pool_containers.world.scenario import scenario
 from runner.worlds import option
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SOURCE_POOLS = ("sdft", "s2")
@@ -107,7 +108,11 @@ class Builder:
         self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
         catalog.create(self.conn)
-        self.db = sqlite_utils.Database(self.conn)
+        # Imported here, not at the top: every `recover` command loads this module
+        # (the registry), and sqlite-utils takes ~0.3 s to import.
+        import sqlite_utils
+
+        self.db: sqlite_utils.Database = sqlite_utils.Database(self.conn)
         self.rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in COLUMNS}
         self.ids = {"branch": 0, "version": 0, "container": 0, "file": 0}
         self.dirs: set[Path] = set()
