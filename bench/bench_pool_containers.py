@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 
 from bench.common import child_env, recover  # noqa: E402
 from bench.common import measure as measure_child  # noqa: E402
-from runner.procedures.pool_containers.world import NOW  # noqa: E402
+from runner.procedures.pool_containers.world.generator import NOW  # noqa: E402
 
 CHECK_PLAYBOOK = """version: 1
 name: bench-pools-check

@@ -10,10 +10,10 @@ from pathlib import Path
 from runner import clock
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
-from runner.procedures.pool_containers.actions import CheckPools, FixPools
-from runner.procedures.pool_containers.cli import world
-from runner.procedures.pool_containers.rules import validate_steps
-from runner.procedures.pool_containers.world import Options, build
+from runner.procedures.pool_containers import rules
+from runner.procedures.pool_containers.actions import ACTIONS
+from runner.procedures.pool_containers.world import Options, generate
+from runner.procedures.pool_containers.world import cli as world_cli
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("pool-container-fix.yaml")
@@ -23,7 +23,7 @@ def demo(base: Path) -> list[DemoCase]:
     """A small repository, fixed under the window its scenario assumes."""
     site = base / "repository"
     # The repository's present is the run's clock, so "yesterday" means yesterday.
-    scenario = build(site, Options(seed=7, elements=60, now=clock.now()))
+    scenario = generate(site, Options(seed=7, elements=60, now=clock.now()))
     return [
         DemoCase(
             "storage pools: check, then rebuild missing containers (force+fix, window "
@@ -36,11 +36,11 @@ def demo(base: Path) -> list[DemoCase]:
 
 
 PROCEDURE = Procedure(
-    assets=ASSETS,
     name="pools",
     title="Storage pool container reconstruction",
-    actions=(CheckPools, FixPools),
-    world=world,
+    actions=ACTIONS,
+    assets=ASSETS,
+    world=world_cli.command,
     demo=demo,
-    validate_steps=validate_steps,
+    validate_steps=rules.validate_steps,
 )

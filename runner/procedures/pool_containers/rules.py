@@ -11,6 +11,8 @@ from runner.procedures.pool_containers import window
 
 
 def validate_steps(steps: list[StepView]) -> list[Finding]:
+    """A pools.fix window that cannot parse, and fix without force naming no
+    elements (a step that would only report)."""
     findings: list[Finding] = []
     for step in steps:
         if step.action != "pools.fix":

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from runner.cli import cli
 from runner.procedures.pool_containers.catalog import TABLES
-from runner.procedures.pool_containers.world import NOW, Options, build
+from runner.procedures.pool_containers.world.generator import NOW, Options, generate
 from tests.helpers import (
     PLAYBOOKS_DIR,
     catalog_site_files,
@@ -59,7 +59,7 @@ def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
 def template_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     """One generated repository per test session; tests copy it."""
     root = tmp_path_factory.mktemp("pools-template") / "site"
-    return Site(root, build(root, Options(seed=11, elements=48)))
+    return Site(root, generate(root, Options(seed=11, elements=48)))
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def site(template_site: Site, tmp_path: Path) -> Site:
 def make_site(tmp_path: Path) -> Callable[..., Site]:
     def make(name: str = "site", **options: Any) -> Site:
         root = tmp_path / name
-        return Site(root, build(root, Options(**options)))
+        return Site(root, generate(root, Options(**options)))
 
     return make
 

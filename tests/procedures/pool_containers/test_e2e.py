@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.procedures.pool_containers import media
-from runner.procedures.pool_containers.world import data_for
+from runner.procedures.pool_containers.world.generator import data_for
 
 from .conftest import (
     PLAYBOOK,

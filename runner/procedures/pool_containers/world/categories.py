@@ -14,9 +14,37 @@ from typing import TYPE_CHECKING
 from runner.procedures.pool_containers.media import TYPE_MANAGERS
 
 if TYPE_CHECKING:
-    from runner.procedures.pool_containers.world import Builder, V
+    from runner.procedures.pool_containers.world.generator import Builder, V
 
 MULTI = ("delta", "compressed")
+
+#: category -> what it exercises
+CATEGORIES: dict[str, str] = {
+    "identical": "container missing; an identical alternate in another pool (unrecorded move)",
+    "identical_wc": "whole-copy element: one version's container missing, identical alternate",
+    "superset": "container missing; the pool is newer: the alternate holds extra versions",
+    "subset_recent": "container missing; the database is newer: newest versions, created "
+    "inside the window, are in no alternate",
+    "subset_old": "like subset_recent, but the versions no alternate holds are older than "
+    "the window: refused, left as is",
+    "prefer_identical": "identical, superset and subset alternates: identical wins",
+    "prefer_superset": "superset and subset alternates: superset wins",
+    "other_tm": "delta element, only a compressed alternate (type manager changed): "
+    "non-optimised rebind",
+    "other_tm_wc": "compressed element, only whole-copy alternates, one per version",
+    "cleartext": "no alternate; every version has a whole copy in the cleartext pool",
+    "mixed": "older versions from another type manager's alternate, newest from cleartext",
+    "lost_recent": "whole-copy element: the newest version's container is gone everywhere, "
+    "created inside the window: loss accepted",
+    "lost_old": "whole-copy element: a version older than the window is gone everywhere: "
+    "refused, left as is",
+    "branch_guard": "whole-copy element: every version above 0 of /main/dev is gone "
+    "(inside the window): refused in force mode, listed for interactive handling",
+    "corrupt_ref": "healthy element whose referenced container fails a digest",
+    "corrupt_alt": "container missing; the identical alternate is corrupt, an intact "
+    "subset wins (newest versions lost, inside the window)",
+    "orphan": "an unreferenced container of an element the database does not know",
+}
 
 
 @dataclass

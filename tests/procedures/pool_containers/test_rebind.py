@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from runner.procedures.pool_containers.decide import (
+from runner.procedures.pool_containers.rebind import (
     FIX,
     INTERACTIVE,
     REFUSED_WINDOW,

@@ -1,10 +1,10 @@
 """A deterministic repository whose database and pools come from backups of different ages.
 
 Most elements are healthy. The damaged ones each belong to one category
-(see CATEGORIES) and the generator knows, from how it built them, what a
+(see categories.CATEGORIES) and the generator knows, from how it built them, what a
 force+fix run under the scenario's window must do with each: that is written
-to scenario.json, computed from the construction and never by running the
-algorithm.
+to scenario.json (see scenario.py), computed from the construction and never
+by running the algorithm.
 """
 
 from __future__ import annotations
@@ -16,54 +16,66 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runner.clock import parse_moment
 from runner.procedures.pool_containers import catalog, media
+from runner.procedures.pool_containers.world.categories import (
+    CATEGORIES,
+    MAKERS,
+    Expect,
+    healthy,
+)
+from runner.procedures.pool_containers.world.scenario import scenario
+from runner.worlds import option
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SOURCE_POOLS = ("sdft", "s2")
 CLEARTEXT_POOL = "cdft"
 FLUSH_EVERY = 2000
-
-#: category -> what it exercises
-CATEGORIES: dict[str, str] = {
-    "identical": "container missing; an identical alternate in another pool (unrecorded move)",
-    "identical_wc": "whole-copy element: one version's container missing, identical alternate",
-    "superset": "container missing; the pool is newer: the alternate holds extra versions",
-    "subset_recent": "container missing; the database is newer: newest versions, created "
-    "inside the window, are in no alternate",
-    "subset_old": "like subset_recent, but the versions no alternate holds are older than "
-    "the window: refused, left as is",
-    "prefer_identical": "identical, superset and subset alternates: identical wins",
-    "prefer_superset": "superset and subset alternates: superset wins",
-    "other_tm": "delta element, only a compressed alternate (type manager changed): "
-    "non-optimised rebind",
-    "other_tm_wc": "compressed element, only whole-copy alternates, one per version",
-    "cleartext": "no alternate; every version has a whole copy in the cleartext pool",
-    "mixed": "older versions from another type manager's alternate, newest from cleartext",
-    "lost_recent": "whole-copy element: the newest version's container is gone everywhere, "
-    "created inside the window: loss accepted",
-    "lost_old": "whole-copy element: a version older than the window is gone everywhere: "
-    "refused, left as is",
-    "branch_guard": "whole-copy element: every version above 0 of /main/dev is gone "
-    "(inside the window): refused in force mode, listed for interactive handling",
-    "corrupt_ref": "healthy element whose referenced container fails a digest",
-    "corrupt_alt": "container missing; the identical alternate is corrupt, an intact "
-    "subset wins (newest versions lost, inside the window)",
-    "orphan": "an unreferenced container of an element the database does not know",
+BATCH = 500  # rows per INSERT statement of the bulk inserts
+#: the columns of the rows the builder collects, per table, in insert order
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "elements": ("id", "oid", "path", "type_manager"),
+    "branches": ("id", "element_id", "name"),
+    "versions": ("id", "branch_id", "number", "created_at", "data", "data_gone_at"),
+    "containers": ("id", "element_id", "pool", "type_manager", "relpath"),
+    "container_versions": ("container_id", "version_id"),
 }
+
+
+def _now(text: str) -> datetime:
+    return parse_moment(text, f"--now {text!r}")
+
+
+def _window(text: str) -> datetime:
+    return parse_moment(text, f"--window {text!r}")
 
 
 @dataclass(frozen=True)
 class Options:
-    seed: int = 7
-    elements: int = 60
-    damaged: float = 0.1
-    now: datetime = NOW
-    window: datetime | None = None  # default: yesterday 00:00 of `now`
-    cleartext: float = 0.05
+    seed: int = option(7, "Random seed (same seed, same site).")
+    elements: int = option(60, "Number of elements.")
+    damaged: float = option(0.1, "Share of elements that are damaged (at least one per category).")
+    cleartext: float = option(0.05, "Share of healthy versions that also have a cleartext copy.")
+    # option() returns a dataclass field, not a shared mutable default:
+    now: datetime = option(  # noqa: RUF009
+        NOW,
+        "The repository's present (pin the run with RECOVER_NOW to the same value).",
+        parse=_now,
+    )
+    window: datetime | None = option(  # noqa: RUF009
+        None,
+        "Start of the allowed-data-loss window the scenario assumes",
+        parse=_window,
+        shown_default="yesterday 00:00 of --now",
+    )
 
     def since(self) -> datetime:
+        """The window's start: --window, else yesterday 00:00 of `now`."""
         if self.window is not None:
             return self.window
         return datetime.combine(self.now.date(), time(0), tzinfo=self.now.tzinfo) - timedelta(
@@ -96,9 +108,12 @@ class Builder:
         self.conn.execute("PRAGMA journal_mode=OFF")
         self.conn.execute("PRAGMA synchronous=OFF")
         catalog.create(self.conn)
-        self.rows: dict[str, list[tuple[Any, ...]]] = {
-            t: [] for t in ("elements", "branches", "versions", "containers", "container_versions")
-        }
+        # Imported here, not at the top: every `recover` command loads this module
+        # (the registry), and sqlite-utils takes ~0.3 s to import.
+        import sqlite_utils
+
+        self.db: sqlite_utils.Database = sqlite_utils.Database(self.conn)
+        self.rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in COLUMNS}
         self.ids = {"branch": 0, "version": 0, "container": 0, "file": 0}
         self.dirs: set[Path] = set()
         self.files = 0
@@ -212,16 +227,9 @@ class Builder:
         corrupt_file(path)
 
     def flush(self) -> None:
-        shapes = {
-            "elements": 4,
-            "branches": 3,
-            "versions": 6,
-            "containers": 5,
-            "container_versions": 2,
-        }
-        for table, width in shapes.items():
-            marks = ",".join("?" * width)
-            self.conn.executemany(f"INSERT INTO {table} VALUES ({marks})", self.rows[table])
+        for table, columns in COLUMNS.items():
+            rows = (dict(zip(columns, row, strict=True)) for row in self.rows[table])
+            self.db.table(table).insert_all(rows, batch_size=BATCH)
             self.rows[table].clear()
         self.conn.commit()
 
@@ -254,10 +262,8 @@ def corrupt_file(path: Path, key: tuple[str, int] | None = None) -> None:
     path.write_bytes(bytes(blob))
 
 
-def build(root: Path, opts: Options) -> dict[str, Any]:
+def generate(root: Path, opts: Options) -> dict[str, Any]:
     """Generate the site under `root` (which must not hold a catalog yet); return the scenario."""
-    from runner.procedures.pool_containers.categories import MAKERS, Expect, healthy
-
     per = max(1, round(opts.elements * opts.damaged / len(CATEGORIES)))
     slots = [c for c in MAKERS for _ in range(per)]
     if len(slots) > opts.elements:
@@ -273,10 +279,9 @@ def build(root: Path, opts: Options) -> dict[str, Any]:
     b = Builder(root, opts)
     for pool in (*SOURCE_POOLS, CLEARTEXT_POOL):
         (b.pool_dir(pool) / "lost+found").mkdir(parents=True, exist_ok=True)
-    b.conn.executemany(
-        "INSERT INTO pools VALUES (?, ?, ?)",
-        [(p, f"pools/{p}", "source") for p in SOURCE_POOLS]
-        + [(CLEARTEXT_POOL, f"pools/{CLEARTEXT_POOL}", "cleartext")],
+    b.db.table("pools").insert_all(
+        [{"name": p, "path": f"pools/{p}", "kind": "source"} for p in SOURCE_POOLS]
+        + [{"name": CLEARTEXT_POOL, "path": f"pools/{CLEARTEXT_POOL}", "kind": "cleartext"}]
     )
     slots += ["healthy"] * (opts.elements - len(slots))
     b.rng.shuffle(slots)
@@ -295,72 +300,6 @@ def build(root: Path, opts: Options) -> dict[str, Any]:
         b.alternate(oid, "delta", versions)
     b.flush()
     b.conn.close()
-    scenario = _scenario(b, opts, per, expects)
-    (root / "scenario.json").write_text(json.dumps(scenario, indent=2) + "\n", encoding="utf-8")
-    return scenario
-
-
-def _scenario(b: Builder, opts: Options, per: int, expects: list[Any]) -> dict[str, Any]:
-    examined = [e for e in expects if e.examined]
-    fixed = [e for e in examined if e.outcome == "fix"]
-    matches = {k: 0 for k in ("identical", "superset", "subset", "nonoptimised", "none")}
-    for e in examined:
-        for m in e.matches:
-            matches[m] += 1
-    corrupt_alt = sum(e.corrupt_alt for e in expects)
-    fix = {
-        "missing": b.totals["missing"],
-        "elements_examined": len(examined),
-        **{f"match_{k}": v for k, v in matches.items()},
-        "versions_rebuildable": sum(e.rebuilt for e in examined),
-        "versions_lost_accepted": sum(len(e.lost_accepted) for e in fixed),
-        "versions_lost_refused": sum(len(e.lost_refused) for e in examined),
-        "versions_held": sum(e.held for e in examined),
-        "elements_fix": len(fixed),
-        "elements_refused_window": sum(e.outcome == "refused_window" for e in examined),
-        "elements_interactive": sum(e.outcome == "interactive" for e in examined),
-        "alternates_of_examined": sum(e.alternates for e in examined),
-        "corrupt_found": corrupt_alt,
-        "elements_fixed": len(fixed),
-        "containers_rebuilt": sum(m != "none" for e in fixed for m in e.matches),
-        "containers_removed": sum(m == "none" for e in fixed for m in e.matches),
-        "versions_rebuilt": sum(e.rebuilt for e in fixed),
-        "versions_lost": sum(len(e.lost_accepted) for e in fixed),
-        "alternates_moved": sum(e.alternates for e in fixed),
-    }
-    check = {
-        "containers_checked": b.totals["containers"],
-        "missing": b.totals["missing"],
-        "elements_with_missing": len(examined),
-        "unreferenced": b.totals["unreferenced"],
-        "orphans": per,
-        "corrupt": sum(e.corrupt_ref for e in expects) + corrupt_alt,
-        "cleartext_copies": b.totals["cleartext"],
-    }
-    categories: dict[str, list[str]] = {c: [] for c in CATEGORIES if c != "orphan"}
-    for e in expects:
-        categories[e.category].append(e.path)
-    return {
-        "procedure": "pools",
-        "seed": opts.seed,
-        "elements": opts.elements,
-        "now": opts.now.isoformat(),
-        "window": opts.since().isoformat(),
-        "params": {"since": opts.since().isoformat()},
-        "pool_files": b.files,
-        "expected": {"check": check, "fix": fix},
-        "categories": categories,
-        "damaged": {
-            e.path: {
-                "category": e.category,
-                "outcome": e.outcome,
-                "matches": e.matches,
-                "rebuilt": e.rebuilt,
-                "lost_accepted": e.lost_accepted,
-                "lost_refused": e.lost_refused,
-                "alternates": e.alternates,
-            }
-            for e in expects
-        },
-        "notes": {c: d for c, d in CATEGORIES.items()},
-    }
+    expected = scenario(b, opts, per, expects)
+    (root / "scenario.json").write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
+    return expected

@@ -1,4 +1,7 @@
-"""The changing half of `pools.fix`: replay the work file in batches.
+"""The changing half of `pools.fix`: rebuild containers by replaying the work file in batches.
+
+(Named for what it does to the pools; roll_forward's `apply` and `replay` are
+its own log replay.)
 
 Per element, in this order: write each rebuilt container (atomic, under a new
 name unique to the run), then move every alternate of the element to its
@@ -28,6 +31,7 @@ from runner.contract import StepContext
 from runner.errors import MediaError
 from runner.procedures.pool_containers import catalog, media
 
+# Raw sqlite3 (executemany, set-based SQL): the apply is a hot path the benchmark times.
 _TEMP = (
     "DROP TABLE IF EXISTS temp.pools_fix_rebind",
     "DROP TABLE IF EXISTS temp.pools_fix_lost",

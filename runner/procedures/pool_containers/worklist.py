@@ -1,7 +1,9 @@
-"""The read-only half of `pools.fix`: decide every element, write the work file.
+"""The work list of `pools.fix`: decide every element, write the work file.
 
-After the scan, the elements with missing containers are visited in id order;
-for each one the algorithm in `decide` picks the rebuild and the guards
+The read-only half of the fix (named for what it produces, the work list
+`rebuild` carries out; keyed_file's `analysis` means something else). After
+the scan, the elements with missing containers are visited in id order;
+for each one the algorithm in `rebind` picks the rebuild and the guards
 decide whether the fix may go ahead. Every element's decision becomes one JSON
 line of a work file, written atomically before anything is changed. The apply
 phase replays that file in batches, so a run resumed after a crash carries
@@ -20,15 +22,15 @@ from typing import Any, BinaryIO
 
 from runner.contract import StepContext
 from runner.errors import MediaError
-from runner.procedures.pool_containers import decide, media
-from runner.procedures.pool_containers.decide import (
+from runner.procedures.pool_containers import media, rebind
+from runner.procedures.pool_containers.pool_scan import LOST_FOUND, Pool
+from runner.procedures.pool_containers.rebind import (
     FIX,
     REFUSED_WINDOW,
     Candidate,
     Missing,
     Version,
 )
-from runner.procedures.pool_containers.scan import LOST_FOUND, Pool
 from runner.procedures.pool_containers.window import Window
 
 MAX_NOTES = 100
@@ -75,7 +77,7 @@ class Summary:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
-def analyse(
+def write_worklist(
     ctx: StepContext,
     pools: list[Pool],
     selected: list[str],
@@ -186,7 +188,7 @@ def _element(
     alternates = [c for c in candidates if c.kind == "source"]
     cleartext = [c for c in candidates if c.kind == "cleartext"]
     occupied = {(c.pool, c.relpath) for c in alternates}
-    decision = decide.decide_element(
+    decision = rebind.decide_element(
         tm, missing, versions, alternates, cleartext, window, force=mode.guard_applies(path)
     )
     applied = mode.applies(path, decision.outcome)
@@ -247,7 +249,7 @@ def _container(
     pools: dict[str, Pool],
     oid: str,
     tm: str,
-    c: decide.ContainerDecision,
+    c: rebind.ContainerDecision,
     stamp: str,
     occupied: set[tuple[str, str]],
 ) -> dict[str, Any]:
@@ -317,7 +319,7 @@ def _lost(v: Version) -> list[Any]:
     return [v.id, v.branch, v.number, v.created_at]
 
 
-def _count(summary: Summary, d: decide.ElementDecision, applied: bool, alternates: int) -> None:
+def _count(summary: Summary, d: rebind.ElementDecision, applied: bool, alternates: int) -> None:
     add = summary.add
     add("elements_examined")
     add(f"elements_{d.outcome}")

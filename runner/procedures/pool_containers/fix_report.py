@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runner.contract import StepContext
-from runner.procedures.pool_containers.analyse import Mode, describe, read_lines, verdict
 from runner.procedures.pool_containers.window import Window
+from runner.procedures.pool_containers.worklist import Mode, describe, read_lines, verdict
 
 
 def elements(ctx: StepContext, work: str) -> Iterator[dict[str, Any]]:

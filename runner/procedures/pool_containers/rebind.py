@@ -1,4 +1,5 @@
-"""The fix algorithm for one element, as pure functions (no I/O).
+"""The fix algorithm for one element, as pure functions (no I/O): which rebind
+rebuilds each missing container, and whether the guards let the fix go ahead.
 
 For each missing container of the element:
 

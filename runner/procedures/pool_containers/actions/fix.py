@@ -1,0 +1,201 @@
+"""`pools.fix`: decide every element (the work list), rebuild, then report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from runner.contract import Check, StepContext
+from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, StepFailed
+from runner.procedures.pool_containers import pool_scan, window
+from runner.procedures.pool_containers.actions.base import PoolsAction, scan_counts
+from runner.procedures.pool_containers.fix_report import (
+    decisions,
+    elements,
+    fix_context,
+    lost_rows,
+)
+from runner.procedures.pool_containers.rebuild import replay
+from runner.procedures.pool_containers.worklist import Mode, Summary, write_worklist
+from runner.site import safe_relpath
+
+FIX_REPORT = "reports/pools-fix.txt"
+FIX_CSV = "reports/pools-fix-versions.csv"
+BATCH = 500
+
+
+class FixPools(PoolsAction):
+    name = "pools.fix"
+    summary = (
+        "rebuild missing containers from alternates and cleartext; with force+fix, accept "
+        "the loss the window allows"
+    )
+    destructive = True
+
+    def own_checks(self, ctx: StepContext) -> Iterator[Check]:
+        try:
+            window.parse(self.args.get("allow_missing_data_since", window.DEFAULT), ctx.now)
+            yield Check("allowed-data-loss window is valid", True)
+        except RecoverError as exc:
+            yield Check("allowed-data-loss window is valid", False, exc.message, exc.fix)
+        named = self.args.get("elements", [])
+        if named:
+            known = {
+                r[0]
+                for r in ctx.db.execute(
+                    "SELECT path FROM elements WHERE path IN (SELECT value FROM json_each(?))",
+                    (json.dumps(named),),
+                )
+            }
+            unknown = [p for p in named if p not in known]
+            yield Check(
+                "named elements exist",
+                not unknown,
+                "unknown: " + ", ".join(unknown[:10]) if unknown else "",
+                fix="name elements by their path in the catalog's elements table",
+            )
+
+    def run(self, ctx: StepContext) -> None:
+        win = window.parse(self.args.get("allow_missing_data_since", window.DEFAULT), ctx.now)
+        if win.wide(ctx.now) and not ctx.confirmed(window.CONFIRM_KEY):
+            raise ConfirmationRequired(
+                f"the allowed-data-loss window starts {win.since.isoformat()}, more than a week "
+                "before the run's clock; nothing was changed",
+                fix=f"if that much loss is acceptable, add {window.CONFIRM_KEY} to the playbook's "
+                f"safety.confirm or pass --confirm {window.CONFIRM_KEY}",
+            )
+        mode = Mode(
+            bool(self.args.get("force", False)),
+            bool(self.args.get("fix", False)),
+            frozenset(self.args.get("elements", [])),
+        )
+        report = self.args.get("report", FIX_REPORT)
+        work = _work_path(report, ctx.step_id)
+        state: dict[str, Any] = dict(ctx.state)
+        if not state.get("phase"):
+            state = self._decide(ctx, win, mode, work)
+        if state["phase"] == "apply":
+            batch = int(self.args.get("batch_size", BATCH))
+            replay(ctx, work, state, batch, ctx.checkpoint)
+            state = {**state, "phase": "report"}
+            ctx.checkpoint(state)
+        if state["phase"] == "report":
+            state = self._reports(ctx, win, mode, work, state)
+        ctx.media.remove(work)
+        self._finish(ctx, win, mode, state)
+
+    def _decide(
+        self, ctx: StepContext, win: window.Window, mode: Mode, work: str
+    ) -> dict[str, Any]:
+        pools = pool_scan.load_pools(ctx.db)
+        selected = self.selected(pools)
+        # Unreferenced containers and cleartext copies are the candidate sources:
+        # their digests are checked while they are read anyway.
+        stats = pool_scan.scan(ctx, pools, verify=lambda _p, referenced: not referenced)
+        summary = Summary(scan_counts(ctx.db, selected))
+        summary.counts["cleartext_copies"] = stats.cleartext
+        examples = write_worklist(ctx, pools, selected, win, mode, work, summary)
+        pool_scan.drop_temp(ctx.db)
+        state = {
+            "phase": "apply",
+            "offset": 0,
+            "lines": summary.counts.get("elements_examined", 0),
+            "summary": summary.counts,
+        }
+        ctx.lost("versions", summary.counts.get("versions_lost", 0), examples)
+        try:
+            ctx.checkpoint(state)  # the loss budget gate, before anything changes
+        except SafetyRefusal:
+            ctx.media.remove(work)
+            raise
+        return state
+
+    def _reports(
+        self, ctx: StepContext, win: window.Window, mode: Mode, work: str, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Render both reports. A run interrupted while rendering rewrites its own
+        files on resume (the engine keeps report names claimed until the step commits)."""
+        report = self.args.get("report", FIX_REPORT)
+        versions_csv = self.args.get("versions_csv", FIX_CSV)
+        if safe_relpath(report) == safe_relpath(versions_csv):
+            raise StepFailed("report and versions_csv name the same file")
+        common = fix_context(ctx, win, mode, state["summary"])
+        lines = ctx.progress(elements(ctx, work), state.get("lines"), "report lines")
+        text = ctx.report(
+            "pool_containers/fix.txt.j2",
+            report,
+            {**common, "elements": lines, "lost": lost_rows(decisions(ctx, work), win)},
+        )
+        table = ctx.report(
+            "pool_containers/fix-versions.csv.j2",
+            versions_csv,
+            {"rows": lost_rows(decisions(ctx, work), win)},
+        )
+        state = {**state, "phase": "done", "reports": [text, table]}
+        ctx.checkpoint(state)
+        return state
+
+    def _finish(
+        self, ctx: StepContext, win: window.Window, mode: Mode, state: dict[str, Any]
+    ) -> None:
+        counts = {k: int(v) for k, v in state["summary"].items()}
+        for key in ("identical", "superset", "subset", "nonoptimised", "none"):
+            counts.setdefault(f"match_{key}", 0)
+        for key in (
+            "elements_examined",
+            "elements_fix",
+            "elements_refused_window",
+            "elements_interactive",
+            "elements_fixed",
+            "containers_rebuilt",
+            "containers_removed",
+            "versions_rebuilt",
+            "versions_rebuildable",
+            "versions_lost",
+            "versions_lost_accepted",
+            "versions_lost_refused",
+            "alternates_moved",
+            "corrupt_found",
+        ):
+            counts.setdefault(key, 0)
+        ctx.output(
+            **counts,
+            mode=mode.label,
+            window_since=win.since.isoformat(),
+            changed=bool(counts["elements_fixed"]),
+            reports=state.get("reports", []),
+        )
+        ctx.note(
+            f"{mode.label}, window since {win.since.isoformat()}: "
+            f"{counts['missing']:,} missing containers in {counts['elements_examined']:,} "
+            f"elements; rebuilt identical {counts['match_identical']:,}, superset "
+            f"{counts['match_superset']:,}, subset {counts['match_subset']:,}, non-optimised "
+            f"{counts['match_nonoptimised']:,}; versions lost: accepted "
+            f"{counts['versions_lost_accepted']:,}, refused {counts['versions_lost_refused']:,}; "
+            f"{counts['elements_fixed']:,} elements fixed, {counts['alternates_moved']:,} "
+            "alternates moved to lost+found"
+        )
+        if not mode.fix or (not mode.force and not mode.named):
+            ctx.note(
+                "report only: nothing was changed (changes need force and fix, or fix with "
+                "the elements named)"
+            )
+        if counts["elements_refused_window"]:
+            ctx.warn(
+                f"{counts['elements_refused_window']:,} element(s) left as is: they would lose "
+                f"version data created before {win.since.isoformat()}; re-run with a wider "
+                "window or fix them one by one (see the report)"
+            )
+        if counts["elements_interactive"] and mode.force:
+            ctx.warn(
+                f"{counts['elements_interactive']:,} element(s) refused in force mode: a branch "
+                "would lose all its versions above 0; fix each interactively (fix without "
+                "force, naming it in `elements`)"
+            )
+
+
+def _work_path(report: str, step_id: str) -> str:
+    parent, _, _name = report.rpartition("/")
+    name = f".pools-fix-{step_id}.work.jsonl"
+    return f"{parent}/{name}" if parent else name
