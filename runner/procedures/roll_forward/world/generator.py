@@ -13,6 +13,7 @@ roll back, and a torn or checksum-broken tail.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import sqlite_utils
 
 from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
@@ -201,23 +204,26 @@ def _write_db(
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path)
     try:
+        site = sqlite_utils.Database(conn, execute_plugins=False)
         for table, (cols, indexes) in SCHEMAS[db].items():
+            # The workload's DDL text, as the backups have always had it (restore
+            # copies it from their sqlite_master); the rows in bulk.
             conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {cols})")
             for i, index in enumerate(indexes):
                 conn.execute(f"CREATE INDEX {table}_ix{i} ON {table} ({index})")
-            names = columns(db, table)
-            conn.executemany(
-                f"INSERT INTO {table} (id, {', '.join(names)}) VALUES "
-                f"({', '.join('?' * (len(names) + 1))})",
-                ([key, *row] for key, row in sorted(tables[table].items())),
+            if not conn.in_transaction:
+                # One transaction for every row, begun where sqlite3 would begin it
+                # for a plain INSERT: the same commits, so the same file, byte for byte.
+                conn.execute("BEGIN")
+            rows = ([key, *row] for key, row in sorted(tables[table].items()))
+            site.table(table).insert_all(
+                itertools.chain([["id", *columns(db, table)]], rows), batch_size=500
             )
         if flags is not None:
+            # rf_flags keeps its DDL text: sqlite-utils cannot write its CHECK
+            # constraints (one row, enabled/disabled values).
             conn.execute(FLAGS_DDL.format(schema=""))
-            conn.execute(
-                f"INSERT INTO rf_flags (id, {', '.join(flags)}) VALUES "
-                f"(1, {', '.join('?' * len(flags))})",
-                list(flags.values()),
-            )
+            site.table("rf_flags").insert({"id": 1, **flags})
         conn.commit()
     finally:
         conn.close()
