@@ -4,6 +4,16 @@ Every recoverable database carries one row of flags in `rf_flags`, and gets an
 `rf_recovery` table (one row per replayed transaction) when rolled forward.
 User tables are anything else; the procedure only touches them by replaying
 log calls against their single-column primary key.
+
+Why the DDL here is SQL text and not sqlite-utils `create`/`add_column`: both
+tables carry CHECK constraints (and rf_recovery is WITHOUT ROWID), which
+sqlite-utils' `create` cannot write; and the actions reach these tables in
+databases attached to the step's connection (`db_<name>.rf_recovery`, so that
+they commit with the journal), which a sqlite-utils Table cannot name: it
+quotes one unqualified identifier, so with several databases attached it
+cannot say whose rf_recovery it means (simonw/sqlite-utils#608).
+`transform` would also rebuild the table, dropping WITHOUT ROWID. The world
+generator, which writes plain files, uses sqlite-utils for its bulk rows.
 """
 
 from __future__ import annotations
@@ -74,7 +84,7 @@ def ensure_recovery_table(db: sqlite3.Connection, alias: str) -> None:
     """rf_recovery as this release writes it: created, or given the time columns that
     a table made by an earlier release lacks (a backup copy taken after an earlier
     roll forward brings its rf_recovery along; so does a run resumed after an
-    upgrade)."""
+    upgrade). Raw SQL qualified by `alias`: see the module docstring."""
     db.execute(RECOVERY_DDL.format(schema=f"{alias}."))
     columns = {r[1] for r in db.execute(f"PRAGMA {alias}.table_info(rf_recovery)")}
     for column, micros in (("begin_time", "begin_us"), ("end_time", "end_us")):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn
 
 from runner.errors import MediaError
-from runner.procedures.roll_forward.apply import (
+from runner.procedures.roll_forward.batches import (
     PLAN_ERRORS,
     CallPlanner,
     Open,

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
-from runner.procedures.roll_forward.world import Options, build
+from runner.procedures.roll_forward.world import Options, generate
 from tests.helpers import PLAYBOOKS_DIR
 
 NOW = "2026-01-06T09:00:00+00:00"
@@ -27,9 +27,9 @@ def make_site(tmp_path: Path) -> Callable[..., Path]:
 
     def make(**options: Any) -> Path:
         options.setdefault("transactions", 150)
-        options.setdefault("rows_per_table", 20)
+        options.setdefault("rows", 20)
         root = tmp_path / f"site{next(counter)}"
-        build(root, Options(**options))
+        generate(root, Options(**options))
         return root
 
     return make

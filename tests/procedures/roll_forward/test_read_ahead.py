@@ -20,12 +20,13 @@ from runner.errors import RecoverError
 from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward import reader as reader_module
 from runner.procedures.roll_forward import replay as replay_module
-from runner.procedures.roll_forward.apply import CallPlanner, Txn, time_text
+from runner.procedures.roll_forward.actions.flags import SetFlags
+from runner.procedures.roll_forward.actions.recover import Recover
+from runner.procedures.roll_forward.actions.restore import Restore
+from runner.procedures.roll_forward.batches import CallPlanner, Txn, time_text
 from runner.procedures.roll_forward.catalog import StatementCache
-from runner.procedures.roll_forward.flags import Restore, SetFlags
 from runner.procedures.roll_forward.logset import scan_log_set
 from runner.procedures.roll_forward.reader import LogReader, Options, ReplayState, read_ahead
-from runner.procedures.roll_forward.recover import Recover
 from runner.site import Site
 from tests.procedures.roll_forward.conftest import (
     DEFAULT_DBS,

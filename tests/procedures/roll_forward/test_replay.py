@@ -10,8 +10,9 @@ import pytest
 from runner.errors import RecoverError
 from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward import replay as replay_module
-from runner.procedures.roll_forward.flags import Restore, SetFlags
-from runner.procedures.roll_forward.recover import Recover
+from runner.procedures.roll_forward.actions.flags import SetFlags
+from runner.procedures.roll_forward.actions.recover import Recover
+from runner.procedures.roll_forward.actions.restore import Restore
 from tests.procedures.roll_forward.conftest import (
     DEFAULT_DBS,
     assert_matches,

@@ -10,8 +10,8 @@ import pytest
 
 from runner.errors import RecoverError, SafetyRefusal
 from runner.procedures.roll_forward import media as m
+from runner.procedures.roll_forward.actions.recover import Recover
 from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
-from runner.procedures.roll_forward.recover import Recover
 from tests.procedures.roll_forward.fake import run_action
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import csv
 import io
 import sqlite3
 
-from runner.procedures.roll_forward.apply import time_text
+from runner.procedures.roll_forward.batches import time_text
 from runner.procedures.roll_forward.catalog import RECOVERY_DDL, RECOVERY_INSERT
 from runner.procedures.roll_forward.reporting import _PLAIN_LINE, _USER_FIELDS, _user_blocks
 

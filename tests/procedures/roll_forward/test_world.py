@@ -6,7 +6,8 @@ from pathlib import Path
 
 from runner.contract import StepView
 from runner.procedures import load_registry
-from runner.procedures.roll_forward import PROCEDURE, validate_steps
+from runner.procedures.roll_forward import PROCEDURE
+from runner.procedures.roll_forward.rules import validate_steps
 from tests.procedures.roll_forward.conftest import invoke, scenario, snapshot
 
 
@@ -51,3 +52,12 @@ def test_validate_steps_finds_wrong_orders() -> None:
     ]
     found = validate_steps(steps)
     assert [f.path for f in found] == [("steps", 0, "args", "access"), ("steps", 2, "action")]
+
+
+def test_actions_share_one_base_and_keep_the_contracts_check() -> None:
+    from runner.contract import Action
+    from runner.procedures.roll_forward.actions.base import RollForwardAction
+
+    for action in PROCEDURE.actions:
+        assert issubclass(action, RollForwardAction), action
+        assert action.check is Action.check, f"{action.name} overrides check()"

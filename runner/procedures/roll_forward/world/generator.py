@@ -13,33 +13,114 @@ roll back, and a torn or checksum-broken tail.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
 import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlite_utils
+
 from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
-from runner.procedures.roll_forward.workload import (
+from runner.procedures.roll_forward.world.scenario import outcome
+from runner.procedures.roll_forward.world.workload import (
     BASE_TIME,
-    DEFAULT_DATABASES,
     SCHEMAS,
     SET_NAME,
-    Options,
     columns,
     make_users,
     make_values,
-    outcome,
     write_log,
 )
+from runner.worlds import option
 
-__all__ = ["DEFAULT_DATABASES", "SCHEMAS", "SET_NAME", "Options", "build"]
+TAILS = ("checksum", "sequence", "torn", "clean")
 
 
-def build(root: Path, opt: Options) -> dict[str, Any]:
+def _at_least(low: int) -> Callable[[str], int]:
+    """An integer option with a floor (what click.IntRange(low) said before)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a valid integer.") from None
+        if value < low:
+            raise ValueError(f"{value} is not in the range x>={low}.")
+        return value
+
+    return parse
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A text option from a fixed list (what click.Choice said before)."""
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(map(repr, choices))}.")
+        return text
+
+    return parse
+
+
+_DATABASES = tuple(sorted(SCHEMAS))
+
+
+@dataclass
+class Options:
+    seed: int = option(1, "random seed")
+    transactions: int = option(
+        400,
+        "transactions started in the logging cycle (at least 10)",
+        parse=_at_least(10),
+        metavar="N",
+    )
+    users: int = option(
+        12, "users writing concurrently (at least 4)", parse=_at_least(4), metavar="N"
+    )
+    concurrency: int = option(
+        6, "transactions open at the same time (at least 1)", parse=_at_least(1), metavar="N"
+    )
+    files: int = option(
+        4, "about how many log files the set spans (at least 1)", parse=_at_least(1), metavar="N"
+    )
+    tail: str = option(
+        "checksum",
+        "how the log ends at the crash",
+        parse=_one_of(TAILS),
+        metavar=f"[{'|'.join(TAILS)}]",
+    )
+    drop_log_file: int | None = option(
+        None,
+        "move file K of the set to spare/ (the run must stop and ask for it; K at least 2)",
+        parse=_at_least(2),
+        metavar="K",
+    )
+    mismatch_stamp: str | None = option(
+        None,
+        "give this database's backup copy a stamp that does not match the log",
+        parse=_one_of(_DATABASES),
+        metavar=f"[{'|'.join(_DATABASES)}]",
+    )
+    foreign_backup: str | None = option(
+        None,
+        "mark this database's backup copy as not made by the store utility",
+        parse=_one_of(_DATABASES),
+        metavar=f"[{'|'.join(_DATABASES)}]",
+    )
+    rows: int = option(
+        40, "rows per table in the backup copies (at least 1)", parse=_at_least(1), metavar="N"
+    )
+    expected: bool = option(True, "write expected/ and expected-stop/ (turn off for big sites)")
+
+
+def generate(root: Path, opt: Options) -> dict[str, Any]:
     """Generate the site under `root`; returns (and writes) scenario.json."""
     rng = random.Random(opt.seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -53,8 +134,7 @@ def build(root: Path, opt: Options) -> dict[str, Any]:
         initial[db] = {}
         for table in tables:
             initial[db][table] = {
-                k: make_values(rng, db, table, k, backup_time)
-                for k in range(1, opt.rows_per_table + 1)
+                k: make_values(rng, db, table, k, backup_time) for k in range(1, opt.rows + 1)
             }
     users = make_users(opt, initial)
     stamps = {db: (m.to_us(backup_time), True) for db in SCHEMAS}
@@ -124,23 +204,26 @@ def _write_db(
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path)
     try:
+        site = sqlite_utils.Database(conn, execute_plugins=False)
         for table, (cols, indexes) in SCHEMAS[db].items():
+            # The workload's DDL text, as the backups have always had it (restore
+            # copies it from their sqlite_master); the rows in bulk.
             conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, {cols})")
             for i, index in enumerate(indexes):
                 conn.execute(f"CREATE INDEX {table}_ix{i} ON {table} ({index})")
-            names = columns(db, table)
-            conn.executemany(
-                f"INSERT INTO {table} (id, {', '.join(names)}) VALUES "
-                f"({', '.join('?' * (len(names) + 1))})",
-                ([key, *row] for key, row in sorted(tables[table].items())),
+            if not conn.in_transaction:
+                # One transaction for every row, begun where sqlite3 would begin it
+                # for a plain INSERT: the same commits, so the same file, byte for byte.
+                conn.execute("BEGIN")
+            rows = ([key, *row] for key, row in sorted(tables[table].items()))
+            site.table(table).insert_all(
+                itertools.chain([["id", *columns(db, table)]], rows), batch_size=500
             )
         if flags is not None:
+            # rf_flags keeps its DDL text: sqlite-utils cannot write its CHECK
+            # constraints (one row, enabled/disabled values).
             conn.execute(FLAGS_DDL.format(schema=""))
-            conn.execute(
-                f"INSERT INTO rf_flags (id, {', '.join(flags)}) VALUES "
-                f"(1, {', '.join('?' * len(flags))})",
-                list(flags.values()),
-            )
+            site.table("rf_flags").insert({"id": 1, **flags})
         conn.commit()
     finally:
         conn.close()

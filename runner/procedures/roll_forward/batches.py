@@ -355,7 +355,7 @@ class BatchApplier:
                 self._load_calls([t], (file_no, offset, first), upto)
 
     def _execute(self, plan: Plan) -> None:
-        executemany = self.db.executemany
+        executemany = self.db.executemany  # raw sqlite3: the measured hot path
         sql_of = self._sql
         for full, rows in plan:
             known = sql_of.get(full)

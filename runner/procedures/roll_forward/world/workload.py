@@ -1,8 +1,8 @@
-"""The generated workload: schemas, users, their transactions, the log, the truth.
+"""The generated workload: schemas, users, their transactions, the log.
 
 Users work concurrently, each on its own rows (as record locks would ensure),
 so applying completed transactions in commit order reproduces the original.
-The truth is computed here in plain dicts, independently of the runner's SQL.
+What that original is (the truth) is computed in scenario.py.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.procedures.roll_forward import media as m
+
+if TYPE_CHECKING:
+    from runner.procedures.roll_forward.world.generator import Options
 
 SET_NAME = "dblog"
 BASE_TIME = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
@@ -80,21 +83,6 @@ def make_values(rng: random.Random, db: str, table: str, key: int, when: datetim
 
 
 @dataclass
-class Options:
-    seed: int = 1
-    transactions: int = 400
-    users: int = 12
-    files: int = 4
-    concurrency: int = 6
-    tail: str = "checksum"  # checksum | sequence | torn | clean
-    drop_log_file: int | None = None
-    mismatch_stamp: str | None = None
-    foreign_backup: str | None = None
-    rows_per_table: int = 40
-    expected: bool = True
-
-
-@dataclass
 class TxnPlan:
     txn: int
     user: int
@@ -142,38 +130,6 @@ class User:
     next_key: int = 0
     txn: TxnPlan | None = None
     step: int = 0  # records of the current txn emitted (0 = begin pending)
-
-
-class Truth:
-    """The databases as the rules say they end up, kept in dicts."""
-
-    def __init__(self, initial: dict[str, dict[str, dict[int, list[Any]]]]) -> None:
-        self.tables = {db: {t: dict(rows) for t, rows in ts.items()} for db, ts in initial.items()}
-
-    def apply(self, plan: TxnPlan) -> bool:
-        """Apply a completed transaction all or nothing; False if a call fails."""
-        undo: list[tuple[str, int, list[Any] | None]] = []
-        for rtype, table, key, cols, values in plan.calls:
-            rows = self.tables[plan.db][table]
-            old = rows.get(key)
-            if rtype == m.PUT and old is None:
-                rows[key] = list(values)
-            elif rtype == m.UPDATE and old is not None:
-                new = list(old)
-                for col, value in zip(cols, values, strict=True):
-                    new[columns(plan.db, table).index(col)] = value
-                rows[key] = new
-            elif rtype == m.DELETE and old is not None:
-                del rows[key]
-            else:
-                for t, k, row in reversed(undo):
-                    if row is None:
-                        self.tables[plan.db][t].pop(k, None)
-                    else:
-                        self.tables[plan.db][t][k] = row
-                return False
-            undo.append((table, key, old))
-        return True
 
 
 def make_users(opt: Options, initial: dict[str, Any]) -> list[User]:
@@ -386,77 +342,3 @@ def write_log(
         writer.raw(tail[:-4])
     writer.close()
     return plans, good_records, last_timed
-
-
-def outcome(
-    opt: Options,
-    plans: list[TxnPlan],
-    initial: dict[str, Any],
-    records: int,
-    last_time_us: int,
-    logging_id: int,
-    root: Path,
-) -> dict[str, Any]:
-    committed = sorted((p for p in plans if p.outcome == "committed"), key=lambda p: p.end_seq or 0)
-    stop_plan = committed[len(committed) // 2]
-    stop_us = stop_plan.end_us
-    assert stop_us is not None
-    result: dict[str, Any] = {}
-    for label, limit in (("full", None), ("stop", stop_us)):
-        truth = Truth(initial)
-        per_db: dict[str, dict[str, int]] = {
-            db: {
-                "applied": 0,
-                "failed": 0,
-                "dependent": 0,
-                "incomplete": 0,
-                "stop_time": 0,
-                "rolled_back": 0,
-            }
-            for db in SCHEMAS
-        }
-        dependent: list[int] = []
-        for plan in plans:
-            done = plan.end_us is not None and (limit is None or plan.end_us <= limit)
-            if not done:
-                if limit is None or plan.begin_us <= limit:
-                    per_db[plan.db]["stop_time" if limit is not None else "incomplete"] += 1
-                continue
-            if plan.outcome == "rolled_back":
-                per_db[plan.db]["rolled_back"] += 1
-        for plan in committed:
-            if limit is not None and (plan.end_us or 0) > limit:
-                continue
-            if truth.apply(plan):
-                per_db[plan.db]["applied"] += 1
-            else:
-                per_db[plan.db]["dependent"] += 1
-                dependent.append(plan.txn)
-        result[label] = {"per_db": per_db, "dependent": dependent, "truth": truth.tables}
-    files = sorted(p.name for p in (root / "logs").glob(f"{SET_NAME}.*.log"))
-    return {
-        "seed": opt.seed,
-        "transactions": opt.transactions,
-        "log_set": SET_NAME,
-        "logging_id": logging_id,
-        "files": files,
-        "databases": sorted(SCHEMAS),
-        "default_databases": list(DEFAULT_DATABASES),
-        "not_enabled_for_recovery": ["audit"],
-        "records": records,
-        "last_time": m.iso_us(last_time_us),
-        "tail": opt.tail,
-        "dropped_file": m.log_name(SET_NAME, opt.drop_log_file) if opt.drop_log_file else None,
-        "mismatch_stamp": opt.mismatch_stamp,
-        "foreign_backup": opt.foreign_backup,
-        "expected": {
-            "per_db": result["full"]["per_db"],
-            "dependent_txns": result["full"]["dependent"],
-        },
-        "stop_case": {
-            "stop_at": m.from_us(stop_us).isoformat(timespec="microseconds"),
-            "per_db": result["stop"]["per_db"],
-        },
-        "_truth": result["full"]["truth"],
-        "_truth_stop": result["stop"]["truth"],
-    }

@@ -1,15 +1,15 @@
-"""Actions on database flags and backups: show flags, set flags, restore."""
+"""rollforward.restore: put the backup copies back, keeping the damaged databases."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Any
 
-from runner.contract import Action, Check, StepContext
-from runner.errors import SafetyRefusal, StepFailed
+from runner.contract import Check, StepContext
+from runner.errors import StepFailed
+from runner.procedures.roll_forward.actions.base import DatabaseInUse, RollForwardAction
 from runner.procedures.roll_forward.catalog import (
-    FLAG_NAMES,
     alias_for,
     backup_alias,
     backup_rel,
@@ -20,125 +20,8 @@ from runner.procedures.roll_forward.catalog import (
 )
 from runner.site import Site
 
-CLEAR_MUST_RECOVER = "rollforward-clear-must-recover"
 
-
-class DatabaseInUse(SafetyRefusal):
-    """The database is open for access: someone may be changing it."""
-
-
-class MustRecoverFirst(SafetyRefusal):
-    """Access cannot be enabled before the database is recovered."""
-
-
-class _Databases(Action):
-    """Actions that take `databases: [name, ...]` and attach each as db_<name>."""
-
-    def names(self) -> list[str]:
-        return [str(n) for n in self.args.get("databases", [])]
-
-    def databases(self, site: Site) -> dict[str, str]:
-        out = {}
-        for name in self.names():
-            if valid_name(name) and site.path(database_rel(name)).exists():
-                out[alias_for(name)] = database_rel(name)
-        return out
-
-    def check(self, ctx: StepContext) -> Iterable[Check]:
-        for name in self.names():
-            yield _exists_check(ctx, name)
-
-
-def _exists_check(ctx: StepContext, name: str) -> Check:
-    if not valid_name(name):
-        return Check(
-            f"database name {name!r}",
-            False,
-            "not a valid database name",
-            fix="use letters, digits and _ (starting with a letter)",
-        )
-    if ctx.media.exists(database_rel(name)):
-        return Check(f"database {name} exists", True)
-    known = [n[: -len(".sqlite")] for n in ctx.media.listdir("databases") if n.endswith(".sqlite")]
-    return Check(
-        f"database {name} exists",
-        False,
-        f"unknown database {name!r}: there is no {database_rel(name)} "
-        f"(known: {', '.join(known) or 'none'})",
-        fix="check the databases param against the site's databases/ directory",
-    )
-
-
-class ShowFlags(_Databases):
-    name = "rollforward.show_flags"
-    summary = "list the flags of databases (access, recovery, must-recover, logging, backup stamp)"
-
-    def run(self, ctx: StepContext) -> None:
-        rows = [read_flags(ctx.db, alias_for(n), database_rel(n)).as_dict() for n in self.names()]
-        for row in rows:
-            ctx.note(
-                f"{row['database']}: access {row['access']}, recovery {row['recovery']}, "
-                f"must-recover {row['must_recover']}, logging {row['logging']}, "
-                f"backup stamp {row['backup_stamp'] or '-'}"
-                f"{'' if row['backup_by_store'] else ' (not by store utility)'}, "
-                f"open {row['open_count']}/{row['total_opens']}"
-            )
-        ctx.output(flags={row["database"]: row for row in rows})
-        dest = self.args.get("report", "reports/rollforward/flags.txt")
-        ctx.report("roll_forward/flags.txt.j2", dest, {"rows": rows, "now": ctx.now.isoformat()})
-
-
-class SetFlags(_Databases):
-    name = "rollforward.set_flags"
-    summary = "enable or disable access, recovery, must-recover or logging of databases"
-
-    def run(self, ctx: StepContext) -> None:
-        wanted = {f: self.args[f] for f in FLAG_NAMES if f in self.args}
-        if not wanted:
-            raise StepFailed(
-                "set_flags names no flag to set",
-                fix="give at least one of access, recovery, must_recover, logging",
-            )
-        refusals = []
-        for name in self.names():
-            flags = read_flags(ctx.db, alias_for(name), database_rel(name))
-            must = wanted.get("must_recover", flags.must_recover)
-            if wanted.get("access") == "enabled" and must == "enabled":
-                refusals.append(f"{name} must be recovered before it can be opened for access")
-            if (
-                wanted.get("must_recover") == "disabled"
-                and flags.must_recover == "enabled"
-                and not ctx.confirmed(CLEAR_MUST_RECOVER)
-            ):
-                refusals.append(
-                    f"{name}: clearing must-recover without a recovery needs "
-                    f"confirmation {CLEAR_MUST_RECOVER}"
-                )
-        if refusals:
-            raise MustRecoverFirst(
-                "; ".join(refusals) + "; no flag was changed",
-                fix="roll the database forward first (rollforward.recover), or grant "
-                f"--confirm {CLEAR_MUST_RECOVER} to clear must-recover on your responsibility",
-            )
-        for name in self.names():
-            alias = alias_for(name)
-            current = read_flags(ctx.db, alias, database_rel(name)).as_dict()
-            changes = {f: v for f, v in wanted.items() if current[f] != v}
-            if changes:
-                write_flags(ctx.db, alias, changes)
-            for flag, value in changes.items():
-                ctx.changed("rf_flags", f"{flag} -> {value}")
-            ctx.note(
-                f"{name}: "
-                + (
-                    ", ".join(f"{f} {v}" for f, v in changes.items())
-                    or "flags already as requested"
-                )
-            )
-        ctx.output(databases=self.names(), set=wanted)
-
-
-class Restore(_Databases):
+class Restore(RollForwardAction):
     name = "rollforward.restore"
     summary = "restore databases from their backup copies, keeping a copy of the damaged ones"
     destructive = True
@@ -150,11 +33,10 @@ class Restore(_Databases):
                 out[backup_alias(name)] = backup_rel(name)
         return out
 
-    def check(self, ctx: StepContext) -> Iterable[Check]:
+    def own_checks(self, ctx: StepContext) -> Iterator[Check]:
+        """The backup of each database is there and has a stamp (the database
+        itself may be missing: its backup file is then copied in)."""
         for name in self.names():
-            if not valid_name(name):
-                yield _exists_check(ctx, name)
-                continue
             if not ctx.media.exists(backup_rel(name)):
                 yield Check(
                     f"backup of {name}",

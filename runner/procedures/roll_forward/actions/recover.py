@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from runner.contract import Action, Check, StepContext
+from runner.contract import Check, StepContext
 from runner.errors import MediaError, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.roll_forward import reporting
+from runner.procedures.roll_forward.actions.base import (
+    DatabaseInUse,
+    RollForwardAction,
+    database_exists,
+)
 from runner.procedures.roll_forward.catalog import (
     alias_for,
     database_rel,
     ensure_recovery_table,
     read_flags,
-    valid_name,
     write_flags,
 )
-from runner.procedures.roll_forward.flags import DatabaseInUse, _exists_check
 from runner.procedures.roll_forward.logset import LogSet, scan_log_set
 from runner.procedures.roll_forward.media import iso_us, to_us
 from runner.procedures.roll_forward.reader import Options, ReplayState
 from runner.procedures.roll_forward.replay import Replay
-from runner.site import Site
 
 
 class StampMismatch(SafetyRefusal):
@@ -50,7 +52,7 @@ def parse_stop(value: Any) -> int | None:
     return to_us(moment)
 
 
-class Recover(Action):
+class Recover(RollForwardAction):
     name = "rollforward.recover"
     summary = "roll databases forward: re-apply completed transactions from a log set"
     destructive = True
@@ -59,19 +61,11 @@ class Recover(Action):
         super().__init__(args)
         self._logset: LogSet | None = None
 
-    def names(self) -> list[str]:
-        return [str(n) for n in self.args.get("databases", [])]
-
-    def databases(self, site: Site) -> dict[str, str]:
-        return {
-            alias_for(n): database_rel(n)
-            for n in self.names()
-            if valid_name(n) and site.path(database_rel(n)).exists()
-        }
-
-    def check(self, ctx: StepContext) -> Iterable[Check]:
+    def own_checks(self, ctx: StepContext) -> Iterator[Check]:
+        """Each database exists, stop_at parses, the log set is intact (scanned
+        once here; run uses the scan)."""
         for name in self.names():
-            yield _exists_check(ctx, name)
+            yield database_exists(ctx, name)
         try:
             parse_stop(self.args.get("stop_at"))
             yield Check("stop_at is a date-time with a time zone", True)

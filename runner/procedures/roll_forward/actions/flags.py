@@ -1,0 +1,97 @@
+"""Actions on database flags: show them, set them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from runner.contract import Check, StepContext
+from runner.errors import SafetyRefusal, StepFailed
+from runner.procedures.roll_forward.actions.base import RollForwardAction, database_exists
+from runner.procedures.roll_forward.catalog import (
+    FLAG_NAMES,
+    alias_for,
+    database_rel,
+    read_flags,
+    write_flags,
+)
+
+CLEAR_MUST_RECOVER = "rollforward-clear-must-recover"
+
+
+class MustRecoverFirst(SafetyRefusal):
+    """Access cannot be enabled before the database is recovered."""
+
+
+class ShowFlags(RollForwardAction):
+    name = "rollforward.show_flags"
+    summary = "list the flags of databases (access, recovery, must-recover, logging, backup stamp)"
+
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
+        return [database_exists(ctx, name) for name in self.names()]
+
+    def run(self, ctx: StepContext) -> None:
+        rows = [read_flags(ctx.db, alias_for(n), database_rel(n)).as_dict() for n in self.names()]
+        for row in rows:
+            ctx.note(
+                f"{row['database']}: access {row['access']}, recovery {row['recovery']}, "
+                f"must-recover {row['must_recover']}, logging {row['logging']}, "
+                f"backup stamp {row['backup_stamp'] or '-'}"
+                f"{'' if row['backup_by_store'] else ' (not by store utility)'}, "
+                f"open {row['open_count']}/{row['total_opens']}"
+            )
+        ctx.output(flags={row["database"]: row for row in rows})
+        dest = self.args.get("report", "reports/rollforward/flags.txt")
+        ctx.report("roll_forward/flags.txt.j2", dest, {"rows": rows, "now": ctx.now.isoformat()})
+
+
+class SetFlags(RollForwardAction):
+    name = "rollforward.set_flags"
+    summary = "enable or disable access, recovery, must-recover or logging of databases"
+
+    def own_checks(self, ctx: StepContext) -> Iterable[Check]:
+        return [database_exists(ctx, name) for name in self.names()]
+
+    def run(self, ctx: StepContext) -> None:
+        wanted = {f: self.args[f] for f in FLAG_NAMES if f in self.args}
+        if not wanted:
+            raise StepFailed(
+                "set_flags names no flag to set",
+                fix="give at least one of access, recovery, must_recover, logging",
+            )
+        refusals = []
+        for name in self.names():
+            flags = read_flags(ctx.db, alias_for(name), database_rel(name))
+            must = wanted.get("must_recover", flags.must_recover)
+            if wanted.get("access") == "enabled" and must == "enabled":
+                refusals.append(f"{name} must be recovered before it can be opened for access")
+            if (
+                wanted.get("must_recover") == "disabled"
+                and flags.must_recover == "enabled"
+                and not ctx.confirmed(CLEAR_MUST_RECOVER)
+            ):
+                refusals.append(
+                    f"{name}: clearing must-recover without a recovery needs "
+                    f"confirmation {CLEAR_MUST_RECOVER}"
+                )
+        if refusals:
+            raise MustRecoverFirst(
+                "; ".join(refusals) + "; no flag was changed",
+                fix="roll the database forward first (rollforward.recover), or grant "
+                f"--confirm {CLEAR_MUST_RECOVER} to clear must-recover on your responsibility",
+            )
+        for name in self.names():
+            alias = alias_for(name)
+            current = read_flags(ctx.db, alias, database_rel(name)).as_dict()
+            changes = {f: v for f, v in wanted.items() if current[f] != v}
+            if changes:
+                write_flags(ctx.db, alias, changes)
+            for flag, value in changes.items():
+                ctx.changed("rf_flags", f"{flag} -> {value}")
+            ctx.note(
+                f"{name}: "
+                + (
+                    ", ".join(f"{f} {v}" for f, v in changes.items())
+                    or "flags already as requested"
+                )
+            )
+        ctx.output(databases=self.names(), set=wanted)
