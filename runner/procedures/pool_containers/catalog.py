@@ -13,78 +13,62 @@ import sqlite3
 from runner.clock import parse_stamp, stamp  # noqa: F401 - the catalog's time format
 from runner.site import safe_relpath
 
+DDL = """
+CREATE TABLE IF NOT EXISTS pools (
+    name TEXT PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,           -- site-relative directory of the pool
+    kind TEXT NOT NULL CHECK (kind IN ('source', 'cleartext'))
+);
+CREATE TABLE IF NOT EXISTS elements (
+    id INTEGER PRIMARY KEY,
+    oid TEXT NOT NULL UNIQUE,            -- 32 hex digits, as in container headers
+    path TEXT NOT NULL UNIQUE,
+    type_manager TEXT NOT NULL CHECK (type_manager IN ('whole_copy', 'delta', 'compressed'))
+);
+CREATE TABLE IF NOT EXISTS branches (
+    id INTEGER PRIMARY KEY,
+    element_id INTEGER NOT NULL REFERENCES elements(id),
+    name TEXT NOT NULL,                  -- "/main", "/main/dev"
+    UNIQUE (element_id, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY,
+    branch_id INTEGER NOT NULL REFERENCES branches(id),
+    number INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT 'present' CHECK (data IN ('present', 'gone')),
+    data_gone_at TEXT,
+    UNIQUE (branch_id, number)
+);
+CREATE TABLE IF NOT EXISTS containers (
+    id INTEGER PRIMARY KEY,
+    element_id INTEGER NOT NULL REFERENCES elements(id),
+    pool TEXT NOT NULL REFERENCES pools(name),
+    type_manager TEXT NOT NULL,
+    relpath TEXT NOT NULL,               -- relative to the pool directory
+    UNIQUE (pool, relpath)
+);
+CREATE INDEX IF NOT EXISTS containers_element ON containers(element_id);
+CREATE TABLE IF NOT EXISTS container_versions (
+    container_id INTEGER NOT NULL REFERENCES containers(id),
+    version_id INTEGER NOT NULL REFERENCES versions(id),
+    PRIMARY KEY (container_id, version_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS container_versions_version ON container_versions(version_id);
+"""
+
 TABLES = ("pools", "elements", "branches", "versions", "containers", "container_versions")
 
 
 def create(conn: sqlite3.Connection) -> None:
-    """Create the tables (if missing), their unique keys and indexes.
+    """Create the tables (if missing), their keys and indexes.
 
-    The value domains (pools.kind, elements.type_manager, versions.data) are
-    documented, not enforced: sqlite-utils has no CHECK constraints, and the
-    generator only writes values from them."""
-    # Imported here: sqlite-utils takes ~0.3 s to import, and check/fix never create tables.
-    import sqlite_utils
-
-    db = sqlite_utils.Database(conn)
-    db.table("pools").create(
-        {"name": str, "path": str, "kind": str},  # path: site-relative; kind: source|cleartext
-        pk="name",
-        not_null={"path", "kind"},
-        if_not_exists=True,
-    )
-    db.table("elements").create(
-        {"id": int, "oid": str, "path": str, "type_manager": str},  # oid: 32 hex digits
-        pk="id",
-        not_null={"oid", "path", "type_manager"},
-        if_not_exists=True,
-    )
-    db.table("branches").create(
-        {"id": int, "element_id": int, "name": str},  # name: "/main", "/main/dev"
-        pk="id",
-        not_null={"element_id", "name"},
-        foreign_keys=[("element_id", "elements", "id")],
-        if_not_exists=True,
-    )
-    db.table("versions").create(
-        {
-            "id": int,
-            "branch_id": int,
-            "number": int,
-            "created_at": str,
-            "data": str,  # present|gone
-            "data_gone_at": str,
-        },
-        pk="id",
-        not_null={"branch_id", "number", "created_at", "data"},
-        defaults={"data": "present"},
-        foreign_keys=[("branch_id", "branches", "id")],
-        if_not_exists=True,
-    )
-    db.table("containers").create(
-        {"id": int, "element_id": int, "pool": str, "type_manager": str, "relpath": str},
-        pk="id",
-        not_null={"element_id", "pool", "type_manager", "relpath"},  # relpath: in the pool
-        foreign_keys=[("element_id", "elements", "id"), ("pool", "pools", "name")],
-        if_not_exists=True,
-    )
-    db.table("container_versions").create(
-        {"container_id": int, "version_id": int},
-        pk=("container_id", "version_id"),
-        not_null={"container_id", "version_id"},
-        foreign_keys=[("container_id", "containers", "id"), ("version_id", "versions", "id")],
-        if_not_exists=True,
-    )
-    for table, columns, name, unique in (
-        ("pools", ["path"], "pools_path", True),
-        ("elements", ["oid"], "elements_oid", True),
-        ("elements", ["path"], "elements_path", True),
-        ("branches", ["element_id", "name"], "branches_element_name", True),
-        ("versions", ["branch_id", "number"], "versions_branch_number", True),
-        ("containers", ["pool", "relpath"], "containers_pool_relpath", True),
-        ("containers", ["element_id"], "containers_element", False),
-        ("container_versions", ["version_id"], "container_versions_version", False),
-    ):
-        db.table(table).create_index(columns, index_name=name, unique=unique, if_not_exists=True)
+    Written as SQL, not through sqlite-utils: the CHECK constraints (the value
+    domains of pools.kind, elements.type_manager, versions.data) and
+    container_versions' WITHOUT ROWID are rules sqlite-utils cannot declare.
+    The world generator fills the tables through sqlite-utils.
+    """
+    conn.executescript(DDL)
 
 
 def pools(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
