@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from runner.procedures.case_archive import catalog, media
 from runner.procedures.case_archive.tape_window import parse_window
 from runner.procedures.case_archive.world import scenario
@@ -220,6 +218,8 @@ class _Site:
 
     def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
         self.root, self.conn = root, conn
+        import sqlite_utils  # here: its import costs every `recover` command ~0.1 s
+
         self.db = sqlite_utils.Database(conn)
         self.ids: dict[str, int] = {}  # file id by relpath, in order of first storage
 

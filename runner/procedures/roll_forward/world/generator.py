@@ -24,8 +24,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from runner.procedures.roll_forward import media as m
 from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
 from runner.procedures.roll_forward.world.scenario import outcome
@@ -204,6 +202,8 @@ def _write_db(
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path)
     try:
+        import sqlite_utils  # here: its import costs every `recover` command ~0.1 s
+
         site = sqlite_utils.Database(conn, execute_plugins=False)
         for table, (cols, indexes) in SCHEMAS[db].items():
             # The workload's DDL text, as the backups have always had it (restore
