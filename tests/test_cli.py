@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import string
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
