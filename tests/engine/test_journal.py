@@ -157,3 +157,37 @@ def test_fingerprint_covers_every_site_file_but_the_runners_own(tmp_path: Path) 
     many = {f"f{i:02}": "x" for i in range(15)}
     lines = describe_differences({}, many, limit=10)
     assert len(lines) == 11 and lines[-1] == "... and 5 more"
+
+
+def test_a_journal_from_an_earlier_release_is_upgraded_and_read(tmp_path: Path) -> None:
+    """Before media_log_json: read only, it reads as an empty log; opened for a run,
+    the column is added and the rows keep everything else."""
+    import sqlite3
+
+    from runner.engine import journal
+
+    path = tmp_path / "journal.sqlite"
+    old_schema = "\n".join(
+        line for line in journal.SCHEMA.splitlines() if "media_log_json" not in line
+    )
+    with sqlite3.connect(path) as conn:
+        conn.executescript(old_schema)
+        conn.execute(
+            "INSERT INTO recover_steps (run_id, step_id, position, action, state, changes_json)"
+            " VALUES ('r', 's', 0, 'toy.mark', 'done', '{\"items\": {\"X\": 3}}')"
+        )
+    conn.close()
+    readonly = journal.connect_readonly(path)
+    try:
+        step = journal.read_steps(readonly, "r")["s"]
+    finally:
+        readonly.close()
+    assert step.media_log == {} and step.changes == {"items": {"X": 3}}
+    upgraded = journal.connect(path)
+    try:
+        step = journal.read_steps(upgraded, "r")["s"]
+        columns = [row[1] for row in upgraded.execute("PRAGMA table_info(recover_steps)")]
+    finally:
+        upgraded.close()
+    assert "media_log_json" in columns
+    assert step.media_log == {} and step.changes == {"items": {"X": 3}}
