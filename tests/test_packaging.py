@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from runner import assets
 from runner.procedures import EXTRA_ENV, load_registry
 from tests.helpers import NOW, assert_clean, invoke, snapshot
 
@@ -263,6 +264,24 @@ def test_the_wheel_carries_every_module_schema_template_and_playbook(tmp_path: P
     assert sorted(wanted - carried) == []
     entry_points = next(n for n in carried if n.endswith(".dist-info/entry_points.txt"))
     assert "recover = runner.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_assets_from_a_checkout_that_is_not_installed_editable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """runner imported from the project directory while a wheel (or nothing) is
+    installed: runner.assets.schemas does not exist there, the top-level folders do."""
+
+    def no_mapping(package: str) -> object:
+        raise ModuleNotFoundError(f"No module named {package!r}")
+
+    monkeypatch.setattr(assets, "files", no_mapping)
+    assert assets.schema_folder() == ROOT / "schemas"
+    assert assets.template_folder() == ROOT / "templates"
+    assert assets.playbook_folder() == ROOT / "playbooks"
+    monkeypatch.setattr(assets, "_CHECKOUT", tmp_path)  # installed, yet not mapped: a bug
+    with pytest.raises(ModuleNotFoundError):
+        assets.schema_folder()
 
 
 # -- import layering ------------------------------------------------------------------
