@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from runner.contract import Finding, StepView
 from runner.errors import PreconditionFailed
 from runner.playbook.template import has_template
@@ -22,7 +20,7 @@ def validate_steps(steps: list[StepView]) -> list[Finding]:
         if isinstance(since, str) and not has_template(since):
             try:
                 # Only the form is checked here; "in the future" depends on the run's clock.
-                window.parse(since, datetime.max.replace(tzinfo=UTC))
+                window.form(since)
             except PreconditionFailed as exc:
                 findings.append(
                     Finding(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from runner.procedures.pool_containers import media
 from runner.procedures.pool_containers.world.generator import data_for
@@ -298,3 +302,30 @@ def test_check_options(site: Site, tmp_path: Path) -> None:
     bad.write_text(playbook.read_text().replace("[s2]", "[cdft]").replace("pools-check", "b"))
     result = recover("run", bad, "--site", site.root, "--yes")
     assert result.exit_code == 1 and "unknown: cdft" in result.output
+
+
+@pytest.mark.parametrize("since", ["yesterday.17:00", "14-Jan.17:00", "14-January-2026.17:00:00"])
+def test_history_tool_window_forms(make_site: Callable[..., Site], since: str) -> None:
+    """`--param since=yesterday.17:00` (and the day-month spellings of the same moment)
+    through the CLI on a site generated for a window at 17:00 the day before: the run
+    does what the scenario expects, in the site's zone (UTC)."""
+    site = make_site(seed=11, elements=48, window=datetime(2026, 1, 14, 17, tzinfo=UTC))
+    assert site.scenario["window"] == "2026-01-14T17:00:00+00:00"
+    result = run_playbook(site, since=since)
+    assert result.exit_code == 0, result.output
+    fix = outputs(site, "fix")
+    assert fix["window_since"] == "2026-01-14T17:00:00+00:00"
+    expected = site.scenario["expected"]["fix"]
+    assert {k: fix[k] for k in expected} == expected
+    assert "window since 2026-01-14T17:00:00+00:00" in result.output
+
+
+def test_unparsable_window_lists_the_forms(site: Site) -> None:
+    before = snapshot(site.root)
+    result = run_playbook(site, since="22-Jnauary")
+    assert result.exit_code == 1, result.output
+    assert "'Jnauary' is not a month name" in result.output
+    for form in ("yesterday.17:00", "today.08:30", "22-January", "22-Jan-2026.10:00", "ISO 8601"):
+        assert form in result.output
+    assert "--param since=yesterday.17:00" in result.output
+    assert snapshot(site.root)[1] == before[1]

@@ -35,3 +35,15 @@ def test_good_steps_pass(tmp_path: Path) -> None:
     ):
         result = recover("validate", _playbook(tmp_path, args))
         assert result.exit_code == 0, (args, result.output)
+
+
+def test_validate_accepts_what_the_parser_accepts(tmp_path: Path) -> None:
+    """The version-history tool's forms validate; a misspelt one is found with the
+    accepted forms as its fix. Whether a moment is in the future needs the run's clock."""
+    for since in ("yesterday.17:00", "today.08:30", "22-January", "22-Jan-2099.10:00"):
+        args = f"{{fix: true, force: true, allow_missing_data_since: '{since}'}}"
+        result = recover("validate", _playbook(tmp_path, args))
+        assert result.exit_code == 0, (since, result.output)
+    result = recover("validate", _playbook(tmp_path, "{allow_missing_data_since: '22-Jnauary'}"))
+    assert result.exit_code == 1
+    assert "is not a month name" in result.output and "yesterday.17:00" in result.output
