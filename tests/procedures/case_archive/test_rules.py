@@ -65,6 +65,29 @@ def test_tape_operations_refuse_outside_the_access_window(
     assert outputs(site, "restore")["from_cache"] == 2
 
 
+def test_a_step_refused_outside_the_window_succeeds_when_run_again_inside_it(
+    site: Site, monkeypatch: Any
+) -> None:
+    """The printed fix works: the resumed run keeps its start clock for what it
+    writes, but the window is checked against the time the tape step starts."""
+    monkeypatch.setenv("RECOVER_NOW", "2026-03-10T12:00:00+00:00")
+    result = run_playbook(site)
+    assert result.exit_code == 1, result.output
+    assert "it is 12:00 UTC" in result.output
+    assert "run again inside the tape access window (18:00-06:00 UTC)" in result.output
+    assert site.query("SELECT count(*) FROM backups WHERE written LIKE '2026-03-10T12%'") == [(0,)]
+    monkeypatch.setenv("RECOVER_NOW", "2026-03-10T19:30:00+00:00")
+    result = run_playbook(site)
+    assert result.exit_code == 0, result.output
+    runs = json.loads(recover("status", "--site", site.root, "--json").output)["runs"]
+    assert len(runs) == 1 and runs[0]["state"] == "done"
+    # the same run, resumed: the timestamps it writes are still its start clock
+    assert site.query(
+        "SELECT written FROM backups WHERE id = ?", outputs(site, "write")["backup"]
+    ) == [("2026-03-10T12:00:00Z",)]
+    assert outputs(site, "restore")["from_tape"] > 0
+
+
 def test_window_over_midnight() -> None:
     from datetime import UTC, datetime
 
@@ -86,6 +109,11 @@ def test_write_and_store_refuse_while_the_cache_lock_is_held(site: Site, tmp_pat
     result = run_playbook(site)
     assert result.exit_code == 1 and "cache.lock is held" in result.output
     assert snapshot(site.root) == before
+    # the printed fix, followed (no job is running: remove the lock), lets the re-run pass
+    assert "remove cache.lock" in result.output
+    (site.root / "cache.lock").unlink()
+    result = run_playbook(site)
+    assert result.exit_code == 0, result.output
 
 
 def test_store_refused_when_the_cache_would_overflow(site: Site) -> None:

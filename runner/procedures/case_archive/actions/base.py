@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC
 from typing import Any
 
+from runner import clock
 from runner.clock import parse_moment
 from runner.contract import Action, Check, StepContext, tables_check
 from runner.errors import SiteError, UsageError
@@ -49,6 +50,21 @@ def moment_arg(value: str | None) -> str | None:
     if value is None:
         return None
     return catalog.stamp(parse_moment(value, repr(value)))
+
+
+def window_check(window: str, why: str = "") -> Check:
+    """The tape access window, against the real current time as the tape step
+    starts (runner.clock.now), not the run's recorded clock: a resumed run keeps
+    its start clock for the timestamps it writes, and a step refused outside the
+    window must pass when run again inside it."""
+    moment = clock.now()
+    return check(
+        "inside the tape access window",
+        in_window(window, moment),
+        f"{why}it is {moment.astimezone(UTC):%H:%M} UTC; tapes may be used only {window} UTC "
+        "(the drive is reserved for the system backup otherwise)",
+        fix=f"run again inside the tape access window ({window} UTC)",
+    )
 
 
 def copy_verified(
@@ -104,14 +120,7 @@ class CaseAction(Action):
         )
         if problems or not self.tape_access:
             return
-        window = settings.text("tape_window")
-        yield check(
-            "inside the tape access window",
-            in_window(window, ctx.now),
-            f"it is {ctx.now.astimezone(UTC):%H:%M} UTC; tapes may be used only {window} UTC "
-            "(the drive is reserved for the system backup otherwise)",
-            fix="run again inside the tape access window",
-        )
+        yield window_check(settings.text("tape_window"))
 
     def lock_check(self, ctx: StepContext) -> Check:
         """The cache lock keeps copy-to-cache and write-to-tape apart."""

@@ -14,10 +14,10 @@ from runner.procedures.case_archive.actions.base import (
     check,
     copy_verified,
     moment_arg,
+    window_check,
 )
 from runner.procedures.case_archive.actions.tapes import tape_checks, tape_path
 from runner.procedures.case_archive.catalog import Settings
-from runner.procedures.case_archive.tape_window import in_window
 
 RESTORE_REPORT = "reports/cases-restore.txt"
 LINKS_FILE = "LINKS"
@@ -119,14 +119,7 @@ class Restore(CaseAction):
     ) -> list[Check]:
         """One drive: the one tape the data is on must be the loaded one."""
         window = settings.text("tape_window")
-        checks = [
-            check(
-                "inside the tape access window",
-                in_window(window, ctx.now),
-                f"the data is on tape and tapes may be used only {window} UTC",
-                fix="run again inside the tape access window",
-            )
-        ]
+        checks = [window_check(window, "the data is on tape; ")]
         loaded = settings.text("loaded_tape")
         current = catalog.current_tape(ctx.db)
         if len(needed) > 1:
