@@ -21,7 +21,18 @@ from runner.site import Site, safe_relpath
 
 COPY_CHUNK = 1 << 16
 
-CONFIRM_NEARLY_FULL = "tape_nearly_full"
+#: the confirm key that acknowledges the URGENT nearly-full-tape banner
+CONFIRM_TAPE_FULL_ACK = "tape_full_ack"
+
+
+def urgent_banner(label: str, percent: float) -> str:
+    """The URGENT message: which tape, how full, what to do, how to acknowledge."""
+    return (
+        f"URGENT: tape {label} is {percent:.1f}% full: replace it very soon (put a newly "
+        "initialised tape in the drive and accept it with cases.new_tape). Acknowledge "
+        f"this message by running again with --confirm {CONFIRM_TAPE_FULL_ACK} "
+        "(or safety.confirm)"
+    )
 
 
 def check(name: str, ok: bool, detail: str = "", fix: str | None = None) -> Check:
@@ -121,6 +132,25 @@ class CaseAction(Action):
         if problems or not self.tape_access:
             return
         yield window_check(settings.text("tape_window"))
+
+    def urgent_pending(self, ctx: StepContext) -> None:
+        """Every cases step shows an unacknowledged URGENT banner again (so it stays
+        in `recover status`), or clears it when the run carries the acknowledgement
+        key. A banner raised in this same run is not acknowledged by it: the key
+        must come after the banner has been seen."""
+        raw = Settings(ctx.db).text("tape_urgent")
+        if not raw:
+            return
+        try:
+            banner = json.loads(raw)
+        except ValueError:
+            banner = {"text": raw, "run": None}
+        if ctx.confirmed(CONFIRM_TAPE_FULL_ACK) and banner.get("run") != ctx.run_id:
+            catalog.set_setting(ctx.db, "tape_urgent", "")
+            ctx.changed("settings", "tape_urgent acknowledged")
+            ctx.note(f"acknowledged ({CONFIRM_TAPE_FULL_ACK}): {banner.get('text')}")
+        else:
+            ctx.warn(str(banner.get("text")))
 
     def lock_check(self, ctx: StepContext) -> Check:
         """The cache lock keeps copy-to-cache and write-to-tape apart."""

@@ -149,6 +149,7 @@ class Restore(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         settings = Settings(ctx.db)
         params = self._params()
         directory = self.directory(ctx)
@@ -311,6 +312,7 @@ class DeleteCase(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         name = self.args["case"]
         (directory,) = ctx.db.execute(
             "SELECT directory FROM cases WHERE name = ?", (name,)
