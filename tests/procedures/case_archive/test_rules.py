@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +339,7 @@ def test_restore_of_a_product_subset_and_time_range(site: Site, tmp_path: Path) 
     result = run_steps(site, tmp_path, [step])
     assert result.exit_code == 0, result.output
     assert outputs(site, "restore")["files"] == 3
-    assert (site.root / "restore" / "Hail_radar_only" / "LINKS").exists()
+    assert os.readlink(site.root / "restore" / "Hail_radar_only" / "maps") == "../../common/maps"
 
 
 def test_continuous_store_adds_new_files_to_the_same_session(site: Site, tmp_path: Path) -> None:
@@ -382,3 +383,33 @@ def test_new_tape_becomes_current_and_the_full_one_old(site: Site, tmp_path: Pat
     bad = {"id": "new", "action": "cases.new_tape", "args": {"label": "Other_pool_9_1"}}
     result = run_steps(site, tmp_path, [bad], "--new-run")
     assert result.exit_code == 1 and "<pool>_<n>_2" in result.output
+
+
+def test_common_data_links_that_would_leave_the_site_are_refused(
+    site: Site, tmp_path: Path
+) -> None:
+    site.setting("common_dirs", json.dumps(["common/maps", "escape"]))
+    (site.root / "escape").symlink_to(tmp_path)
+    result = run_playbook(site)
+    assert result.exit_code == 1, result.output
+    assert "the common data links stay inside the site" in result.output
+    assert "resolves outside the site" in result.output
+    assert not (site.root / "restore" / "Squall_line_review").exists()
+
+
+def test_emptying_the_cache_and_deleting_a_case_remove_the_directories_left_empty(
+    site: Site, tmp_path: Path
+) -> None:
+    result = run_playbook(site)
+    assert result.exit_code == 0, result.output
+    cache = site.root / "cache"
+    assert cache.is_dir() and list(cache.iterdir()) == []
+    case = site.root / "restore" / "Squall_line_review"
+    assert (case / "maps").is_symlink()
+    delete = {"id": "delete", "action": "cases.delete_case", "args": {"case": "Squall line review"}}
+    result = run_steps(site, tmp_path, [delete], "--yes", "--new-run")
+    assert result.exit_code == 0, result.output
+    assert not case.exists() and not case.is_symlink()
+    # the links went, never what they point to
+    assert (site.root / "common" / "maps" / "README").exists()
+    assert (site.root / "restore").is_dir()

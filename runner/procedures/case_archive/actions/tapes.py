@@ -212,8 +212,14 @@ class WriteTape(CaseAction):
         rows = ctx.db.execute(
             "SELECT relpath FROM files WHERE backup_id = ? ORDER BY relpath", (backup,)
         )
+        parents: set[str] = set()
         for (relpath,) in ctx.progress(rows, files, "cache files removed"):
             ctx.media.remove(f"{cache}/{relpath}")
+            parts = relpath.split("/")[:-1]
+            parents.update("/".join(parts[: n + 1]) for n in range(len(parts)))
+        # the directories this left empty go too, deepest first (the cache itself stays)
+        for rel in sorted(parents, key=lambda p: (-p.count("/"), p)):
+            ctx.media.rmdir_empty(f"{cache}/{rel}")
 
     def _finish(
         self,
