@@ -30,7 +30,7 @@ TEMP_SUFFIX = ".recover-tmp"  # in-progress atomic writes; never a finished file
 class MediaChange:
     """One predicted or performed media change, for plans and the journal."""
 
-    op: str  # write | copy | move | remove | mkdir
+    op: str  # write | copy | move | remove | mkdir | symlink | rmdir
     path: str
     source: str | None = None
     size: int | None = None
@@ -241,6 +241,83 @@ class MediaStore:
             (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
             self._plan(key, self.overlay_dir / key)
         self.log.add(MediaChange("mkdir", key))
+
+    def symlink(self, rel: str, target_rel: str) -> None:
+        """Make `rel` a relative symbolic link to the site path `target_rel`.
+
+        Atomic: the link is made at a temporary name and renamed over `rel`, so
+        it appears complete or not at all. Repeatable: the same link already
+        there is left alone; another link or file at `rel` is replaced (a
+        directory is not). A target that is outside the site, or resolves there
+        through a link, is refused. In a dry run the link is planned in the overlay.
+        """
+        key = clean_relpath(rel)
+        target_key = clean_relpath(target_rel, what="link target")
+        if target_key == key:
+            raise MediaError(f"cannot link {rel} to itself")
+        self.site.path(target_key, what="link target")  # refuses a target out of the site
+        parent = key.rpartition("/")[0]
+        if parent:
+            self.site.path(parent)  # the link's own directory may not lead out either
+        value = os.path.relpath(target_key, parent or ".")
+        full = self.site.root / key
+        if not self.dry_run and full.is_symlink() and os.readlink(full) == value:
+            return  # made before an interruption
+        if self.dry_run:
+            assert self.overlay_dir is not None
+            planned = self.overlay_dir / key
+            planned.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                planned.unlink()
+            planned.symlink_to(self.site.root / target_key)
+            self._plan(key, planned)
+        else:
+            if full.is_dir() and not full.is_symlink():
+                raise MediaError(
+                    f"cannot make the link {rel}: a directory is there",
+                    fix=f"move {rel} aside, then run again",
+                )
+            full.parent.mkdir(parents=True, exist_ok=True)
+            tmp = full.with_name(f".{full.name}{TEMP_SUFFIX}")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(value, tmp)
+            try:
+                os.replace(tmp, full)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise MediaError(f"cannot make the link {rel}: {exc.strerror}") from exc
+            self._sync_dir(full.parent)
+        self.log.add(MediaChange("symlink", key, source=value))
+
+    def rmdir_empty(self, rel: str) -> bool:
+        """Remove the directory `rel` if it is empty; True if it is gone.
+
+        Repeatable: a missing directory is already removed; one that is not
+        empty (or is not a directory) is left alone, a no-op. rmdir itself is
+        atomic. In a dry run the removal is planned in the overlay, and a
+        directory counts as empty when the plan has removed everything in it.
+        """
+        key = clean_relpath(rel)
+        if not self.exists(key):
+            return True
+        if not self.is_dir(key) or self.listdir(key):
+            return False
+        if self.dry_run:
+            self._unplan(key)
+        else:
+            path = self.site.path(key)
+            if path.is_symlink():
+                return False
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                return True
+            except OSError:
+                return False  # something appeared in it meanwhile
+            self._sync_dir(path.parent)
+        self.log.add(MediaChange("rmdir", key))
+        return True
 
     def hold_dir_syncs(self) -> None:
         """From now on, make renames durable once per directory at `sync_held_dirs`.

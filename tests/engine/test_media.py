@@ -273,3 +273,78 @@ def test_a_directory_is_not_a_media_file(site: Site) -> None:
     (site.root / "media" / "dir.bin").mkdir()
     with pytest.raises(MediaError, match="it is a directory"):
         MediaStore(site).read_bytes("media/dir.bin")
+
+
+# -- symbolic links and removing empty directories -----------------------------------
+
+
+def test_symlink_is_relative_inside_the_site_and_repeatable(site: Site) -> None:
+    store = MediaStore(site)
+    store.symlink("cases/one/media", "media")
+    link = site.root / "cases/one/media"
+    assert link.is_symlink() and os.readlink(link) == "../../media"
+    assert (link / "a.bin").read_bytes() == b"original"
+    assert _temps(site.root) == []
+    assert store.log.changes == [MediaChange("symlink", "cases/one/media", source="../../media")]
+    store.symlink("cases/one/media", "media")  # the same link again: a no-op
+    assert len(store.log.changes) == 1 and os.readlink(link) == "../../media"
+    (site.root / "other").mkdir()
+    store.symlink("cases/one/media", "other")  # another target: replaced atomically
+    assert os.readlink(link) == "../../other" and _temps(site.root) == []
+
+
+def test_symlink_refuses_a_target_outside_the_site(site: Site, tmp_path: Path) -> None:
+    store = MediaStore(site)
+    with pytest.raises(SiteError):
+        store.symlink("cases/x", "../outside")
+    with pytest.raises(SiteError):
+        store.symlink("cases/x", str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    (site.root / "escape").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SiteError, match="outside the site"):
+        store.symlink("cases/x", "escape")
+    assert not (site.root / "cases").exists()
+
+
+def test_symlink_does_not_replace_a_directory(site: Site) -> None:
+    (site.root / "cases/x").mkdir(parents=True)
+    with pytest.raises(MediaError, match="a directory is there"):
+        MediaStore(site).symlink("cases/x", "media")
+    assert (site.root / "cases/x").is_dir() and _temps(site.root) == []
+
+
+def test_symlink_in_a_dry_run_is_planned_not_made(site: Site) -> None:
+    before = snapshot(site.root)
+    store = MediaStore(site, dry_run=True)
+    store.symlink("cases/one/media", "media")
+    assert store.exists("cases/one/media")
+    assert store.listdir("cases/one") == ["media"]
+    assert store.log.changes == [MediaChange("symlink", "cases/one/media", source="../../media")]
+    assert snapshot(site.root) == before
+    store.close()
+
+
+def test_rmdir_empty_removes_only_empty_directories_and_repeats(site: Site) -> None:
+    (site.root / "cache/a/b").mkdir(parents=True)
+    store = MediaStore(site)
+    assert store.rmdir_empty("media") is False  # not empty: left alone
+    assert store.rmdir_empty("media/a.bin") is False  # not a directory
+    assert store.rmdir_empty("cache/a") is False
+    assert store.rmdir_empty("cache/a/b") is True
+    assert store.rmdir_empty("cache/a") is True
+    assert store.rmdir_empty("cache/a") is True  # already gone: a no-op
+    assert not (site.root / "cache/a").exists() and (site.root / "cache").is_dir()
+    assert store.log.changes == [MediaChange("rmdir", "cache/a/b"), MediaChange("rmdir", "cache/a")]
+
+
+def test_rmdir_empty_in_a_dry_run_sees_planned_removals(site: Site) -> None:
+    (site.root / "cache/a").mkdir(parents=True)
+    (site.root / "cache/a/f").write_bytes(b"x")
+    before = snapshot(site.root)
+    store = MediaStore(site, dry_run=True)
+    assert store.rmdir_empty("cache/a") is False
+    store.remove("cache/a/f")
+    assert store.rmdir_empty("cache/a") is True
+    assert not store.exists("cache/a") and store.listdir("cache") == []
+    assert snapshot(site.root) == before
+    store.close()

@@ -1,6 +1,6 @@
 """Case archive: store weather products to archive tapes, restore them as named cases.
 
-See docs/case_archive.md and the domain note case-archive.md.
+See docs/case_archive.md.
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ DEFAULTS: dict[str, str] = {
     "tape_window": "18:00-06:00",
     "tape_pool": "Archive_pool",
     "loaded_tape": "",
+    "tape_urgent": "",
 }
 
 

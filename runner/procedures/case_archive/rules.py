@@ -1,8 +1,8 @@
 """Static cross-step checks of a playbook's cases.* steps (for `recover validate`).
 
 None today, on purpose. Every rule of the case archive depends on the site:
-whether a tape is old, current or loaded, the access window against the run's
-clock, which sessions and cases exist, how full the cache and the tape are.
+whether a tape is old, current or loaded, the access window against the time a
+tape step starts, which sessions and cases exist, how full the cache and the tape are.
 The cross-step candidates (a one-time session stored twice, a case restored
 twice without a delete between) are not certain from the playbook alone: a
 step's `when:` may skip the first, and `--param` may change the names the

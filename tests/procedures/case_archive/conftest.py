@@ -70,7 +70,7 @@ def template_site(tmp_path_factory: pytest.TempPathFactory) -> Site:
 @pytest.fixture
 def site(template_site: Site, tmp_path: Path) -> Site:
     root = tmp_path / "site"
-    shutil.copytree(template_site.root, root)
+    shutil.copytree(template_site.root, root, symlinks=True)
     return Site(root, template_site.scenario)
 
 

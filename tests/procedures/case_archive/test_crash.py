@@ -24,7 +24,7 @@ def _run(site: Path, crash: str | None = None) -> int:
 @pytest.fixture(scope="module")
 def uninterrupted(template_site: Site, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cases-clean") / "site"
-    shutil.copytree(template_site.root, root)
+    shutil.copytree(template_site.root, root, symlinks=True)
     assert _run(root) == 0
     return root
 
@@ -41,7 +41,7 @@ def test_killed_tape_write_resumes_to_the_same_end(
     files = template_site.scenario["playbook"]["write"]["files"]
     kill_after = {"early": 3, "last-record": files, "emptying-cache": files + 4}[where]
     site = tmp_path / "site"
-    shutil.copytree(template_site.root, site)
+    shutil.copytree(template_site.root, site, symlinks=True)
     assert _run(site, crash=f"write:{kill_after}") == -9
     assert (site / "cache.lock").exists()  # the killed write held the cache lock
     assert _run(site) == 0
@@ -58,7 +58,7 @@ def test_torn_append_beyond_the_committed_end_is_replaced(
     """A crash after the tape file was replaced but before the catalog committed
     leaves bytes past `used`: the repeated write starts from the committed end."""
     site = tmp_path / "site"
-    shutil.copytree(template_site.root, site)
+    shutil.copytree(template_site.root, site, symlinks=True)
     with open(site / "tapes" / f"{CURRENT}.tape", "ab") as handle:
         handle.write(b"SESS" + b"\x00" * 500)
     assert _run(site) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from runner.procedures.case_archive import media
@@ -36,9 +37,13 @@ def test_playbook_matches_the_scenario(site: Site) -> None:
     for path in restored:
         rel = path.relative_to(case)
         assert path.read_bytes() == (site.root / "ingest" / rel).read_bytes()
-    assert (case / "LINKS").read_text() == (
-        "maps -> ../../common/maps\ncolormaps -> ../../common/colormaps\n"
-    )
+    # the common data as relative symbolic links inside the site, not a LINKS file
+    assert not (case / "LINKS").exists()
+    for common in ("common/maps", "common/colormaps"):
+        link = case / common.rsplit("/", 1)[-1]
+        assert link.is_symlink() and os.readlink(link) == f"../../{common}"
+        assert link.resolve() == (site.root / common).resolve()
+        assert (link / "README").read_text() == f"common display data: {common}\n"
     # every file on the current tape exactly once
     records = tape_records(site, site.scenario["tapes"]["current"])
     assert len(records) == len(set(records))

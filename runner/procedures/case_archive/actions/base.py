@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC
 from typing import Any
 
+from runner import clock
 from runner.clock import parse_moment
 from runner.contract import Action, Check, StepContext, tables_check
 from runner.errors import SiteError, UsageError
@@ -20,7 +21,18 @@ from runner.site import Site, safe_relpath
 
 COPY_CHUNK = 1 << 16
 
-CONFIRM_NEARLY_FULL = "tape_nearly_full"
+#: the confirm key that acknowledges the URGENT nearly-full-tape banner
+CONFIRM_TAPE_FULL_ACK = "tape_full_ack"
+
+
+def urgent_banner(label: str, percent: float) -> str:
+    """The URGENT message: which tape, how full, what to do, how to acknowledge."""
+    return (
+        f"URGENT: tape {label} is {percent:.1f}% full: replace it very soon (put a newly "
+        "initialised tape in the drive and accept it with cases.new_tape). Acknowledge "
+        f"this message by running again with --confirm {CONFIRM_TAPE_FULL_ACK} "
+        "(or safety.confirm)"
+    )
 
 
 def check(name: str, ok: bool, detail: str = "", fix: str | None = None) -> Check:
@@ -49,6 +61,21 @@ def moment_arg(value: str | None) -> str | None:
     if value is None:
         return None
     return catalog.stamp(parse_moment(value, repr(value)))
+
+
+def window_check(window: str, why: str = "") -> Check:
+    """The tape access window, against the real current time as the tape step
+    starts (runner.clock.now), not the run's recorded clock: a resumed run keeps
+    its start clock for the timestamps it writes, and a step refused outside the
+    window must pass when run again inside it."""
+    moment = clock.now()
+    return check(
+        "inside the tape access window",
+        in_window(window, moment),
+        f"{why}it is {moment.astimezone(UTC):%H:%M} UTC; tapes may be used only {window} UTC "
+        "(the drive is reserved for the system backup otherwise)",
+        fix=f"run again inside the tape access window ({window} UTC)",
+    )
 
 
 def copy_verified(
@@ -104,14 +131,26 @@ class CaseAction(Action):
         )
         if problems or not self.tape_access:
             return
-        window = settings.text("tape_window")
-        yield check(
-            "inside the tape access window",
-            in_window(window, ctx.now),
-            f"it is {ctx.now.astimezone(UTC):%H:%M} UTC; tapes may be used only {window} UTC "
-            "(the drive is reserved for the system backup otherwise)",
-            fix="run again inside the tape access window",
-        )
+        yield window_check(settings.text("tape_window"))
+
+    def urgent_pending(self, ctx: StepContext) -> None:
+        """Every cases step shows an unacknowledged URGENT banner again (so it stays
+        in `recover status`), or clears it when the run carries the acknowledgement
+        key. A banner raised in this same run is not acknowledged by it: the key
+        must come after the banner has been seen."""
+        raw = Settings(ctx.db).text("tape_urgent")
+        if not raw:
+            return
+        try:
+            banner = json.loads(raw)
+        except ValueError:
+            banner = {"text": raw, "run": None}
+        if ctx.confirmed(CONFIRM_TAPE_FULL_ACK) and banner.get("run") != ctx.run_id:
+            catalog.set_setting(ctx.db, "tape_urgent", "")
+            ctx.changed("settings", "tape_urgent acknowledged")
+            ctx.note(f"acknowledged ({CONFIRM_TAPE_FULL_ACK}): {banner.get('text')}")
+        else:
+            ctx.warn(str(banner.get("text")))
 
     def lock_check(self, ctx: StepContext) -> Check:
         """The cache lock keeps copy-to-cache and write-to-tape apart."""

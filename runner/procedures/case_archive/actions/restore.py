@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from runner.contract import Check, StepContext
+from runner.errors import SiteError
 from runner.procedures.case_archive import catalog, media
 from runner.procedures.case_archive.actions.base import (
     CaseAction,
@@ -14,13 +15,12 @@ from runner.procedures.case_archive.actions.base import (
     check,
     copy_verified,
     moment_arg,
+    window_check,
 )
 from runner.procedures.case_archive.actions.tapes import tape_checks, tape_path
 from runner.procedures.case_archive.catalog import Settings
-from runner.procedures.case_archive.tape_window import in_window
 
 RESTORE_REPORT = "reports/cases-restore.txt"
-LINKS_FILE = "LINKS"
 KEEP_PROBLEMS = 1000  # listed in the report; all are counted
 
 #: the session's files a request selects: ?1 session, ?2 products JSON or NULL, ?3 from, ?4 to
@@ -91,6 +91,20 @@ class Restore(CaseAction):
                 fix="choose another case name, or delete the case first (cases.delete_case)",
             )
         )
+        outside = []
+        for common in settings.common_dirs():
+            try:
+                ctx.site.path(common, what="common data directory")
+            except SiteError as exc:
+                outside.append(exc.message)
+        checks.append(
+            check(
+                "the common data links stay inside the site",
+                not outside,
+                "; ".join(outside),
+                fix="set common_dirs to directories inside the site (see docs/case_archive.md)",
+            )
+        )
         capacity, used = settings.number("restore_capacity"), catalog.restore_used(ctx.db)
         checks.append(
             check(
@@ -119,14 +133,7 @@ class Restore(CaseAction):
     ) -> list[Check]:
         """One drive: the one tape the data is on must be the loaded one."""
         window = settings.text("tape_window")
-        checks = [
-            check(
-                "inside the tape access window",
-                in_window(window, ctx.now),
-                f"the data is on tape and tapes may be used only {window} UTC",
-                fix="run again inside the tape access window",
-            )
-        ]
+        checks = [window_check(window, "the data is on tape; ")]
         loaded = settings.text("loaded_tape")
         current = catalog.current_tape(ctx.db)
         if len(needed) > 1:
@@ -156,6 +163,7 @@ class Restore(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         settings = Settings(ctx.db)
         params = self._params()
         directory = self.directory(ctx)
@@ -201,8 +209,8 @@ class Restore(CaseAction):
         finally:
             if handle is not None:
                 handle.close()
-        links = _links(settings.common_dirs(), directory)
-        ctx.media.write_bytes(f"{directory}/{LINKS_FILE}", "".join(links).encode())
+        for common in settings.common_dirs():
+            ctx.media.symlink(f"{directory}/{common.rsplit('/', 1)[-1]}", common)
         ctx.db.execute(
             """INSERT INTO cases (name, directory, session, files, bytes, in_use, restored)
                VALUES (?, ?, ?, ?, ?, 0, ?)""",
@@ -224,7 +232,7 @@ class Restore(CaseAction):
             "tape": tape_label,
             "missing": missing,
             "corrupt": corrupt,
-            "links": len(links),
+            "links": len(settings.common_dirs()),
         }
         report = ctx.report(
             "case_archive/restore.txt.j2",
@@ -254,13 +262,6 @@ class Restore(CaseAction):
 
 class _Missing(Exception):
     pass
-
-
-def _links(common: list[str], directory: str) -> list[str]:
-    """The links file: one `name -> target` line per common data directory, the
-    target relative to the case directory (see docs/case_archive.md)."""
-    up = "../" * directory.count("/") + "../"
-    return [f"{d.rsplit('/', 1)[-1]} -> {up}{d}\n" for d in common]
 
 
 def _from_cache(ctx: StepContext, src: str, dst: str, size: int, digest: str) -> None:
@@ -318,6 +319,7 @@ class DeleteCase(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         name = self.args["case"]
         (directory,) = ctx.db.execute(
             "SELECT directory FROM cases WHERE name = ?", (name,)
@@ -326,6 +328,8 @@ class DeleteCase(CaseAction):
         for rel in ctx.progress(_walk(ctx, directory), None, "case files removed"):
             ctx.media.remove(rel)
             removed += 1
+        for rel in _dirs(ctx, directory):  # deepest first, the case directory last
+            ctx.media.rmdir_empty(rel)
         ctx.db.execute("DELETE FROM cases WHERE name = ?", (name,))
         ctx.changed("cases", "deleted")
         ctx.output(case=name, directory=directory, files_removed=removed)
@@ -333,10 +337,22 @@ class DeleteCase(CaseAction):
 
 
 def _walk(ctx: StepContext, directory: str) -> Iterator[str]:
-    """Every file under a directory (depth first, sorted), through the media overlay."""
+    """Every file under a directory (depth first, sorted), through the media overlay.
+    A symbolic link (to common data) is a file here: the link goes, never what it
+    points to."""
     for name in ctx.media.listdir(directory):
         rel = f"{directory}/{name}"
-        if ctx.media.is_dir(rel):
+        if ctx.media.is_dir(rel) and not ctx.media.path(rel).is_symlink():
             yield from _walk(ctx, rel)
         else:
             yield rel
+
+
+def _dirs(ctx: StepContext, directory: str) -> list[str]:
+    """`directory` and the directories under it (not through links), deepest first."""
+    found = [directory]
+    for name in ctx.media.listdir(directory):
+        rel = f"{directory}/{name}"
+        if ctx.media.is_dir(rel) and not ctx.media.path(rel).is_symlink():
+            found[:0] = _dirs(ctx, rel)
+    return found

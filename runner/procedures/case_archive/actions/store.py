@@ -127,6 +127,7 @@ class Store(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         products, end, start, now = self._request(ctx)
         settings = Settings(ctx.db)
         self.take_lock(ctx, "cases.store")

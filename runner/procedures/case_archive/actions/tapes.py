@@ -8,9 +8,9 @@ import re
 from typing import Any
 
 from runner.contract import Check, StepContext
-from runner.errors import ConfirmationRequired, StepFailed
+from runner.errors import StepFailed
 from runner.procedures.case_archive import catalog, media
-from runner.procedures.case_archive.actions.base import CONFIRM_NEARLY_FULL, CaseAction, check
+from runner.procedures.case_archive.actions.base import CaseAction, check, urgent_banner
 from runner.procedures.case_archive.catalog import Settings
 
 WRITE_REPORT = "reports/cases-tape-write.txt"
@@ -109,6 +109,7 @@ class WriteTape(CaseAction):
         assert current is not None
         label, capacity, used, _ = current
         state: dict[str, Any] = dict(ctx.state)
+        self.urgent_pending(ctx)
         if state.get("phase") != "clean":
             files, data, size = ctx.db.execute(
                 """SELECT count(*), coalesce(sum(size), 0),
@@ -120,7 +121,7 @@ class WriteTape(CaseAction):
                 ctx.note("the cache is empty: nothing to write")
                 return
             after = used + 2 * media.MARK_SIZE + files * media.RECORD_OVERHEAD + size
-            self._gate(ctx, label, after, capacity)
+            self._gate(label, after, capacity)
             self.take_lock(ctx, "cases.write_tape")
             try:
                 backup = self._write(ctx, settings, label, used, files, data, after)
@@ -143,21 +144,14 @@ class WriteTape(CaseAction):
             state["backup"],
         )
 
-    def _gate(self, ctx: StepContext, label: str, after: int, capacity: int) -> None:
-        """Refuse what does not fit; at 90% the operator must acknowledge."""
-        percent = 100 * after / capacity
+    def _gate(self, label: str, after: int, capacity: int) -> None:
+        """Refuse what does not fit. Nearly full is no gate: the scheduled write
+        goes on and the URGENT banner follows it (`_finish`)."""
         if after > capacity:
             raise StepFailed(
                 f"the cache does not fit on tape {label}: it would need {after:,} of "
                 f"{capacity:,} bytes; nothing was written",
                 fix="accept a new current tape (cases.new_tape), then write again",
-            )
-        if percent >= URGENT_PERCENT and not ctx.confirmed(CONFIRM_NEARLY_FULL):
-            raise ConfirmationRequired(
-                f"URGENT: tape {label} would be {percent:.0f}% full after this write; "
-                "replace it very soon. Nothing was written",
-                fix=f"acknowledge with --confirm {CONFIRM_NEARLY_FULL} (or safety.confirm), "
-                "or accept a new current tape first (cases.new_tape)",
             )
 
     def _write(
@@ -218,8 +212,14 @@ class WriteTape(CaseAction):
         rows = ctx.db.execute(
             "SELECT relpath FROM files WHERE backup_id = ? ORDER BY relpath", (backup,)
         )
+        parents: set[str] = set()
         for (relpath,) in ctx.progress(rows, files, "cache files removed"):
             ctx.media.remove(f"{cache}/{relpath}")
+            parts = relpath.split("/")[:-1]
+            parents.update("/".join(parts[: n + 1]) for n in range(len(parts)))
+        # the directories this left empty go too, deepest first (the cache itself stays)
+        for rel in sorted(parents, key=lambda p: (-p.count("/"), p)):
+            ctx.media.rmdir_empty(f"{cache}/{rel}")
 
     def _finish(
         self,
@@ -240,6 +240,7 @@ class WriteTape(CaseAction):
             if percent >= WARN_PERCENT
             else "ok"
         )
+        banner = urgent_banner(label, percent) if level == "urgent" else None
         summary = {
             "tape": label,
             "backup": backup,
@@ -249,6 +250,7 @@ class WriteTape(CaseAction):
             "tape_capacity": capacity,
             "tape_percent": percent,
             "level": level,
+            "urgent": banner,
         }
         report = ctx.report(
             "case_archive/tape_write.txt.j2",
@@ -261,11 +263,13 @@ class WriteTape(CaseAction):
                 f"backup session {backup}: {files:,} file(s), {data:,} bytes written to tape "
                 f"{label}; the cache is empty. Tape {percent:.1f}% used"
             )
-        if level == "urgent":
-            ctx.warn(
-                f"URGENT: tape {label} is {percent:.1f}% full: replace it very soon "
-                "(cases.new_tape)"
+        if banner is not None:
+            ctx.warn(banner)
+            # kept until acknowledged: later cases steps show it again
+            catalog.set_setting(
+                ctx.db, "tape_urgent", json.dumps({"text": banner, "run": ctx.run_id})
             )
+            ctx.changed("settings", "tape_urgent raised")
         elif level == "warning":
             ctx.warn(f"tape {label} is {percent:.1f}% full")
 
@@ -303,6 +307,7 @@ class LoadTape(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         label = self.args["label"]
         settings = Settings(ctx.db)
         before = settings.text("loaded_tape")
@@ -383,6 +388,11 @@ class NewTape(CaseAction):
             (label, settings.text("tape_pool"), number, capacity, len(header)),
         )
         ctx.changed("tapes", "new current")
+        if Settings(ctx.db).text("tape_urgent"):
+            # the nearly full tape is replaced: what the URGENT banner asked is done
+            catalog.set_setting(ctx.db, "tape_urgent", "")
+            ctx.changed("settings", "tape_urgent resolved")
+            ctx.note("the URGENT nearly-full banner is resolved: the tape was replaced")
         catalog.set_setting(ctx.db, "loaded_tape", label)
         cached = catalog.cache_used(ctx.db)
         ctx.output(label=label, previous=current[0] if current else None, capacity=capacity)
@@ -428,6 +438,7 @@ class ReinitTape(CaseAction):
         return checks
 
     def run(self, ctx: StepContext) -> None:
+        self.urgent_pending(ctx)
         label = self.args["label"]
         settings = Settings(ctx.db)
         ctx.db.execute("CREATE TEMP TABLE cases_gone AS SELECT id FROM files WHERE 0")

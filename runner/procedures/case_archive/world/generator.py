@@ -307,9 +307,8 @@ class _Site:
         for f in shown:
             (case_dir / f.relpath).parent.mkdir(parents=True, exist_ok=True)
             (case_dir / f.relpath).write_bytes(f.data)
-        (case_dir / "LINKS").write_text(
-            "".join(f"{c.rsplit('/', 1)[-1]} -> ../../{c}\n" for c in COMMON)
-        )
+        for common in COMMON:  # relative links to the common data, inside the site
+            (case_dir / common.rsplit("/", 1)[-1]).symlink_to(f"../../{common}")
         size = sum(len(f.data) for f in shown)
         self.db.table("cases").insert(
             {
