@@ -1,0 +1,78 @@
+"""Issue 13: clean_up leaves no reference to a removed volume; the pre report's
+per-study totals; the attempt fetches the whole of a partially lost study.
+Generated sites and one built by hand from the documented tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.procedures.archive_volume.conftest import csv_rows, make_site, query, run_playbook
+from tests.procedures.archive_volume.handmade import build, dangling_volume_references, payload
+
+VOL = "VOL0002"
+
+
+def _run_handmade(root: Path, ranges: str) -> Any:
+    return run_playbook(root, "--param", f"ranges_list={ranges}")
+
+
+# -- 1. a removed volume is referenced by nothing --------------------------------------------
+
+
+def test_whole_volume_recovered_leaves_no_reference(tmp_path: Path) -> None:
+    root, scenario = make_site(tmp_path / "s", damaged_fraction=1.0, damage_ranges=1)
+    vol = scenario["damaged_volume"]
+    f_rows = scenario["expected"]["recoverable"]
+    assert f_rows > 0
+    result = run_playbook(root)
+    assert result.exit_code == 0, result.output
+    assert query(root, "SELECT count(*) FROM volumes WHERE volume_ref = ?", (vol,)) == [(0,)]
+    assert query(root, "SELECT count(*) FROM object_locations WHERE volume_ref = ?", (vol,)) == [
+        (0,)
+    ]
+    assert dangling_volume_references(root / "catalog.sqlite") == []
+    assert f"its {f_rows:,} finished location(s) deleted" in result.output
+
+
+def test_partly_damaged_volume_keeps_its_f_rows(site: tuple[Path, dict[str, Any]]) -> None:
+    root, scenario = site
+    vol = scenario["damaged_volume"]
+    result = run_playbook(root)
+    assert result.exit_code == 0, result.output
+    assert query(root, "SELECT count(*) FROM volumes WHERE volume_ref = ?", (vol,)) == [(1,)]
+    assert query(
+        root, "SELECT count(*) FROM object_locations WHERE volume_ref = ? AND state = 'F'", (vol,)
+    ) == [(scenario["expected"]["recoverable"],)]
+    assert dangling_volume_references(root / "catalog.sqlite") == []
+
+
+def test_handmade_site_whole_volume_removed_cleanly(tmp_path: Path) -> None:
+    root = build(tmp_path / "hand")
+    result = _run_handmade(root, "[{begin: 0}]")
+    assert result.exit_code == 0, result.output
+    assert query(root, "SELECT volume_ref FROM volumes ORDER BY 1") == [("VOL0001",), ("VOL0003",)]
+    assert dangling_volume_references(root / "catalog.sqlite") == []
+    # Lost: 4, 5, 6 (ST01), 7, 8 (ST02), 11 (ST03); recovered: 1-3 from VOL0001, 10 from cache.
+    assert "Data loss: 6 objects" in result.output
+    assert query(root, "SELECT object_id FROM objects ORDER BY 1") == [
+        (1,),
+        (2,),
+        (3,),
+        (9,),
+        (10,),
+    ]
+    assert query(
+        root, "SELECT study_ref, volume_ref, from_volume FROM archive_destinations ORDER BY 1"
+    ) == [("ST01", "VOL0003", VOL), ("ST03", "VOL0003", VOL)]
+
+
+def test_handmade_site_partial_damage_keeps_volume(tmp_path: Path) -> None:
+    root = build(tmp_path / "hand")
+    result = _run_handmade(root, "[{begin: 0, end: 4}, {begin: 6, end: 7}]")
+    assert result.exit_code == 0, result.output
+    assert query(root, "SELECT state, count(*) FROM object_locations WHERE volume_ref = ?"
+                 " GROUP BY 1 ORDER BY 1", (VOL,)) == [("A", 3), ("F", 3)]  # fmt: skip
+    assert dangling_volume_references(root / "catalog.sqlite") == []
+    assert "Data loss: 4 objects" in result.output
+    assert payload(1)  # the hand-built payloads are what the cache must hold
