@@ -76,3 +76,38 @@ def test_handmade_site_partial_damage_keeps_volume(tmp_path: Path) -> None:
     assert dangling_volume_references(root / "catalog.sqlite") == []
     assert "Data loss: 4 objects" in result.output
     assert payload(1)  # the hand-built payloads are what the cache must hold
+
+
+# -- 2. the pre report's per-study figures -----------------------------------------------------
+
+
+def test_handmade_pre_report_counts_whole_studies(tmp_path: Path) -> None:
+    root = build(tmp_path / "hand")
+    result = _run_handmade(root, "[{begin: 0, end: 4}, {begin: 6, end: 7}]")
+    assert result.exit_code == 0, result.output
+    rows = list(csv_rows(root / "reports" / "pre_report.csv"))
+    assert rows[0][7:] == ["objects", "in_recovery", "recoverable", "unrecoverable", "locations"]
+    body = {r[0]: r for r in rows[1:] if r and r[0].startswith("ST")}
+    assert set(body) == {"ST01", "ST02"}  # ST03 is intact: not in recovery
+    assert body["ST01"][7:11] == ["6", "5", "3", "2"]
+    assert body["ST01"][11].split("; ") == [
+        "1 VOL0002:0:R copies VOL0001:0:A",
+        "2 VOL0002:1:R copies VOL0001:1:A",
+        "3 VOL0002:2:R copies VOL0001:2:A",
+        "4 VOL0002:3:R copies none",
+        "5 VOL0002:4:R copies none",
+        "6 VOL0002:5:A copies none",
+    ]
+    assert body["ST02"][7:11] == ["3", "2", "0", "2"]
+    assert body["ST02"][11].split("; ") == [
+        "7 VOL0002:6:R copies none",
+        "8 VOL0002:7:R copies none",
+        "9 - copies VOL0001:3:A",
+    ]
+    total = next(r for r in rows if r and r[0] == "TOTAL")
+    assert total[7:] == ["9", "7", "3", "4", "2 studies, 1 recoverable"]
+    text = (root / "reports" / "pre_report.txt").read_text()
+    assert "Studies in recovery:   2\n  recoverable:         1 (" in text
+    assert "STUDY ST01  objects 6  in recovery 5  recoverable 3  unrecoverable 2\n" in text
+    assert "VOL0002:5:A" in text and "not affected  copies: none" in text
+    assert "  object 9          -" in text

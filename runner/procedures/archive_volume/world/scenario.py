@@ -44,6 +44,7 @@ def expected_outcome(
     totals = {
         "studies": 0,
         "objects": 0,
+        "study_objects": 0,
         "recoverable": 0,
         "fully": 0,
         "partially": 0,
@@ -60,6 +61,7 @@ def expected_outcome(
         )
         totals["studies"] += 1
         totals["objects"] += objects
+        totals["study_objects"] += all_objects
         totals["recoverable"] += recoverable
         totals[
             {
@@ -72,6 +74,7 @@ def expected_outcome(
             totals["studies_deleted"] += 1
         if len(studies) < PER_STUDY_LIMIT:
             studies[study_ref] = {
+                "study_objects": all_objects,
                 "objects": objects,
                 "recoverable": recoverable,
                 "unrecoverable": objects - recoverable,
@@ -114,6 +117,7 @@ def expected_outcome(
             "studies_affected": totals["studies"],
             "studies_intact_on_volume": on_volume - totals["studies"],
             "objects_affected": totals["objects"],
+            "objects_of_affected_studies": totals["study_objects"],
             "recoverable": totals["recoverable"],
             "unrecoverable": unrecoverable,
             "fully_recovered_studies": totals["fully"],
