@@ -247,7 +247,7 @@ class PreRecoveryAssessment(_Assessment):
                 db,
                 ref,
                 "SELECT object_id FROM temp.archive_pre_objects"
-                " WHERE state IN ('R', 'S') AND NOT cached",
+                " WHERE (state IN ('R', 'S') OR ordinal < 0) AND NOT cached",
             )
         ]
         totals = {

@@ -90,12 +90,22 @@ def expected_outcome(
     carriers = [
         {"carrier_id": c, "loaded": bool(loaded)}
         for c, loaded in db.execute(
-            "SELECT DISTINCT v.carrier_id, k.loaded FROM temp.hit h"
+            # copies of uncached hit objects, and of the uncached objects of hit
+            # studies that are not on the damaged volume (the whole study is fetched)
+            "SELECT DISTINCT v.carrier_id, k.loaded FROM"
+            " (SELECT object_id FROM temp.hit WHERE cached = 0"
+            "  UNION SELECT o.object_id FROM catalog.objects o"
+            "  WHERE o.study_ref IN (SELECT o2.study_ref FROM temp.hit h2"
+            "   JOIN catalog.objects o2 USING (object_id))"
+            "  AND o.object_id NOT IN (SELECT object_id FROM catalog.object_locations"
+            "   WHERE volume_ref = ?)"
+            "  AND o.object_id NOT IN (SELECT object_id FROM catalog.cached_objects)) h"
             " JOIN catalog.object_locations l ON l.object_id = h.object_id AND l.volume_ref <> ?"
+            "  AND l.state = 'A'"
             " JOIN catalog.volumes v ON v.volume_ref = l.volume_ref"
             " JOIN catalog.carriers k ON k.carrier_id = v.carrier_id"
-            " WHERE h.cached = 0 ORDER BY v.carrier_id",
-            (damaged,),
+            " ORDER BY v.carrier_id",
+            (damaged, damaged),
         )
         if c != carrier
     ]
