@@ -41,7 +41,7 @@ _MAX_WARNINGS = 20
 
 class RecoveryAttempt(ArchiveAction):
     name = "archive.recovery_attempt"
-    summary = "Create SEND jobs (max_jobs per batch) copying recoverable objects into cache"
+    summary = "Create SEND jobs (max_jobs per batch) gathering whole studies in recovery into cache"
     destructive = True
     volume_need = VolumeNeed(online=True)
 
