@@ -278,28 +278,33 @@ def _by_study(db: sqlite3.Connection, head: str, line: str) -> Iterator[tuple[tu
 
 def _raw_pre(db: sqlite3.Connection, site: Path) -> None:
     db.execute(
-        "CREATE TEMP TABLE o (study_ref TEXT, object_id INT, ordinal INT, state TEXT, cached INT,"
-        " good INT, copies TEXT, PRIMARY KEY (study_ref, object_id, ordinal)) WITHOUT ROWID"
+        "CREATE TEMP TABLE o (study_ref TEXT, object_id INT, ordinal INT, state TEXT, ir INT,"
+        " cached INT, good INT, copies TEXT, PRIMARY KEY (study_ref, object_id, ordinal))"
+        " WITHOUT ROWID"
     )
     db.execute(
-        "INSERT INTO o SELECT ref, id, ord, st, c, c OR instr(x || ' ', ':A ') > 0,"
+        "INSERT INTO o SELECT ref, id, ord, st, ir, c, ir AND (c OR instr(x || ' ', ':A ') > 0),"
         " trim(x || CASE WHEN c THEN ' cache' ELSE '' END) FROM (SELECT o.study_ref AS ref,"
-        " l.object_id AS id, l.ordinal AS ord, l.state AS st, EXISTS (SELECT 1 FROM"
-        " cached_objects c WHERE c.object_id = l.object_id) AS c, coalesce((SELECT"
+        " o.object_id AS id, coalesce(l.ordinal, -1) AS ord, coalesce(l.state, '') AS st,"
+        " coalesce(l.state IN ('R','S','F'), 0) AS ir, EXISTS (SELECT 1 FROM"
+        " cached_objects c WHERE c.object_id = o.object_id) AS c, coalesce((SELECT"
         " group_concat(x.volume_ref || ':' || x.ordinal || ':' || x.state, ' ') FROM"
-        " object_locations x WHERE x.object_id = l.object_id AND x.volume_ref <> l.volume_ref),"
-        " '') AS x FROM object_locations l JOIN objects o ON o.object_id = l.object_id"
-        " WHERE l.volume_ref = ? AND l.state IN ('R','S','F') ORDER BY 1, 2, 3)",
+        " object_locations x WHERE x.object_id = o.object_id AND x.volume_ref <> ?1),"
+        " '') AS x FROM (SELECT DISTINCT o2.study_ref FROM object_locations l2 JOIN objects o2"
+        " ON o2.object_id = l2.object_id WHERE l2.volume_ref = ?1 AND l2.state IN ('R','S','F'))"
+        " a JOIN objects o ON o.study_ref = a.study_ref LEFT JOIN object_locations l"
+        " ON l.object_id = o.object_id AND l.volume_ref = ?1 ORDER BY 1, 2, 3)",
         (VOLUME,),
     )
     db.execute(
         "CREATE TEMP TABLE s AS SELECT a.study_ref, s.study_uid, s.accession_number,"
-        " s.patient_name, s.patient_id, s.modality, s.station_name, a.n, a.rec, a.n - a.rec"
-        " FROM (SELECT study_ref, count(*) AS n, sum(good) AS rec FROM o GROUP BY study_ref) a"
+        " s.patient_name, s.patient_id, s.modality, s.station_name, a.n, a.ir, a.rec,"
+        " a.ir - a.rec FROM (SELECT study_ref, count(DISTINCT object_id) AS n, sum(ir) AS ir,"
+        " sum(good) AS rec FROM o GROUP BY study_ref) a"
         " JOIN studies s ON s.study_ref = a.study_ref ORDER BY 1"
     )
-    studies, objects, rec, none = db.execute(
-        "SELECT count(*), sum(n), sum(rec), sum(rec = 0) FROM s"
+    studies, objects, ir, rec, none, fully = db.execute(
+        "SELECT count(*), sum(n), sum(ir), sum(rec), sum(rec = 0), sum(rec = ir) FROM s"
     ).fetchone()
     own, loaded = db.execute(
         "SELECT v.carrier_id, c.loaded FROM volumes v JOIN carriers c USING (carrier_id)"
@@ -313,30 +318,39 @@ def _raw_pre(db: sqlite3.Connection, site: Path) -> None:
             " (SELECT DISTINCT v.carrier_id, c.loaded, v.volume_ref FROM o JOIN object_locations"
             " x ON x.object_id = o.object_id AND x.volume_ref <> ? AND x.state = 'A' JOIN volumes"
             " v ON v.volume_ref = x.volume_ref JOIN carriers c ON c.carrier_id = v.carrier_id"
-            " WHERE o.state IN ('R','S') AND NOT o.cached ORDER BY 1, 3) GROUP BY 1 ORDER BY 1",
+            " WHERE (o.state IN ('R','S') OR o.ordinal < 0) AND NOT o.cached ORDER BY 1, 3)"
+            " GROUP BY 1 ORDER BY 1",
             (VOLUME,),
         )
         if row[0] != own
     ]
     head = (
-        "'STUDY ' || study_ref || '  objects ' || n || '  recoverable ' || rec"
-        " || '  unrecoverable ' || (n - rec) || char(10) || '  uid ' || study_uid"
+        "'STUDY ' || study_ref || '  objects ' || n || '  in recovery ' || ir"
+        " || '  recoverable ' || rec || '  unrecoverable ' || (ir - rec) || char(10)"
+        " || '  uid ' || study_uid"
         " || '  accession ' || accession_number || '  patient ' || patient_name"
         " || ' (' || patient_id || ')  ' || modality || ' at ' || station_name || char(10)"
     )
+    where = f"CASE WHEN ordinal < 0 THEN '-' ELSE '{VOLUME}:' || ordinal || ':' || state END"
     line = (
-        f"printf('  object %-10d %!-22s %s copies: %s', object_id, '{VOLUME}:' || ordinal || ':'"
-        " || state, CASE WHEN good THEN 'recoverable  ' ELSE 'UNRECOVERABLE' END,"
+        f"printf('  object %-10d %!-22s %s copies: %s', object_id, {where},"
+        " CASE WHEN NOT ir THEN 'not affected ' WHEN good THEN 'recoverable  '"
+        " ELSE 'UNRECOVERABLE' END,"
         " CASE copies WHEN '' THEN 'none' ELSE copies END) || char(10)"
     )
 
     def text() -> Iterator[str]:
         yield (
             f"PRE-RECOVERY ASSESSMENT of archive volume {VOLUME}\ngenerated {NOW}\n\n"
-            f"Studies in recovery:   {studies}\nObjects in recovery:   {objects}\n"
-            f"  recoverable:         {rec}\n  unrecoverable:       {objects - rec}\n"
-            f"Studies with no recoverable object: {none}\n\n"
-            "Locations are VOLUME:ORDINAL:STATE (A good, R in recovery, S sent, F finished);\n"
+            f"Studies in recovery:   {studies}\n"
+            f"  recoverable:         {studies - none} (at least one object recoverable;"
+            f" {fully} fully)\n"
+            f"  unrecoverable:       {none} (no recoverable object)\n"
+            f"Objects of these studies: {objects}\nObjects in recovery:   {ir}\n"
+            f"  recoverable:         {rec}\n  unrecoverable:       {ir - rec}\n\n"
+            'Each study lists all its objects: "objects" counts them all, "in recovery" those\n'
+            f"whose location on {VOLUME} is in recovery. Locations are VOLUME:ORDINAL:STATE\n"
+            f'(A good, R in recovery, S sent, F finished), "-" = none on {VOLUME};\n'
             '"cache" is a copy in the archive server\'s cache.\n\n'
         )
         for study, lines in _by_study(db, head, line):
@@ -346,15 +360,23 @@ def _raw_pre(db: sqlite3.Connection, site: Path) -> None:
         )
 
     part = (
-        f"object_id || ' {VOLUME}:' || ordinal || ':' || state || ' copies '"
+        f"object_id || ' ' || {where} || ' copies '"
         " || CASE copies WHEN '' THEN 'none' ELSE replace(copies, ' ', '+') END"
     )
     header = (
         "study_ref,study_uid,accession_number,patient_name,patient_id,modality,station_name,"
-        "objects,recoverable,unrecoverable,locations\n"
+        "objects,in_recovery,recoverable,unrecoverable,locations\n"
     )
-    rows = ((*s[:10], "; ".join(parts)) for s, parts in _by_study(db, "NULL", part))
-    total = ["TOTAL", *[""] * 6, objects, rec, objects - rec, f"{studies} studies"]
+    rows = ((*s[:11], "; ".join(parts)) for s, parts in _by_study(db, "NULL", part))
+    total = [
+        "TOTAL",
+        *[""] * 6,
+        objects,
+        ir,
+        rec,
+        ir - rec,
+        f"{studies} studies, {studies - none} recoverable",
+    ]
     tail = [total, [], ["carrier_to_load", "loaded", "reason"]]
     tail += [[c, "yes" if ok else "no", why] for c, ok, why in carriers]
     _write(site / "reports" / "pre_report.txt", text())

@@ -1,6 +1,6 @@
 """Archive-volume recovery (PACS): recover the studies of a damaged archive volume.
 
-See docs/archive_volume.md and shared/domain/archive-volume.md.
+See docs/archive_volume.md.
 """
 
 from __future__ import annotations

@@ -199,11 +199,21 @@ RECOVERABLE_SQL = (
 )
 
 
-#: The objects carriers_needed() looks for copies of: uncached, in R or S on :volume.
+#: The objects carriers_needed() looks for copies of, all uncached: those in R
+#: or S on :volume, and the objects of their studies with no location on
+#: :volume (recovery_attempt fetches the whole study; the study's objects
+#: still good on :volume come from :volume itself).
 _NEEDING_COPIES = (
     "SELECT l.object_id AS object_id FROM catalog.object_locations l"
     " WHERE l.volume_ref = :volume AND l.state IN ('R', 'S')"
     " AND NOT EXISTS (SELECT 1 FROM catalog.cached_objects co WHERE co.object_id = l.object_id)"
+    " UNION SELECT o.object_id FROM catalog.objects o"
+    " WHERE o.study_ref IN (SELECT o2.study_ref FROM catalog.object_locations l2"
+    "  JOIN catalog.objects o2 ON o2.object_id = l2.object_id"
+    "  WHERE l2.volume_ref = :volume AND l2.state IN ('R', 'S'))"
+    " AND NOT EXISTS (SELECT 1 FROM catalog.object_locations l3"
+    "  WHERE l3.object_id = o.object_id AND l3.volume_ref = :volume)"
+    " AND NOT EXISTS (SELECT 1 FROM catalog.cached_objects co WHERE co.object_id = o.object_id)"
 )
 
 
@@ -214,10 +224,12 @@ def carriers_needed(
 
     Objects with a cached copy need no carrier. Returns (carrier_id, loaded,
     reason) rows: the damaged volume's own carrier first (recovery_attempt
-    needs it online), then every carrier holding a good copy of an uncached
-    object in recovery. `needing_copies` is a SELECT of those objects'
-    `object_id` (it may use the parameter `:volume`); the
-    pre-assessment passes one over the table it already built.
+    needs it online, and reads the studies' still-good objects from it), then
+    every carrier holding a good copy of an uncached object in recovery or of
+    an uncached object of their studies that is not on the volume.
+    `needing_copies` is a SELECT of those objects' `object_id` (it may use the
+    parameter `:volume`); the pre-assessment passes one over the table it
+    already built.
     """
     volume = require_volume(db, volume_ref)
     rows: list[tuple[str, bool, str]] = [(volume.carrier_id, volume.loaded, "damaged volume")]

@@ -130,7 +130,7 @@ def test_pre_report_lists_studies_locations_and_carriers(
     root, scenario = site
     assert run_playbook(root).exit_code == 0
     rows = list(csv_rows(root / "reports" / "pre_report.csv"))
-    assert rows[0][:10] == [
+    assert rows[0] == [
         "study_ref",
         "study_uid",
         "accession_number",
@@ -139,20 +139,32 @@ def test_pre_report_lists_studies_locations_and_carriers(
         "modality",
         "station_name",
         "objects",
+        "in_recovery",
         "recoverable",
         "unrecoverable",
+        "locations",
     ]
+    # Issue 13: "objects" is the whole study, the in-recovery figures have their own
+    # columns, and every object of the study is listed with its location.
     studies = {r[0]: r for r in rows[1:] if r and r[0].startswith("ST")}
-    assert {r: (int(s[7]), int(s[8]), int(s[9])) for r, s in studies.items()} == {
-        r: (s["objects"], s["recoverable"], s["unrecoverable"])
+    assert {r: tuple(int(v) for v in s[7:11]) for r, s in studies.items()} == {
+        r: (s["study_objects"], s["objects"], s["recoverable"], s["unrecoverable"])
         for r, s in scenario["studies"].items()
     }
+    assert any(s["study_objects"] > s["objects"] for s in scenario["studies"].values())
+    for ref, row in studies.items():
+        listed = row[11].split("; ")
+        assert len(listed) == scenario["studies"][ref]["study_objects"], ref
+        assert sum(":R " in part for part in listed) == scenario["studies"][ref]["objects"]
     exp = scenario["expected"]
     total = next(r for r in rows if r and r[0] == "TOTAL")
-    assert total[7:10] == [
+    recoverable_studies = exp["fully_recovered_studies"] + exp["partially_recovered_studies"]
+    assert total[7:] == [
+        str(exp["objects_of_affected_studies"]),
         str(exp["objects_affected"]),
         str(exp["recoverable"]),
         str(exp["unrecoverable"]),
+        f"{exp['studies_affected']} studies, {recoverable_studies} recoverable",
     ]
     carriers = rows[rows.index(["carrier_to_load", "loaded", "reason"]) + 1 :]
     assert [c[0] for c in carriers] == [scenario["damaged_carrier"]] + [
@@ -162,6 +174,7 @@ def test_pre_report_lists_studies_locations_and_carriers(
     for study_ref in scenario["studies"]:
         assert f"STUDY {study_ref}" in text
     assert "Carriers to put online" in text
+    assert f"  recoverable:         {recoverable_studies} (at least one object" in text
 
 
 def test_whole_volume_lost_removes_the_volume(tmp_path: Path) -> None:
@@ -171,9 +184,10 @@ def test_whole_volume_lost_removes_the_volume(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     vol = scenario["damaged_volume"]
     assert query(root, "SELECT count(*) FROM volumes WHERE volume_ref = ?", (vol,)) == [(0,)]
-    assert query(
-        root, "SELECT DISTINCT state FROM object_locations WHERE volume_ref = ?", (vol,)
-    ) == [("F",)]
+    # Issue 13: clean_up deletes the volume's F locations before removing it.
+    assert query(root, "SELECT count(*) FROM object_locations WHERE volume_ref = ?", (vol,)) == [
+        (0,)
+    ]
     assert "removed from the catalog" in result.output
 
 

@@ -82,9 +82,10 @@ POST_FIELDS = """{{ columns|csvrow }}
 """
 PRE_FIELDS = """{% for s in studies %}
 {{ [s.study_ref, s.study_uid, s.accession_number, s.patient_name, s.patient_id, s.modality,
-    s.station_name, s.objects, s.recoverable, s.unrecoverable]|csvrow }}
+    s.station_name, s.objects, s.in_recovery, s.recoverable, s.unrecoverable]|csvrow }}
 {% for l in s.locations %}
-{{ ["", l.object_id, l.ordinal, l.state, "yes" if l.recoverable else "no", l.copies]|csvrow }}
+{{ ["", l.object_id, l.ordinal, l.state, "yes" if l.in_recovery else "no",
+    "yes" if l.recoverable else "no", l.copies]|csvrow }}
 {% endfor %}
 {% endfor %}
 """
@@ -107,9 +108,13 @@ def test_site_templates_lay_out_the_same_rows_from_fields(processed: Path) -> No
         if row[0]:
             rebuilt.append([*row, ""])
             continue
-        _, object_id, ordinal, state, good, copies = row
-        part = f"{object_id} {VOL}:{ordinal}:{state} copies {copies.replace(' ', '+') or 'none'}"
+        _, object_id, ordinal, state, in_recovery, good, copies = row
+        where = f"{VOL}:{ordinal}:{state}" if ordinal else "-"
+        part = f"{object_id} {where} copies {copies.replace(' ', '+') or 'none'}"
         last = rebuilt[-1]
-        last[10] = f"{last[10]}; {part}" if last[10] else part
-        assert (good == "yes") == ("cache" in copies.split() or ":A" in copies)
+        last[11] = f"{last[11]}; {part}" if last[11] else part
+        assert (in_recovery == "yes") == (state in ("R", "S", "F"))
+        assert (good == "yes") == (
+            in_recovery == "yes" and ("cache" in copies.split() or ":A" in copies)
+        )
     assert rebuilt == studies and studies

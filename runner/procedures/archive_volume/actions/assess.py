@@ -76,68 +76,87 @@ def _joined(cursor: sqlite3.Cursor) -> Iterator[str]:
 
 # -- pre-recovery assessment ---------------------------------------------------
 
-#: One row per object in recovery on :volume (locations R, S or F), in study
-#: order. `copies` lists its other locations (VOL:ORDINAL:STATE) and "cache";
-#: `good` = recoverable: cached, or a good (A) location on another volume.
+#: One row per object of every study in recovery on :volume (a study with a
+#: location R, S or F there), in study order: the study's objects in recovery
+#: and its others (still good on the volume, or not on it at all). `ordinal`
+#: and `state` are the object's location on :volume (-1 and '' = none there);
+#: `in_recovery` = that location is R, S or F. `copies` lists its other
+#: locations (VOL:ORDINAL:STATE) and "cache"; `good` = recoverable: in
+#: recovery, and cached or with a good (A) location on another volume.
 _PRE_OBJECTS = """
 CREATE TEMP TABLE archive_pre_objects (
-    study_ref TEXT NOT NULL,
-    object_id INTEGER NOT NULL,
-    ordinal   INTEGER NOT NULL,
-    state     TEXT NOT NULL,
-    cached    INTEGER NOT NULL,
-    good      INTEGER NOT NULL,
-    copies    TEXT NOT NULL,
+    study_ref   TEXT NOT NULL,
+    object_id   INTEGER NOT NULL,
+    ordinal     INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    in_recovery INTEGER NOT NULL,
+    cached      INTEGER NOT NULL,
+    good        INTEGER NOT NULL,
+    copies      TEXT NOT NULL,
     PRIMARY KEY (study_ref, object_id, ordinal)
 ) WITHOUT ROWID
 """
 _PRE_FILL = """
 INSERT INTO temp.archive_pre_objects
-SELECT study_ref, object_id, ordinal, state, cached,
-       cached OR instr(others || ' ', ':A ') > 0,
+SELECT study_ref, object_id, ordinal, state, in_recovery, cached,
+       in_recovery AND (cached OR instr(others || ' ', ':A ') > 0),
        trim(others || CASE WHEN cached THEN ' cache' ELSE '' END)
-FROM (SELECT o.study_ref AS study_ref, l.object_id AS object_id, l.ordinal AS ordinal,
-             l.state AS state,
+FROM (SELECT o.study_ref AS study_ref, o.object_id AS object_id,
+             coalesce(l.ordinal, -1) AS ordinal, coalesce(l.state, '') AS state,
+             coalesce(l.state IN ('R', 'S', 'F'), 0) AS in_recovery,
              EXISTS (SELECT 1 FROM catalog.cached_objects c
-                     WHERE c.object_id = l.object_id) AS cached,
+                     WHERE c.object_id = o.object_id) AS cached,
              coalesce((SELECT group_concat(l3.volume_ref || ':' || l3.ordinal || ':' || l3.state,
                                            ' ')
                        FROM catalog.object_locations l3
-                       WHERE l3.object_id = l.object_id AND l3.volume_ref <> l.volume_ref),
+                       WHERE l3.object_id = o.object_id AND l3.volume_ref <> :volume),
                       '') AS others
-      FROM catalog.object_locations l
-      JOIN catalog.objects o ON o.object_id = l.object_id
-      WHERE l.volume_ref = :volume AND l.state IN ('R', 'S', 'F')
+      FROM (SELECT DISTINCT o2.study_ref AS study_ref
+            FROM catalog.object_locations l2
+            JOIN catalog.objects o2 ON o2.object_id = l2.object_id
+            WHERE l2.volume_ref = :volume AND l2.state IN ('R', 'S', 'F')) a
+      JOIN catalog.objects o ON o.study_ref = a.study_ref
+      LEFT JOIN catalog.object_locations l
+        ON l.object_id = o.object_id AND l.volume_ref = :volume
       ORDER BY 1, 2, 3)
 """
-#: One row per study in recovery (metadata NULL if the study row is missing).
+#: One row per study in recovery (metadata NULL if the study row is missing):
+#: `objects` all its objects, `in_recovery` those in recovery on the volume,
+#: `recoverable` those of them with a good copy elsewhere.
 _PRE_STUDIES = f"""
 CREATE TEMP TABLE archive_pre AS
-SELECT p.study_ref AS study_ref, p.objects AS objects, p.recoverable AS recoverable, {_META}
-FROM (SELECT study_ref, count(*) AS objects, sum(good) AS recoverable
+SELECT p.study_ref AS study_ref, p.objects AS objects, p.in_recovery AS in_recovery,
+       p.recoverable AS recoverable, {_META}
+FROM (SELECT study_ref, count(DISTINCT object_id) AS objects, sum(in_recovery) AS in_recovery,
+             sum(good) AS recoverable
       FROM temp.archive_pre_objects GROUP BY study_ref ORDER BY study_ref) p
 LEFT JOIN catalog.studies s ON s.study_ref = p.study_ref
 ORDER BY p.study_ref
 """
 _PRE_STUDY_ROWS = """
 SELECT study_ref, study_uid, accession_number, patient_name, patient_id, modality, station_name,
-       objects, recoverable, objects - recoverable, {extra}
+       objects, in_recovery, recoverable, in_recovery - recoverable, {extra}
 FROM temp.archive_pre WHERE study_uid IS NOT NULL ORDER BY study_ref
 """
+#: Columns before `locations` in a study row (the CSV's and PreStudy's).
+_PRE_FIELDS = 11
 _PRE_TEXT_HEAD = (
-    "'STUDY ' || study_ref || '  objects ' || objects || '  recoverable ' || recoverable"
-    " || '  unrecoverable ' || (objects - recoverable) || char(10) || '  uid ' || study_uid"
+    "'STUDY ' || study_ref || '  objects ' || objects || '  in recovery ' || in_recovery"
+    " || '  recoverable ' || recoverable || '  unrecoverable ' || (in_recovery - recoverable)"
+    " || char(10) || '  uid ' || study_uid"
     " || '  accession ' || accession_number || '  patient ' || patient_name"
     " || ' (' || patient_id || ')  ' || modality || ' at ' || station_name || char(10)"
 )
+#: An object's location on the volume as printed: VOL:ORDINAL:STATE, or "-" if none.
+_PRE_ON_VOLUME = "CASE WHEN ordinal < 0 THEN '-' ELSE :volume || ':' || ordinal || ':' || state END"
 _PRE_TEXT_LINE = (
-    "printf('  object %-10d %!-22s %s copies: %s', object_id,"
-    " :volume || ':' || ordinal || ':' || state,"
-    " CASE WHEN good THEN 'recoverable  ' ELSE 'UNRECOVERABLE' END,"
+    f"printf('  object %-10d %!-22s %s copies: %s', object_id, {_PRE_ON_VOLUME},"
+    " CASE WHEN NOT in_recovery THEN 'not affected ' WHEN good THEN 'recoverable  '"
+    " ELSE 'UNRECOVERABLE' END,"
     " CASE copies WHEN '' THEN 'none' ELSE copies END) || char(10)"
 )
 _PRE_CSV_PART = (
-    "object_id || ' ' || :volume || ':' || ordinal || ':' || state || ' copies '"
+    f"object_id || ' ' || {_PRE_ON_VOLUME} || ' copies '"
     " || CASE copies WHEN '' THEN 'none' ELSE replace(copies, ' ', '+') END"
 )
 _PRE_OBJECT_ROWS = (
@@ -147,12 +166,13 @@ _PRE_OBJECT_ROWS = (
 
 
 class PreLocation(NamedTuple):
-    """One object in recovery, for site templates (`s.locations`)."""
+    """One object of a study in recovery, for site templates (`s.locations`)."""
 
     object_id: int
-    ordinal: int
-    state: str
-    recoverable: bool
+    ordinal: int | None  # its location on the volume; None = not on the volume
+    state: str | None
+    in_recovery: bool
+    recoverable: bool  # in recovery and a good copy exists elsewhere
     copies: str  # space-separated VOL:ORDINAL:STATE and "cache"; "" = none
 
 
@@ -166,10 +186,11 @@ class PreStudy(NamedTuple):
     patient_id: str
     modality: str
     station_name: str
-    objects: int
+    objects: int  # all the study's objects
+    in_recovery: int
     recoverable: int
     unrecoverable: int
-    locations: list[PreLocation]
+    locations: list[PreLocation]  # every object of the study
 
 
 def _merge(
@@ -215,9 +236,10 @@ class PreRecoveryAssessment(_Assessment):
         db.execute(_PRE_OBJECTS)
         db.execute(_PRE_FILL, {"volume": ref})
         db.execute(_PRE_STUDIES)
-        studies, objects, recoverable, unrecoverable_studies = db.execute(
-            "SELECT count(*), coalesce(sum(objects), 0), coalesce(sum(recoverable), 0),"
-            " coalesce(sum(recoverable = 0), 0) FROM temp.archive_pre"
+        studies, objects, in_recovery, recoverable, unrecoverable_studies, fully = db.execute(
+            "SELECT count(*), coalesce(sum(objects), 0), coalesce(sum(in_recovery), 0),"
+            " coalesce(sum(recoverable), 0), coalesce(sum(recoverable = 0), 0),"
+            " coalesce(sum(recoverable = in_recovery), 0) FROM temp.archive_pre"
         ).fetchone()
         carriers = [
             {"carrier_id": c, "loaded": loaded, "reason": why}
@@ -225,15 +247,18 @@ class PreRecoveryAssessment(_Assessment):
                 db,
                 ref,
                 "SELECT object_id FROM temp.archive_pre_objects"
-                " WHERE state IN ('R', 'S') AND NOT cached",
+                " WHERE (state IN ('R', 'S') OR ordinal < 0) AND NOT cached",
             )
         ]
         totals = {
             "studies": studies,
-            "objects": objects,
-            "recoverable": recoverable,
-            "unrecoverable": objects - recoverable,
+            "recoverable_studies": studies - unrecoverable_studies,
+            "fully_recoverable_studies": fully,
             "unrecoverable_studies": unrecoverable_studies,
+            "objects": objects,
+            "in_recovery": in_recovery,
+            "recoverable": recoverable,
+            "unrecoverable": in_recovery - recoverable,
         }
         context: dict[str, Any] = {
             "volume": ref,
@@ -260,8 +285,9 @@ class PreRecoveryAssessment(_Assessment):
                 f"{ref}: no location is in recovery; run archive.mark_affected_locations first"
             )
         ctx.note(
-            f"{ref}: {studies:,} study(ies), {objects:,} object(s) in recovery: "
-            f"{recoverable:,} recoverable, {objects - recoverable:,} unrecoverable"
+            f"{ref}: {studies:,} study(ies) ({studies - unrecoverable_studies:,} recoverable) of"
+            f" {objects:,} object(s), {in_recovery:,} in recovery: {recoverable:,} recoverable,"
+            f" {in_recovery - recoverable:,} unrecoverable"
         )
         to_load = [str(c["carrier_id"]) for c in carriers if not c["loaded"]]
         ctx.note("carriers to load: " + (", ".join(to_load) if to_load else "none"))
@@ -285,7 +311,7 @@ class PreRecoveryAssessment(_Assessment):
         """The text report's study sections: header, one line per object, a blank line."""
         parts: list[str] = []
         for study, group in self._pairs(db, ref, _PRE_TEXT_HEAD, _PRE_TEXT_LINE):
-            parts.append(study[10])
+            parts.append(study[_PRE_FIELDS])
             parts.extend([row[1] for row in group])
             parts.append("\n")
             if len(parts) >= CHUNK_ROWS:
@@ -298,12 +324,18 @@ class PreRecoveryAssessment(_Assessment):
         """The CSV report's study rows (one per batch), `locations` =
         `OBJECT VOL:ORD:STATE copies C1+C2; ...`."""
         for study, group in self._pairs(db, ref, "NULL", _PRE_CSV_PART):
-            yield [(*study[:10], "; ".join([row[1] for row in group]))]
+            yield [(*study[:_PRE_FIELDS], "; ".join([row[1] for row in group]))]
 
     def _studies(self, db: sqlite3.Connection, ref: str) -> Iterator[PreStudy]:
-        for study, group in self._pairs(db, ref, "NULL", "object_id, ordinal, state, good, copies"):
-            locations = [PreLocation(r[1], r[2], r[3], bool(r[4]), r[5]) for r in group]
-            yield PreStudy._make((*study[:10], locations))
+        columns = "object_id, ordinal, state, in_recovery, good, copies"
+        for study, group in self._pairs(db, ref, "NULL", columns):
+            locations = [
+                PreLocation(
+                    r[1], None if r[2] < 0 else r[2], r[3] or None, bool(r[4]), bool(r[5]), r[6]
+                )
+                for r in group
+            ]
+            yield PreStudy._make((*study[:_PRE_FIELDS], locations))
 
 
 # -- post-recovery assessment --------------------------------------------------

@@ -179,19 +179,32 @@ class CleanUp(ArchiveAction):
         gone = db.execute(f"DELETE FROM catalog.studies WHERE study_ref IN ({empty})").rowcount
         ctx.changed("studies", "deleted (no objects left)", gone)
         db.execute("DROP TABLE temp.archive_doomed")
-        # 5. the volume goes once no live location references it (F rows are the
-        #    housekeeper's to delete and keep only the volume_ref as a tombstone).
+        # 5. the volume goes once no live location references it: first its finished
+        #    (F) locations, then the rows that only record its recovery (scans, SEND
+        #    jobs), then the volume itself, so no row references a volume that is gone.
+        #    A volume that keeps good locations stays, and its F rows are the
+        #    housekeeper's to delete.
         live = db.execute(
             "SELECT count(*) FROM catalog.object_locations WHERE volume_ref = ? AND state <> 'F'",
             (ref,),
         ).fetchone()[0]
         removed = False
         if live == 0:
+            dropped = db.execute(
+                "DELETE FROM catalog.object_locations WHERE volume_ref = ? AND state = 'F'",
+                (ref,),
+            ).rowcount
+            ctx.changed("object_locations", "deleted (finished, volume removed)", dropped)
             db.execute("DELETE FROM catalog.volume_scans WHERE volume_ref = ?", (ref,))
+            jobs = db.execute("DELETE FROM catalog.send_jobs WHERE volume_ref = ?", (ref,)).rowcount
+            ctx.changed("send_jobs", "deleted (volume removed)", jobs)
             db.execute("DELETE FROM catalog.volumes WHERE volume_ref = ?", (ref,))
             ctx.changed("volumes", "removed", 1)
             removed = True
-            ctx.note(f"{ref}: no live location references it any more; removed from the catalog")
+            ctx.note(
+                f"{ref}: no live location references it any more; its {dropped:,} finished"
+                " location(s) deleted and the volume removed from the catalog"
+            )
         else:
             ctx.note(f"{ref}: {live:,} good location(s) remain; the volume stays in the catalog")
         ctx.output(

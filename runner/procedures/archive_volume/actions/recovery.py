@@ -1,13 +1,17 @@
 """Mode 3: recovery_attempt, the SEND jobs that fetch studies back into cache.
 
 Each batch takes the next `max_jobs` studies (in study_ref order) that still
-have locations in recovery (R), and for each creates one SEND job that copies
-the study's recoverable objects from their other copies (a verified cached
-copy, else a good location on an online volume) into the cache, verifying
-checksums; then the study's R locations become S and its cache entry is
-protected. Every batch is committed with `ctx.checkpoint`, so an interrupted
-run resumes after the last finished batch; cache files are written
-atomically with the same bytes, so redoing a half-done batch ends the same.
+have locations in recovery (R), and for each creates one SEND job that
+gathers the whole study into the cache, verifying checksums: its objects in
+recovery from their other copies (a verified cached copy, else a good
+location on another online volume), and its other objects (a cached copy,
+else their good location on the recovered volume, which is online for this,
+else a good location on another online volume). Then the study's R
+locations become S and its cache entry is protected. The SEND job's counts
+(and so the post report and clean_up) are about the objects in recovery only.
+Every batch is committed with `ctx.checkpoint`, so an interrupted run
+resumes after the last finished batch; cache files are written atomically
+with the same bytes, so redoing a half-done batch ends the same.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ _MAX_WARNINGS = 20
 
 class RecoveryAttempt(ArchiveAction):
     name = "archive.recovery_attempt"
-    summary = "Create SEND jobs (max_jobs per batch) copying recoverable objects into cache"
+    summary = "Create SEND jobs (max_jobs per batch) gathering whole studies in recovery into cache"
     destructive = True
     volume_need = VolumeNeed(online=True)
 
@@ -88,6 +92,8 @@ class RecoveryAttempt(ArchiveAction):
         jobs = int(ctx.state.get("jobs", 0))
         copied = int(ctx.state.get("copied", 0))
         written = int(ctx.state.get("written", 0))
+        intact = int(ctx.state.get("intact", 0))
+        intact_missing = int(ctx.state.get("intact_missing", 0))
         fetcher = _Fetcher(ctx, self.volume_ref, host)
         with ExitStack() as stack:
             stack.callback(fetcher.close)
@@ -107,9 +113,12 @@ class RecoveryAttempt(ArchiveAction):
                 if not studies:
                     break
                 label = f"recovery batch {done + 1}"
-                counted = (fetcher.sent, fetcher.written, fetcher.protected)
+                counted = (fetcher.sent, fetcher.written, fetcher.protected, fetcher.gathered)
                 for study_ref in ctx.progress(studies, len(studies), label):
-                    copied += fetcher.send_job(study_ref)
+                    recovered, others, missing = fetcher.send_job(study_ref)
+                    copied += recovered
+                    intact += others
+                    intact_missing += missing
                     jobs += 1
                 after = studies[-1]
                 done += 1
@@ -118,6 +127,9 @@ class RecoveryAttempt(ArchiveAction):
                 ctx.changed("send_jobs", "created", len(studies))
                 ctx.changed("object_locations", "state R -> S", fetcher.sent - counted[0])
                 ctx.changed("cache", "objects copied in", fetcher.written - counted[1])
+                ctx.changed(
+                    "cache", "objects not in recovery copied in", fetcher.gathered - counted[3]
+                )
                 ctx.changed("cache_locations", "protected", fetcher.protected - counted[2])
                 written += fetcher.written - counted[1]
                 ctx.checkpoint(
@@ -127,6 +139,8 @@ class RecoveryAttempt(ArchiveAction):
                         "jobs": jobs,
                         "copied": copied,
                         "written": written,
+                        "intact": intact,
+                        "intact_missing": intact_missing,
                     }
                 )
         remaining = ctx.db.execute(
@@ -139,9 +153,22 @@ class RecoveryAttempt(ArchiveAction):
             ctx.warn(f"{fetcher.failures - _MAX_WARNINGS} more fetch failure(s) not shown")
         ctx.note(
             f"{self.volume_ref}: {jobs:,} SEND job(s) in {done} batch(es), {copied:,} object(s) "
-            f"in cache ({written:,} copied now); {remaining:,} study(ies) still to do"
+            f"in recovery in cache ({written:,} copied now), {intact:,} other object(s) of these"
+            f" studies in cache; {remaining:,} study(ies) still to do"
         )
-        ctx.output(jobs=jobs, batches=done, recovered=copied, remaining_studies=remaining)
+        if intact_missing:
+            ctx.note(
+                f"{intact_missing:,} object(s) not in recovery could not be fetched (no readable"
+                " copy online); they keep their good locations"
+            )
+        ctx.output(
+            jobs=jobs,
+            batches=done,
+            recovered=copied,
+            intact_in_cache=intact,
+            intact_not_fetched=intact_missing,
+            remaining_studies=remaining,
+        )
 
 
 class _Fetcher:
@@ -156,14 +183,19 @@ class _Fetcher:
         self._stack = ExitStack()
         self.failures = 0
         self.sent = 0
-        self.written = 0
+        self.written = 0  # objects in recovery copied into cache
+        self.gathered = 0  # the studies' other objects copied into cache
         self.protected = 0
 
     def close(self) -> None:
         self._stack.close()
 
-    def send_job(self, study_ref: str) -> int:
-        """One SEND job for one study; returns how many objects are now in cache."""
+    def send_job(self, study_ref: str) -> tuple[int, int, int]:
+        """One SEND job gathering one whole study into cache.
+
+        Returns (objects in recovery now in cache, other objects now in cache,
+        other objects that could not be fetched).
+        """
         rows = self.db.execute(
             "SELECT o.object_id, o.checksum, EXISTS (SELECT 1 FROM catalog.cached_objects c"
             "  WHERE c.object_id = o.object_id)"
@@ -173,8 +205,21 @@ class _Fetcher:
         ).fetchall()  # one study's objects: bounded by the study size
         in_cache = 0
         for object_id, expected, cached in rows:
-            if self._fetch(study_ref, object_id, expected, bool(cached)):
+            if self._fetch(study_ref, object_id, expected, bool(cached), own=False):
                 in_cache += 1
+        # The rest of the study: objects with no location in recovery on the volume.
+        others = self.db.execute(
+            "SELECT o.object_id, o.checksum, EXISTS (SELECT 1 FROM catalog.cached_objects c"
+            "  WHERE c.object_id = o.object_id)"
+            " FROM catalog.objects o WHERE o.study_ref = ? AND NOT EXISTS"
+            " (SELECT 1 FROM catalog.object_locations l WHERE l.object_id = o.object_id"
+            "  AND l.volume_ref = ? AND l.state IN ('R', 'S', 'F')) ORDER BY o.object_id",
+            (study_ref, self.volume_ref),
+        ).fetchall()
+        gathered = 0
+        for object_id, expected, cached in others:
+            if self._fetch(study_ref, object_id, expected, bool(cached), own=True):
+                gathered += 1
         state = "done" if in_cache == len(rows) else ("partial" if in_cache else "empty")
         self.db.execute(
             "INSERT INTO catalog.send_jobs (study_ref, volume_ref, created_at, state,"
@@ -200,10 +245,24 @@ class _Fetcher:
                 " ON CONFLICT (study_ref, host) DO UPDATE SET protected = 1",
                 (study_ref, self.host),
             )
-        return in_cache
+        elif gathered:
+            # Only still-archived objects in cache: an ordinary, evictable cache entry.
+            self.db.execute(
+                "INSERT INTO catalog.cache_locations (study_ref, host, protected) VALUES (?, ?, 0)"
+                " ON CONFLICT (study_ref, host) DO NOTHING",
+                (study_ref, self.host),
+            )
+        return in_cache, gathered, len(others) - gathered
 
-    def _fetch(self, study_ref: str, object_id: int, expected: str, cached: bool) -> bool:
-        """Make sure a verified copy of the object is in cache; False if impossible."""
+    def _fetch(
+        self, study_ref: str, object_id: int, expected: str, cached: bool, own: bool
+    ) -> bool:
+        """Make sure a verified copy of the object is in cache; False if impossible.
+
+        Sources, in order: the cached copy; then good (A) locations on online
+        volumes, the recovered volume first when `own` (an object not in
+        recovery: its location there is readable), the others in volume_ref order.
+        """
         dest = cat.cache_path(study_ref, object_id)
         media = self.ctx.media
         if cached and media.exists(dest):
@@ -216,9 +275,9 @@ class _Fetcher:
         for ref, ordinal in self.db.execute(
             "SELECT l.volume_ref, l.ordinal FROM catalog.object_locations l"
             " JOIN catalog.volumes v ON v.volume_ref = l.volume_ref"
-            " WHERE l.object_id = ? AND l.volume_ref <> ? AND l.state = 'A' AND v.online = 1"
-            " ORDER BY l.volume_ref",
-            (object_id, self.volume_ref),
+            " WHERE l.object_id = ? AND (l.volume_ref <> ? OR ?) AND l.state = 'A'"
+            " AND v.online = 1 ORDER BY l.volume_ref <> ?, l.volume_ref",
+            (object_id, self.volume_ref, own, self.volume_ref),
         ).fetchall():
             reader = self._reader(ref)
             if isinstance(reader, MediaError):
@@ -232,7 +291,10 @@ class _Fetcher:
                 self._warn(f"object {object_id}: the copy on {ref}:{ordinal} fails verification")
                 continue
             media.write_bytes(dest, block.payload)
-            self.written += 1
+            if own:
+                self.gathered += 1
+            else:
+                self.written += 1
             self.db.execute(
                 "INSERT INTO catalog.cached_objects (object_id, host) VALUES (?, ?)"
                 " ON CONFLICT (object_id) DO UPDATE SET host = excluded.host",

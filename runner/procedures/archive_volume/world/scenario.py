@@ -44,6 +44,7 @@ def expected_outcome(
     totals = {
         "studies": 0,
         "objects": 0,
+        "study_objects": 0,
         "recoverable": 0,
         "fully": 0,
         "partially": 0,
@@ -60,6 +61,7 @@ def expected_outcome(
         )
         totals["studies"] += 1
         totals["objects"] += objects
+        totals["study_objects"] += all_objects
         totals["recoverable"] += recoverable
         totals[
             {
@@ -72,6 +74,7 @@ def expected_outcome(
             totals["studies_deleted"] += 1
         if len(studies) < PER_STUDY_LIMIT:
             studies[study_ref] = {
+                "study_objects": all_objects,
                 "objects": objects,
                 "recoverable": recoverable,
                 "unrecoverable": objects - recoverable,
@@ -87,12 +90,22 @@ def expected_outcome(
     carriers = [
         {"carrier_id": c, "loaded": bool(loaded)}
         for c, loaded in db.execute(
-            "SELECT DISTINCT v.carrier_id, k.loaded FROM temp.hit h"
+            # copies of uncached hit objects, and of the uncached objects of hit
+            # studies that are not on the damaged volume (the whole study is fetched)
+            "SELECT DISTINCT v.carrier_id, k.loaded FROM"
+            " (SELECT object_id FROM temp.hit WHERE cached = 0"
+            "  UNION SELECT o.object_id FROM catalog.objects o"
+            "  WHERE o.study_ref IN (SELECT o2.study_ref FROM temp.hit h2"
+            "   JOIN catalog.objects o2 USING (object_id))"
+            "  AND o.object_id NOT IN (SELECT object_id FROM catalog.object_locations"
+            "   WHERE volume_ref = ?)"
+            "  AND o.object_id NOT IN (SELECT object_id FROM catalog.cached_objects)) h"
             " JOIN catalog.object_locations l ON l.object_id = h.object_id AND l.volume_ref <> ?"
+            "  AND l.state = 'A'"
             " JOIN catalog.volumes v ON v.volume_ref = l.volume_ref"
             " JOIN catalog.carriers k ON k.carrier_id = v.carrier_id"
-            " WHERE h.cached = 0 ORDER BY v.carrier_id",
-            (damaged,),
+            " ORDER BY v.carrier_id",
+            (damaged, damaged),
         )
         if c != carrier
     ]
@@ -114,6 +127,7 @@ def expected_outcome(
             "studies_affected": totals["studies"],
             "studies_intact_on_volume": on_volume - totals["studies"],
             "objects_affected": totals["objects"],
+            "objects_of_affected_studies": totals["study_objects"],
             "recoverable": totals["recoverable"],
             "unrecoverable": unrecoverable,
             "fully_recovered_studies": totals["fully"],
