@@ -10,8 +10,11 @@ from tests.procedures.roll_forward.conftest import (
     DEFAULT_DBS,
     assert_matches,
     invoke,
+    prepare,
+    recover_step,
     run_playbook,
     scenario,
+    write_playbook,
 )
 
 
@@ -77,3 +80,16 @@ def test_online_and_offline_copies_cannot_share_one_roll_forward(tmp_path: Path)
         conn = sqlite3.connect(site / "databases" / f"{db}.sqlite")
         assert conn.execute("SELECT rolled_forward_to FROM rf_flags").fetchone()[0] is None
         conn.close()
+
+
+def test_the_reader_process_starts_at_the_same_point(tmp_path: Path) -> None:
+    """Read ahead in a second process from an online copy: the same outcome."""
+    site = _online_site(tmp_path, 74)
+    file_no, _record = _point(site)
+    for n in range(1, file_no):
+        (site / "logs" / f"dblog.{n}.log").unlink()
+    prepare(site, tmp_path)
+    book = write_playbook(tmp_path / "rf.yaml", recover_step(reader="process", batch_calls=7))
+    result = run_playbook(site, playbook=book)
+    assert result.exit_code == 0, result.output
+    assert_matches(site)

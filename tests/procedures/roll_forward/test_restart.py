@@ -87,3 +87,11 @@ def test_status_after_a_resumed_run_shows_no_old_error(make_site) -> None:
     assert steps["recover"]["error"] is None
     assert all(s["error"] is None for s in steps.values())
     assert status["runs"][0]["state"] == "done" and status["runs"][0]["error"] is None
+
+
+def test_stamps_in_the_mismatch_message_keep_their_microseconds(make_site) -> None:
+    site = make_site(seed=45, mismatch_stamp="staff")
+    result = run_playbook(site)
+    assert result.exit_code == 3
+    assert "backup stamp 2026-01-04T08:38:00.000000+00:00 does not match" in result.output
+    assert "(2026-01-05T08:38:00.000000+00:00)" in result.output
