@@ -201,6 +201,7 @@ class Session:
             action.run(ctx)
             self._gate_loss(record)
             record.state = StepState.DONE
+            record.error = None  # an earlier attempt's failure is over: it is done now
             record.finished_at = _iso(self.clock)
             record.seconds += time.monotonic() - started
             record.media = self.media.log.lines()

@@ -66,6 +66,20 @@ CREATE TABLE IF NOT EXISTS {schema}rf_recovery (
 ) WITHOUT ROWID
 """
 
+# An online backup copy (taken while the database was open) records where the log
+# stood when it was taken: the roll forward from it starts after that record. The
+# row belongs to the backup whose stamp it names (a later copy of the database
+# carries a stale row along; its stamp tells).
+ONLINE_DDL = """
+CREATE TABLE {schema}rf_online_backup (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    backup_stamp TEXT NOT NULL,
+    logging_id INTEGER NOT NULL,
+    log_file INTEGER NOT NULL,
+    log_record INTEGER NOT NULL
+)
+"""
+
 RECOVERY_INSERT = (
     "INSERT OR REPLACE INTO {schema}rf_recovery (logging_id, txn, user, program, status, "
     "reason, detail, begin_us, end_us, first_record, end_record, calls, begin_time, end_time) "
@@ -97,7 +111,7 @@ def ensure_recovery_table(db: sqlite3.Connection, alias: str) -> None:
 
 
 FLAG_NAMES = ("access", "recovery", "must_recover", "logging")
-INTERNAL_TABLES = ("rf_flags", "rf_recovery")
+INTERNAL_TABLES = ("rf_flags", "rf_recovery", "rf_online_backup")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,30}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -186,6 +200,35 @@ def read_flags(db: sqlite3.Connection, alias: str, what: str) -> Flags:
         row[11],
         row[12],
     )
+
+
+@dataclass(frozen=True)
+class OnlineBackup:
+    """Where the log stood when an online backup copy was taken (its quiesce point)."""
+
+    logging_id: int
+    log_file: int  # the log file in use
+    log_record: int  # the last record written before the copy: replay starts after it
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def read_online_backup(db: sqlite3.Connection, alias: str, flags: Flags) -> OnlineBackup | None:
+    """The online backup point of the copy the database comes from; None for an
+    offline copy (no row, or a row of another copy than the stamp in rf_flags)."""
+    table = db.execute(
+        f"SELECT 1 FROM {alias}.sqlite_master WHERE type = 'table' AND name = 'rf_online_backup'"
+    ).fetchone()
+    if table is None:
+        return None
+    row = db.execute(
+        f"SELECT backup_stamp, logging_id, log_file, log_record FROM {alias}.rf_online_backup "
+        "WHERE id = 1"
+    ).fetchone()
+    if row is None or row[0] != flags.backup_stamp:
+        return None
+    return OnlineBackup(int(row[1]), int(row[2]), int(row[3]))
 
 
 def write_flags(db: sqlite3.Connection, alias: str, changes: dict[str, Any]) -> None:

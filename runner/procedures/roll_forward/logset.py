@@ -4,7 +4,10 @@ Every file's header is checked (right set, right number, same logging cycle)
 and every file the log continued after is verified whole against its switch
 record, so a damaged or foreign file in the middle of the set is refused up
 front and the databases are left untouched. Only the newest file is read
-record by record, where a checksum or sequence error means the end of the log.
+record by record, where a checksum or sequence error means the end of the log;
+whether the restart after the failure ended it with a crash record is noted.
+A roll forward from an online backup starts in a later file: the files before
+it are not needed, are not looked at, and may be gone.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from runner.procedures.roll_forward.media import (
     CYCLE_START,
     RECORD,
     RECORD_SIZE,
+    CrashRecord,
     CycleStart,
     FileHeader,
     log_name,
     parse_cycle,
+    read_crash_trailer,
     read_header,
     verify_closed_file,
 )
@@ -32,20 +37,22 @@ from runner.procedures.roll_forward.media import (
 class LogSet:
     name: str
     headers: dict[int, FileHeader]
-    cycle: CycleStart
+    cycle: CycleStart | None  # None when the roll forward starts after file 1
     switches: dict[int, int] = field(default_factory=dict)  # file -> seq of its switch record
+    crash: CrashRecord | None = None  # the restart's record ending the newest file
+    first_file: int = 1  # the first file needed (later than 1 from an online backup)
 
     @property
     def logging_id(self) -> int:
-        return self.cycle.logging_id
+        return self.headers[self.first_file].logging_id
 
     @property
     def last_file(self) -> int:
         return max(self.headers)
 
     def missing(self) -> list[int]:
-        """Numbers absent between 1 and the newest present file."""
-        return [n for n in range(1, self.last_file) if n not in self.headers]
+        """Numbers absent between the first needed and the newest present file."""
+        return [n for n in range(self.first_file, self.last_file) if n not in self.headers]
 
     def rel(self, file_no: int) -> str:
         return log_name(self.name, file_no)
@@ -61,15 +68,25 @@ def present_files(media: MediaStore, set_name: str) -> list[int]:
     return sorted(numbers)
 
 
-def scan_log_set(media: MediaStore, set_name: str) -> LogSet:
-    """Check every present file of the set; MediaError with a fix on the first problem."""
-    numbers = present_files(media, set_name)
+def scan_log_set(media: MediaStore, set_name: str, first_file: int = 1) -> LogSet:
+    """Check every present file of the set from `first_file` on (earlier ones are not
+    needed: an online backup holds their work); MediaError with a fix on the first
+    problem."""
+    numbers = [n for n in present_files(media, set_name) if n >= first_file]
     if not numbers:
         raise MediaError(
-            f"no file of log set {set_name!r} in logs/ (looked for logs/{set_name}.<n>.log)",
+            f"no file of log set {set_name!r} in logs/ (looked for logs/{set_name}.<n>.log"
+            + (f", n >= {first_file}" if first_file > 1 else "")
+            + ")",
             fix="check the log_set argument, or copy the log files into logs/",
         )
-    if numbers[0] != 1:
+    if first_file > 1 and numbers[0] != first_file:
+        raise MediaError(
+            f"{log_name(set_name, first_file)} is missing; the online backup copy was taken "
+            "while it was the log file in use, so the roll forward starts in it",
+            fix=f"supply {log_name(set_name, first_file)}",
+        )
+    if numbers[0] != 1 and first_file == 1:
         raise MediaError(
             f"the first file of log set {set_name!r} ({log_name(set_name, 1)}) is missing; "
             "it holds the start of the logging cycle",
@@ -87,7 +104,7 @@ def scan_log_set(media: MediaStore, set_name: str) -> LogSet:
                 fix="give the file its right name or remove it from logs/",
             )
         headers[number] = header
-    first = headers[1]
+    first = headers[first_file]
     for number, header in headers.items():
         if header.logging_id != first.logging_id:
             raise MediaError(
@@ -95,8 +112,8 @@ def scan_log_set(media: MediaStore, set_name: str) -> LogSet:
                 f"(logging id {header.logging_id}, the set's first file has {first.logging_id})",
                 fix="supply the file of this cycle, or remove the foreign file from logs/",
             )
-    cycle = _read_cycle(media, set_name, first)
-    logset = LogSet(set_name, headers, cycle)
+    cycle = _read_cycle(media, set_name, first) if first_file == 1 else None
+    logset = LogSet(set_name, headers, cycle, first_file=first_file)
     for number in numbers[:-1]:
         rel = log_name(set_name, number)
         size = media.path(rel).stat().st_size
@@ -110,6 +127,11 @@ def scan_log_set(media: MediaStore, set_name: str) -> LogSet:
                 f"{rel} ends at record {switch_seq}: the log is discontinuous",
                 fix="supply the matching file of this cycle",
             )
+    newest = log_name(set_name, numbers[-1])
+    with media.open(newest) as handle:
+        logset.crash = read_crash_trailer(
+            handle, headers[numbers[-1]], media.path(newest).stat().st_size
+        )
     return logset
 
 

@@ -40,6 +40,7 @@ END = 7
 TIME = 8
 SWITCH = 9
 ROLLBACK = 10
+CRASH = 11
 TYPE_NAMES = {
     CYCLE_START: "cycle-start",
     IDENTITY: "identity",
@@ -51,6 +52,7 @@ TYPE_NAMES = {
     TIME: "time",
     SWITCH: "switch",
     ROLLBACK: "rollback",
+    CRASH: "crash",
 }
 CALL_TYPES = (PUT, UPDATE, DELETE)
 
@@ -61,6 +63,8 @@ END_P = struct.Struct("<Iq")  # txn, time_us (END and ROLLBACK)
 TIME_P = struct.Struct("<q")
 SWITCH_P = struct.Struct("<IIQI")  # next file, records in this file, last seq before, content crc
 SWITCH_SIZE = RECORD_SIZE + SWITCH_P.size
+CRASH_P = struct.Struct("<qQ")  # restart time_us, seq of the last intact record before it
+CRASH_SIZE = RECORD_SIZE + CRASH_P.size
 
 
 def log_name(set_name: str, file_no: int) -> str:
@@ -78,6 +82,12 @@ def from_us(value: int) -> datetime:
 
 def iso_us(value: int) -> str:
     return from_us(value).isoformat(timespec="seconds")
+
+
+def iso_stamp(value: int) -> str:
+    """A backup stamp as messages show it: to the microsecond, as rf_flags holds it
+    (two stamps a fraction of a second apart must not print alike)."""
+    return from_us(value).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)
@@ -349,6 +359,36 @@ def verify_closed_file(
     return next_file, seq
 
 
+@dataclass(frozen=True)
+class CrashRecord:
+    """The record the system's restart after a failure appends to the newest file."""
+
+    time_us: int  # when the restart ran
+    last_seq: int  # the last intact record the restart found
+    offset: int  # where it starts in the file: the records before it end here
+
+
+def read_crash_trailer(handle: BinaryIO, header: FileHeader, size: int) -> CrashRecord | None:
+    """The crash record ending the newest file, or None when the restart wrote none.
+
+    It is a fixed-size trailer, found from the end of the file (like the switch
+    record of a closed file), so a torn or garbled tail the crash left in front of
+    it does not hide it; the records are read only up to its offset.
+    """
+    offset = size - CRASH_SIZE
+    if offset < header.size:
+        return None
+    handle.seek(offset)
+    tail = handle.read(CRASH_SIZE)
+    if len(tail) != CRASH_SIZE:
+        return None
+    crc, length, _seq, rtype = RECORD.unpack_from(tail)
+    if rtype != CRASH or length != CRASH_P.size or zlib.crc32(tail[4:]) != crc:
+        return None
+    time_us, last_seq = CRASH_P.unpack_from(tail, RECORD_SIZE)
+    return CrashRecord(time_us, last_seq, offset)
+
+
 # -- writing -----------------------------------------------------------------
 
 
@@ -400,6 +440,12 @@ class LogSetWriter:
         self.seq += 1
         self.handle.close()
         self._open_next()
+
+    def crash(self, time_us: int, last_seq: int) -> None:
+        """The restart's crash record, after whatever the crash left (a torn tail)."""
+        assert self.handle is not None
+        payload = CRASH_P.pack(time_us, last_seq)
+        self.handle.write(encode_record(last_seq + 1, CRASH, payload))
 
     def raw(self, data: bytes) -> None:
         """Append raw bytes (a torn or garbled tail, for crash scenarios)."""

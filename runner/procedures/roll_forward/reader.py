@@ -139,6 +139,10 @@ class ReplayState:
     warnings: list[str] = field(default_factory=list)
     suppressed_keys: list[list[Any]] = field(default_factory=list)
     stop: dict[str, Any] | None = None
+    # From an online backup: the quiesce point replay starts after (0 = from the
+    # cycle start). Transactions of other databases may then end or call without
+    # their begin, which lies in files not read.
+    starts_after: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         # targets as pairs: the journal may sort keys, and report order must not change
@@ -249,8 +253,14 @@ class LogReader:
         return copy.deepcopy({name: getattr(self.st, name) for name in READER_FIELDS})
 
     def _open(self, file_no: int, rel: str) -> BinaryIO:
+        """The file's bytes; the newest file's only up to the restart's crash record
+        (the records end there: a tail the crash left in front of it is damage)."""
+        crash = self.logset.crash
         try:
-            return open(self.paths[file_no], "rb")
+            handle = open(self.paths[file_no], "rb")  # noqa: SIM115 - the caller closes it
+            if crash is not None and file_no == self.logset.last_file:
+                return _Bounded(handle, crash.offset)  # type: ignore[return-value]
+            return handle
         except FileNotFoundError as exc:
             raise MediaError(f"media file {rel} is missing") from exc
         except OSError as exc:
@@ -320,6 +330,7 @@ class LogReader:
         by_name = {name.encode("ascii"): alias for name, alias in self.aliases.items()}
         st = self.st
         begin_size = BEGIN_P.size
+        midway = st.starts_after > 0
         while True:
             if not eof and (need or len(buf) - pos < CHUNK_BYTES):
                 more = handle.read(max(CHUNK_BYTES, need))
@@ -386,7 +397,7 @@ class LogReader:
                                     t.jsons = []
                             else:
                                 t.calls += 1
-                        elif txn not in others and seq >= resume:
+                        elif txn not in others and seq >= resume and not midway:
                             self._inconsistent(
                                 seq,
                                 f"a {TYPE_NAMES[rtype]} for transaction {txn} "
@@ -494,7 +505,7 @@ class LogReader:
         if self.others.pop(txn, None) is not None:
             if seq >= self.resume_seq:
                 self.st.other_txns += 1
-        elif seq >= self.resume_seq:
+        elif seq >= self.resume_seq and not self.st.starts_after:
             self._inconsistent(seq, f"an end for transaction {txn} that has no begin record")
 
     def keep_last_record(self) -> None:
@@ -605,6 +616,27 @@ class LogReader:
         self.since_checkpoint = 0
         self.keep_last_record()
         self.outbox.append(("checkpoint", self._fields(), self.seq))
+
+
+class _Bounded:
+    """A file read only up to `end` (what the reader's framing needs of a file)."""
+
+    def __init__(self, handle: BinaryIO, end: int) -> None:
+        self.handle = handle
+        self.end = end
+
+    def seek(self, offset: int) -> int:
+        return self.handle.seek(offset)
+
+    def read(self, size: int = -1) -> bytes:
+        left = max(0, self.end - self.handle.tell())
+        return self.handle.read(left if size < 0 else min(size, left))
+
+    def __enter__(self) -> _Bounded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
 
 
 def last_record_info(st: ReplayState) -> dict[str, Any]:

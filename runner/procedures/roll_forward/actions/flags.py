@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from runner.contract import Check, StepContext
 from runner.errors import SafetyRefusal, StepFailed
@@ -12,8 +13,10 @@ from runner.procedures.roll_forward.catalog import (
     alias_for,
     database_rel,
     read_flags,
+    read_online_backup,
     write_flags,
 )
+from runner.procedures.roll_forward.media import log_name
 
 CLEAR_MUST_RECOVER = "rollforward-clear-must-recover"
 
@@ -30,7 +33,11 @@ class ShowFlags(RollForwardAction):
         return [database_exists(ctx, name) for name in self.names()]
 
     def run(self, ctx: StepContext) -> None:
-        rows = [read_flags(ctx.db, alias_for(n), database_rel(n)).as_dict() for n in self.names()]
+        rows = []
+        for name in self.names():
+            flags = read_flags(ctx.db, alias_for(name), database_rel(name))
+            online = read_online_backup(ctx.db, alias_for(name), flags)
+            rows.append(flags.as_dict() | {"online_backup": online and online.as_dict()})
         for row in rows:
             ctx.note(
                 f"{row['database']}: access {row['access']}, recovery {row['recovery']}, "
@@ -38,10 +45,19 @@ class ShowFlags(RollForwardAction):
                 f"backup stamp {row['backup_stamp'] or '-'}"
                 f"{'' if row['backup_by_store'] else ' (not by store utility)'}, "
                 f"open {row['open_count']}/{row['total_opens']}"
+                + (_online_text(row) if row["online_backup"] else "")
             )
         ctx.output(flags={row["database"]: row for row in rows})
         dest = self.args.get("report", "reports/rollforward/flags.txt")
         ctx.report("roll_forward/flags.txt.j2", dest, {"rows": rows, "now": ctx.now.isoformat()})
+
+
+def _online_text(row: dict[str, Any]) -> str:
+    point = row["online_backup"]
+    return (
+        f", online backup: log file {log_name(row['log_set'] or '?', point['log_file'])}, "
+        f"after record {point['log_record']} (logging id {point['logging_id']})"
+    )
 
 
 class SetFlags(RollForwardAction):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -15,14 +16,17 @@ from runner.procedures.roll_forward.actions.base import (
     database_exists,
 )
 from runner.procedures.roll_forward.catalog import (
+    OnlineBackup,
     alias_for,
     database_rel,
     ensure_recovery_table,
     read_flags,
+    read_online_backup,
+    valid_name,
     write_flags,
 )
 from runner.procedures.roll_forward.logset import LogSet, scan_log_set
-from runner.procedures.roll_forward.media import iso_us, to_us
+from runner.procedures.roll_forward.media import iso_stamp, iso_us, to_us
 from runner.procedures.roll_forward.reader import Options, ReplayState
 from runner.procedures.roll_forward.replay import Replay
 
@@ -78,7 +82,7 @@ class Recover(RollForwardAction):
             )
         set_name = str(self.args["log_set"])
         try:
-            self._logset = scan_log_set(ctx.media, set_name)
+            self._logset = scan_log_set(ctx.media, set_name, self._first_file(ctx))
         except MediaError as exc:
             yield Check(f"log set {set_name} is intact", False, exc.message, fix=exc.fix)
             return
@@ -91,7 +95,9 @@ class Recover(RollForwardAction):
 
     # -- run ---------------------------------------------------------------
     def run(self, ctx: StepContext) -> None:
-        logset = self._logset or scan_log_set(ctx.media, str(self.args["log_set"]))
+        logset = self._logset or scan_log_set(
+            ctx.media, str(self.args["log_set"]), self._first_file(ctx)
+        )
         options = Options(
             stop_us=parse_stop(self.args.get("stop_at")),
             checkpoint_records=int(self.args.get("checkpoint_records", 1_000_000)),
@@ -114,6 +120,7 @@ class Recover(RollForwardAction):
                 ensure_recovery_table(ctx.db, alias)
         else:
             state = self._start(ctx, logset)
+        self._warn_no_crash_record(ctx, logset, state)
         replay = Replay(ctx, logset, state, options, reader)
         try:
             stop = replay.run()
@@ -133,9 +140,49 @@ class Recover(RollForwardAction):
             )
         self._finish(ctx, logset, state, stop.kind)
 
+    def _online_points(self, ctx: StepContext) -> dict[str, OnlineBackup | None]:
+        """Each readable named database's online backup point (None: an offline copy)."""
+        points: dict[str, OnlineBackup | None] = {}
+        for name in self.names():
+            if not valid_name(name) or not ctx.media.exists(database_rel(name)):
+                continue  # the existence check says why
+            try:
+                flags = read_flags(ctx.db, alias_for(name), database_rel(name))
+                points[name] = read_online_backup(ctx.db, alias_for(name), flags)
+            except (MediaError, sqlite3.Error):
+                continue
+        return points
+
+    def _first_file(self, ctx: StepContext) -> int:
+        """The first log file needed: the online backup's file when every named
+        database comes from that copy, else file 1 (the cycle start)."""
+        points = set(self._online_points(ctx).values())
+        point = next(iter(points)) if len(points) == 1 else None
+        return point.log_file if point is not None else 1
+
+    def _warn_no_crash_record(self, ctx: StepContext, logset: LogSet, st: ReplayState) -> None:
+        """The procedure's rule: a log that ends without the restart's crash record (no
+        restart recovery was done after the failure) is rolled forward, with a warning
+        (kept in the state, so the summary has it on a resumed run too)."""
+        if logset.crash is not None:
+            return
+        message = (
+            f"{logset.rel(logset.last_file)} (the newest file of log set {logset.name}) does "
+            "not end with a crash record: no restart recovery was done after the failure; "
+            "rolling forward anyway, up to the end of what was written (check that no later "
+            "log file exists elsewhere)"
+        )
+        if message not in st.warnings:
+            st.warnings.append(message)
+        ctx.warn(message)
+
     def _start(self, ctx: StepContext, logset: LogSet) -> ReplayState:
         """The gates of a fresh roll forward; returns the initial state."""
         stop_us = parse_stop(self.args.get("stop_at"))
+        points = self._online_points(ctx)
+        if any(points.values()):
+            return self._start_online(ctx, logset, points, stop_us)
+        assert logset.cycle is not None  # file 1 was scanned: no online backup
         if stop_us is not None and stop_us < logset.cycle.started_us:
             raise StepFailed(
                 f"stop_at {self.args['stop_at']} is before the start of logging cycle "
@@ -143,6 +190,59 @@ class Recover(RollForwardAction):
                 "are already later than that point in time",
                 fix="give a stop time inside the cycle, or restore an older backup with its log",
             )
+        return self._open_targets(ctx, logset, ReplayState(targets={}, pos=[1, 0, 1]), None)
+
+    def _start_online(
+        self,
+        ctx: StepContext,
+        logset: LogSet,
+        points: dict[str, OnlineBackup | None],
+        stop_us: int | None,
+    ) -> ReplayState:
+        """A fresh start from online backup copies: replay starts after their quiesce
+        point, in the log file that was in use; the files before it are not needed."""
+        distinct = set(points.values())
+        if len(distinct) > 1:
+            taken = "; ".join(
+                f"{n}: "
+                + (f"online, after record {p.log_record}" if p else "offline (cycle start)")
+                for n, p in points.items()
+            )
+            raise StampMismatch(
+                f"the databases come from backup copies taken at different points of the log "
+                f"({taken}); one roll forward starts at one point; nothing was applied",
+                fix="roll them forward in separate rollforward.recover steps, one per backup point",
+            )
+        point = next(iter(distinct))
+        assert point is not None
+        names = self.names()
+        flags = {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
+        stamp_us = min(f.stamp_us or 0 for f in flags.values())
+        if stop_us is not None and stop_us < stamp_us:
+            raise StepFailed(
+                f"stop_at {self.args['stop_at']} is before the online backup copies were "
+                f"taken ({iso_stamp(stamp_us)}): they are already later than that point in time",
+                fix="give a later stop time, or restore an older backup with its log",
+            )
+        header = logset.headers[point.log_file]
+        start = [point.log_file, 0, point.log_record + 1]
+        state = ReplayState(
+            targets={},
+            pos=start,
+            rescan=[point.log_file, 0, header.first_seq],
+            starts_after=point.log_record,
+        )
+        ctx.note(
+            f"online backup copies: the roll forward starts after record {point.log_record} "
+            f"of {logset.rel(point.log_file)} (their quiesce point); earlier log files are "
+            "not needed"
+        )
+        return self._open_targets(ctx, logset, state, point)
+
+    def _open_targets(
+        self, ctx: StepContext, logset: LogSet, state: ReplayState, point: OnlineBackup | None
+    ) -> ReplayState:
+        """The gates every fresh start passes; fills in the state's targets."""
         names = self.names()
         flags = {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
         self._gate_access(ctx, names)
@@ -159,7 +259,7 @@ class Recover(RollForwardAction):
                 "; ".join(not_recoverable) + "; re-applying the log would corrupt it",
                 fix="restore it from its backup copy first (rollforward.restore)",
             )
-        self._gate_stamps(ctx, logset, flags)
+        self._gate_stamps(ctx, logset, flags, point)
         errors = []
         for name, f in flags.items():
             if f.recovery != "enabled":
@@ -168,7 +268,7 @@ class Recover(RollForwardAction):
         for number, error in enumerate(errors, start=1):
             ctx.warn(f"error {number} (limit {limit}): {error}; it is not recovered")
         targets = {n: alias_for(n) for n in names if flags[n].recovery == "enabled"}
-        state = ReplayState(targets=targets, pos=[1, 0, 1])
+        state.targets = targets
         if len(errors) > limit or not targets:
             why = (
                 f"{len(errors)} error(s), more than error_limit {limit}"
@@ -198,11 +298,26 @@ class Recover(RollForwardAction):
                 fix="disable access first (rollforward.set_flags access: disabled)",
             )
 
-    def _gate_stamps(self, ctx: StepContext, logset: LogSet, flags: dict[str, Any]) -> None:
+    def _gate_stamps(
+        self,
+        ctx: StepContext,
+        logset: LogSet,
+        flags: dict[str, Any],
+        point: OnlineBackup | None,
+    ) -> None:
         no_stamp = bool(self.args.get("no_stamp_check", False))
         no_store = bool(self.args.get("no_store_flag_check", False))
-        stamp_problems, store_problems = [], []
+        stamp_problems: list[str] = []
+        store_problems: list[str] = []
         for name, f in flags.items():
+            if point is not None:
+                stamp_problems += _online_problems(name, point, logset)
+                if not f.backup_by_store:
+                    store_problems.append(
+                        f"{name}: the backup copy was not made by the store utility"
+                    )
+                continue
+            assert logset.cycle is not None
             entry = logset.cycle.stamps.get(name)
             if entry is None:
                 stamp_problems.append(f"log set {logset.name} holds no backup stamp for {name}")
@@ -211,7 +326,7 @@ class Recover(RollForwardAction):
             if f.stamp_us != log_stamp:
                 stamp_problems.append(
                     f"{name}: backup stamp {f.backup_stamp or 'none'} does not match the "
-                    f"cycle start of log set {logset.name} ({iso_us(log_stamp)})"
+                    f"cycle start of log set {logset.name} ({iso_stamp(log_stamp)})"
                 )
             if not f.backup_by_store or not log_by_store:
                 store_problems.append(f"{name}: the backup copy was not made by the store utility")
@@ -297,3 +412,22 @@ class Recover(RollForwardAction):
             raise
         except Exception as exc:
             ctx.warn(f"the abort message could not be written: {exc}")
+
+
+def _online_problems(name: str, point: OnlineBackup, logset: LogSet) -> list[str]:
+    """Why an online backup copy and this log do not belong together, if they do not:
+    another logging cycle, or a quiesce point outside the file it names."""
+    if point.logging_id != logset.logging_id:
+        return [
+            f"{name}: the online backup copy was taken in logging cycle {point.logging_id}, "
+            f"log set {logset.name} is cycle {logset.logging_id}"
+        ]
+    header = logset.headers[point.log_file]
+    last = logset.switches.get(point.log_file)
+    if point.log_record + 1 < header.first_seq or (last is not None and point.log_record >= last):
+        return [
+            f"{name}: the online backup copy was taken after record {point.log_record}, which "
+            f"is not where {logset.rel(point.log_file)} (records from {header.first_seq}) "
+            "continues"
+        ]
+    return []

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.procedures.roll_forward import media as m
-from runner.procedures.roll_forward.catalog import FLAGS_DDL, stamp_text
-from runner.procedures.roll_forward.world.scenario import outcome
+from runner.procedures.roll_forward.catalog import FLAGS_DDL, ONLINE_DDL, stamp_text
+from runner.procedures.roll_forward.world.scenario import Truth, outcome
 from runner.procedures.roll_forward.world.workload import (
     BASE_TIME,
     SCHEMAS,
@@ -115,6 +115,15 @@ class Options:
     rows: int = option(
         40, "rows per table in the backup copies (at least 1)", parse=_at_least(1), metavar="N"
     )
+    crash_record: bool = option(
+        True,
+        "end the newest log file with the restart's crash record (turn off: no restart "
+        "recovery was done after the failure)",
+    )
+    online_backup: bool = option(
+        False,
+        "also take an online backup copy mid-cycle, at a quiesce point (backups-online/)",
+    )
     expected: bool = option(True, "write expected/ and expected-stop/ (turn off for big sites)")
 
 
@@ -122,7 +131,15 @@ def generate(root: Path, opt: Options) -> dict[str, Any]:
     """Generate the site under `root`; returns (and writes) scenario.json."""
     rng = random.Random(opt.seed)
     root.mkdir(parents=True, exist_ok=True)
-    for sub in ("databases", "backups", "logs", "expected", "expected-stop", "spare"):
+    for sub in (
+        "databases",
+        "backups",
+        "backups-online",
+        "logs",
+        "expected",
+        "expected-stop",
+        "spare",
+    ):
         shutil.rmtree(root / sub, ignore_errors=True)
     logging_id = 7000 + opt.seed
     cycle_start = BASE_TIME + timedelta(minutes=opt.seed % 10_000)  # one cycle per seed
@@ -136,8 +153,40 @@ def generate(root: Path, opt: Options) -> dict[str, Any]:
             }
     users = make_users(opt, initial)
     stamps = {db: (m.to_us(backup_time), True) for db in SCHEMAS}
-    plans, records, last_time_us = write_log(root, opt, rng, users, logging_id, stamps, cycle_start)
+    plans, records, last_time_us, online = write_log(
+        root, opt, rng, users, logging_id, stamps, cycle_start
+    )
     scenario = outcome(opt, plans, initial, records, last_time_us, logging_id, root)
+    scenario["online_backup"] = None
+    if online is not None:
+        # The copy holds every transaction that ended before the quiesce point.
+        truth = Truth(initial)
+        ended = (p for p in plans if p.outcome == "committed" and p.end_seq is not None)
+        for plan in sorted(ended, key=lambda p: p.end_seq or 0):
+            if (plan.end_seq or 0) <= online.log_record:
+                assert truth.apply(plan), "no failing transaction ends before the quiesce point"
+        online_stamp = stamp_text(m.from_us(online.time_us))
+        for db in SCHEMAS:
+            flags = dict(
+                _FLAGS,
+                database=db,
+                recovery="disabled" if db == "audit" else "enabled",
+                access="enabled",  # taken while the database was open
+                backup_stamp=online_stamp,
+                backup_by_store=1,
+            )
+            point = {
+                "backup_stamp": online_stamp,
+                "logging_id": logging_id,
+                "log_file": online.log_file,
+                "log_record": online.log_record,
+            }
+            _write_db(root / "backups-online" / f"{db}.sqlite", db, truth.tables[db], flags, point)
+        scenario["online_backup"] = {
+            "stamp": online_stamp,
+            "log_file": m.log_name(SET_NAME, online.log_file),
+            "log_record": online.log_record,
+        }
     for db in SCHEMAS:
         stamp = backup_time - timedelta(days=1) if db == opt.mismatch_stamp else backup_time
         flags = {
@@ -181,6 +230,16 @@ def generate(root: Path, opt: Options) -> dict[str, Any]:
     return scenario
 
 
+_FLAGS = {
+    "must_recover": "disabled",
+    "logging": "enabled",
+    "log_set": SET_NAME,
+    "modified": 0,
+    "open_count": 0,
+    "total_opens": 0,
+}
+
+
 def _damage(rng: random.Random, tables: dict[str, dict[int, list[Any]]]) -> dict[str, Any]:
     """The live database after the crash: some rows garbled, some lost."""
     out = {}
@@ -196,7 +255,11 @@ def _damage(rng: random.Random, tables: dict[str, dict[int, list[Any]]]) -> dict
 
 
 def _write_db(
-    path: Path, db: str, tables: dict[str, dict[int, list[Any]]], flags: dict[str, Any] | None
+    path: Path,
+    db: str,
+    tables: dict[str, dict[int, list[Any]]],
+    flags: dict[str, Any] | None,
+    online: dict[str, Any] | None = None,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
@@ -224,6 +287,9 @@ def _write_db(
             # constraints (one row, enabled/disabled values).
             conn.execute(FLAGS_DDL.format(schema=""))
             site.table("rf_flags").insert({"id": 1, **flags})
+        if online is not None:
+            conn.execute(ONLINE_DDL.format(schema=""))
+            site.table("rf_online_backup").insert({"id": 1, **online})
         conn.commit()
     finally:
         conn.close()

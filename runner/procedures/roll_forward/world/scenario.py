@@ -115,6 +115,7 @@ def outcome(
         "records": records,
         "last_time": m.iso_us(last_time_us),
         "tail": opt.tail,
+        "crash_record": opt.crash_record,
         "dropped_file": m.log_name(SET_NAME, opt.drop_log_file) if opt.drop_log_file else None,
         "mismatch_stamp": opt.mismatch_stamp,
         "foreign_backup": opt.foreign_backup,

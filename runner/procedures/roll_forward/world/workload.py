@@ -95,6 +95,15 @@ class TxnPlan:
     outcome: str = "open"  # open | committed | rolled_back
 
 
+@dataclass(frozen=True)
+class OnlinePoint:
+    """Where the log stood at an online backup's quiesce point."""
+
+    log_file: int  # the file in use
+    log_record: int  # the last record written before the copy
+    time_us: int
+
+
 class KeyPool:
     """Keys a user owns: O(1) add, remove and random choice (sites can be big)."""
 
@@ -193,7 +202,7 @@ def write_log(
     logging_id: int,
     stamps: dict[str, tuple[int, bool]],
     cycle_start: datetime,
-) -> tuple[list[TxnPlan], int, int]:
+) -> tuple[list[TxnPlan], int, int, OnlinePoint | None]:
     est_records = opt.transactions * 6 + opt.users + 20
     writer = m.LogSetWriter(root / "logs", SET_NAME, logging_id, file_bytes=1 << 62)
     per_file = max(30, est_records // max(1, opt.files))
@@ -268,16 +277,31 @@ def write_log(
     def call(plan: TxnPlan, c: tuple[int, str, int, list[str], list[Any]]) -> None:
         emit(c[0], m.call_payload(plan.txn, c[1], c[3], c[2], c[4]))
 
-    begin(planted[0])
-    call(planted[0], planted[0].calls[0])
-    plans.append(planted[0])
+    def hang() -> None:
+        begin(planted[0])
+        call(planted[0], planted[0].calls[0])
+        plans.append(planted[0])
+
+    # An online backup waits for a quiesce point: no new transaction starts until
+    # the open ones have ended; the hanging transaction begins after it.
+    quiesce_at = opt.transactions // 2 if opt.online_backup else None
+    if quiesce_at is None:
+        hang()
     active: list[User] = []
     idle = list(users)
     rng.shuffle(idle)
     chain_at = max(3, opt.transactions // 3)
+    if quiesce_at is not None:
+        chain_at = max(quiesce_at + 2, (2 * opt.transactions) // 3)
+    online: OnlinePoint | None = None
     n = 0
     while started < opt.transactions or active:
         clock += timedelta(milliseconds=rng.randint(0, 400))
+        quiescing = quiesce_at is not None and online is None and started >= quiesce_at
+        if quiescing and not active:
+            online = OnlinePoint(writer.file_no, writer.seq - 1, m.to_us(clock))
+            hang()
+            continue
         if started == chain_at:
             for plan in planted[1:]:
                 begin(plan)
@@ -294,7 +318,12 @@ def write_log(
         if n % 97 == 0:
             last_timed = m.to_us(clock)
             emit(m.TIME, m.TIME_P.pack(last_timed))
-        if idle and started < opt.transactions and (len(active) < opt.concurrency or not active):
+        if (
+            idle
+            and not quiescing
+            and started < opt.transactions
+            and (len(active) < opt.concurrency or not active)
+        ):
             user = idle.pop(rng.randrange(len(idle)))
             started += 1
             plan = TxnPlan(started, user.index, user.db, _plan_calls(rng, user, clock))
@@ -340,5 +369,8 @@ def write_log(
         writer.raw(m.encode_record(writer.seq + 5, m.END, m.end_payload(end_txn, m.to_us(clock))))
     elif opt.tail == "torn":
         writer.raw(tail[:-4])
+    if opt.crash_record:
+        # The system's restart after the failure: it found the log's end and said so.
+        writer.crash(m.to_us(clock + timedelta(minutes=3)), good_records)
     writer.close()
-    return plans, good_records, last_timed
+    return plans, good_records, last_timed, online
