@@ -1,8 +1,8 @@
 """Repairing a keyed (indexed sequential) file after a system failure.
 
 A keyed file is a data file of fixed-length records plus a key file holding
-one B-tree per key. See docs/keyed_file.md for the byte layout and
-/work/shared/domain/keyed-file.md for the procedure this package implements.
+one B-tree per key. docs/keyed_file.md gives the byte layout and the repair
+and reload rules this package implements.
 """
 
 from __future__ import annotations
