@@ -139,4 +139,10 @@ def describe_status(runs: list[dict[str, Any]], holder: str | None) -> str:
             )
             if step.get("error"):
                 lines.append(f"        error: {step['error']}")
+            # Warnings stay in view (an URGENT tape banner, a log without a crash record).
+            lines += [
+                f"        warning: {note['text']}"
+                for note in step.get("notes", ())
+                if note.get("level") == "warning"
+            ]
     return "\n".join(lines)

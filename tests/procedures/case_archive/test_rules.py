@@ -183,6 +183,7 @@ def test_tape_at_90_percent_writes_with_an_urgent_banner_kept_until_acknowledged
     assert "--confirm tape_full_ack" in result.output
     assert banner in (site.root / out["report"]).read_text()
     assert any(banner in w for w in _status_warnings(site))
+    assert f"warning: {banner}" in recover("status", "--site", site.root).output
     # a later run without the key shows it again; with the key it is acknowledged
     result = run_steps(site, tmp_path, [load(CURRENT)], "--new-run")
     assert result.exit_code == 0 and banner in result.output
