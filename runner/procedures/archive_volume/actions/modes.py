@@ -30,8 +30,9 @@ class MarkAffectedLocations(ArchiveAction):
                 "no scan recorded" if found is None else f"{len(found)} unreadable range(s)",
                 None
                 if found is not None
-                else "run archive.scan_volume first (with the "
-                "volume online), or give the ranges explicitly",
+                else "run archive.scan_volume first (load the volume for it with "
+                "archive.load and unload it after with archive.unload), or give the "
+                "ranges explicitly",
             )
         elif raw is not None:
             try:
@@ -109,7 +110,9 @@ class CleanUp(ArchiveAction):
             "recovery attempted for every study",
             pending == 0,
             f"{pending:,} location(s) still in recovery (R)" if pending else "no R locations left",
-            "run archive.recovery_attempt (batches: all) until every study is processed"
+            "run archive.recovery_attempt (batches: all) with the volume and the carriers "
+            "with copies loaded (archive.load with volume and copies_of), then unload the "
+            "volume (archive.unload)"
             if pending
             else None,
         )

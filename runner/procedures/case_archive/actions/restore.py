@@ -313,7 +313,7 @@ class DeleteCase(CaseAction):
                     "the case is not in use",
                     not row[0],
                     f"case {self.args['case']!r} is being displayed",
-                    fix="close the case in the display first",
+                    fix="close the case in the display first (closing it sets cases.in_use to 0)",
                 )
             )
         return checks

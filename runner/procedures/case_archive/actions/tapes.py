@@ -357,12 +357,16 @@ class NewTape(CaseAction):
             )
         )
         row = ctx.db.execute("SELECT state FROM tapes WHERE label = ?", (label,)).fetchone()
+        (free,) = ctx.db.execute(
+            "SELECT coalesce(max(number), 0) + 1 FROM tapes WHERE pool = ?", (pool,)
+        ).fetchone()
         checks.append(
             check(
                 "the tape is new or re-initialised",
                 row is None or row[0] == "blank",
                 f"tape {label} is a {row[0] if row else ''} tape with data on it",
-                fix="re-initialise an old tape first (cases.reinit_tape), or use a new label",
+                fix="re-initialise an old tape first (cases.reinit_tape), or use a new label "
+                f"({pool}_{free}_2 is free)",
             )
         )
         return checks
@@ -423,7 +427,9 @@ class ReinitTape(CaseAction):
                 "the tape is an old tape",
                 row is not None and row[0] == "old",
                 f"tape {label!r} is " + (f"the {row[0]} tape" if row else "not in the catalog"),
-                fix="only old (retired) tapes can be re-initialised",
+                fix="only old (retired) tapes can be re-initialised; to re-initialise the "
+                "current tape, retire it first: cases.new_tape makes a new current tape "
+                "and this one old, then load it (cases.load_tape) and run this again",
             )
         )
         loaded = Settings(ctx.db).text("loaded_tape")
