@@ -2,6 +2,13 @@
 
 Every refusal roll-forward can give on a generated site is triggered through the CLI,
 the `fix:` line is followed as an operator would, and the same command is run again.
+Not covered: the log-set scan's refusals (bad file headers, a foreign logging id) need
+hand-corrupted log files, and a database without (or with an empty) rf_flags table a
+hand-made one; "leave the log files alone during a roll forward" needs another process
+changing the log mid-run; "the log reader stopped before the end of the log" is an
+internal fault; a database name with other characters is refused by the argument schema
+before the action's own check; the backup check "supply an intact backup copy" is
+preceded by the runner's refusal to attach an unreadable file (covered instead).
 """
 
 from __future__ import annotations
@@ -176,8 +183,34 @@ def test_open_before_recovery_fix(make_site: Maker, tmp_path: Path) -> None:
     early = _playbook_copy(tmp_path, reopen_early)
     first = invoke("run", str(early), "--site", str(site), "--yes")
     assert first.exit_code in (1, 3), first.output
-    assert "roll the database forward first (rollforward.recover)" in _fix_line(first.output)
+    fix = _fix_line(first.output)
+    assert "roll the database forward first (rollforward.recover)" in fix
+    assert "--confirm" not in fix  # a confirmation would not let it open
     _recovered(run_playbook(site, "reopen=true"))
+
+
+def test_clear_must_recover_fix_is_the_confirm_key(make_site: Maker, tmp_path: Path) -> None:
+    site = make_site()
+
+    def clear_without_recovery(doc: dict[str, Any]) -> None:
+        steps = {s["id"]: s for s in doc["steps"]}
+        clear = {
+            "id": "clear",
+            "action": "rollforward.set_flags",
+            "args": {"databases": ["sales"], "must_recover": "disabled"},
+        }
+        doc["steps"] = [steps["close"], steps["restore"], clear]
+
+    playbook = str(_playbook_copy(tmp_path, clear_without_recovery))
+    first = invoke("run", playbook, "--site", str(site), "--yes")
+    assert first.exit_code in (1, 3), first.output
+    fix = _fix_line(first.output)
+    assert "--confirm rollforward-clear-must-recover" in fix
+    confirmed = ("--confirm", "rollforward-clear-must-recover")
+    _recovered(invoke("run", playbook, "--site", str(site), "--yes", *confirmed))
+    with sqlite3.connect(site / "databases" / "sales.sqlite") as conn:
+        assert conn.execute("SELECT must_recover FROM rf_flags").fetchone() == ("disabled",)
+    conn.close()
 
 
 def _break_missing(path: Path) -> None:
@@ -254,3 +287,43 @@ def test_mixed_backup_points_fix_separate_steps(make_site: Maker, tmp_path: Path
         doc["steps"][at : at + 1] = [online, offline]
 
     _recovered(invoke("run", str(_playbook_copy(tmp_path, split)), "--site", str(site), "--yes"))
+
+
+def test_wrong_log_set_fix_checks_the_argument(make_site: Maker) -> None:
+    site = make_site()
+    first = run_playbook(site, "log_set=dblogs")
+    assert first.exit_code == 1, first.output
+    assert "check the log_set argument" in _fix_line(first.output)
+    _recovered(run_playbook(site, "log_set=dblog"))
+
+
+def test_first_log_file_missing_fix_supply_it(make_site: Maker, tmp_path: Path) -> None:
+    site = make_site(files=3)
+    shutil.move(site / "logs" / "dblog.1.log", tmp_path / "dblog.1.log")
+    first = run_playbook(site)
+    assert first.exit_code == 1, first.output
+    fix = _fix_line(first.output)
+    assert "supply " in fix
+    wanted = fix.split("supply ")[1].split()[0]
+    assert wanted == "logs/dblog.1.log"
+    shutil.move(tmp_path / "dblog.1.log", site / wanted)
+    _recovered(run_playbook(site))
+
+
+def test_online_start_file_missing_fix_supply_it(make_site: Maker, tmp_path: Path) -> None:
+    site = make_site(files=3, online_backup=True)
+    _online_copies(site, "sales", "stock", "staff")
+    logs = sorted((site / "logs").glob("dblog.*.log"))
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for log in logs:  # the online copies need none before theirs: take all away but the last
+        shutil.move(log, aside / log.name)
+    shutil.move(aside / logs[-1].name, logs[-1])
+    refused = run_playbook(site)
+    assert refused.exit_code == 1, refused.output  # the copies were taken before the last file
+    assert "the online backup copy was taken while it was the log file in use" in refused.output
+    fix = _fix_line(refused.output)
+    assert "supply " in fix, fix
+    wanted = fix.split("supply ")[1].split()[0]
+    shutil.move(aside / Path(wanted).name, site / wanted)
+    _recovered(run_playbook(site))
