@@ -354,7 +354,7 @@ class Session:
                 except sqlite3.DatabaseError as exc:
                     raise MediaError(
                         f"{rel} is not a readable SQLite database ({exc})",
-                        fix="restore the catalog from a backup, or point "
+                        fix=f"restore {rel} from a backup, or point "
                         "the playbook's site at the right file",
                     ) from exc
         except BaseException:

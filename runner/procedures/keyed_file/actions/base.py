@@ -96,7 +96,9 @@ class KeyedAction(Action):
                 f"{what} {rel} exists",
                 found,
                 "" if found else "missing",
-                fix="check the data_file/key_file arguments and --site",
+                fix=f"put the file at {rel} under the site, or name the pair's files relative "
+                "to the site (with the shipped playbook: --param data_file=PATH --param "
+                "key_file=PATH) and check --site",
             )
         if not present:
             return

@@ -31,19 +31,29 @@ class Reload(KeyedAction):
         if spb is not None:
             try:
                 with self.opened(ctx) as (_d, _k, info):
-                    small = [
-                        i + 1
-                        for i, k in enumerate(info.control.keys)
-                        if internal_capacity(info.control.with_(sectors_per_block=spb), k) < 2
-                    ]
+                    control = info.control
+
+                    def too_long(n: int) -> list[int]:
+                        resized = control.with_(sectors_per_block=n)
+                        return [
+                            i + 1
+                            for i, k in enumerate(control.keys)
+                            if internal_capacity(resized, k) < 2
+                        ]
+
+                    small = too_long(spb)
             except RecoverError:
                 return  # already reported by "keyed file opens"
+            fits = next((n for n in range(1, MAX_SECTORS_PER_BLOCK + 1) if not too_long(n)), None)
             yield Check(
                 f"{spb}-sector key blocks hold every key",
                 not small,
                 f"key(s) {small} are too long" if small else "",
-                fix=f"choose sectors_per_block up to {MAX_SECTORS_PER_BLOCK}, "
-                "large enough for the longest key",
+                fix=f"choose sectors_per_block from {fits} to {MAX_SECTORS_PER_BLOCK} "
+                "(the smallest that holds two entries of the longest key), or leave it out "
+                "to keep the old file's"
+                if fits
+                else "leave sectors_per_block out to keep the old file's",
             )
 
     def run(self, ctx: StepContext) -> None:

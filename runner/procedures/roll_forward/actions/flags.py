@@ -90,10 +90,17 @@ class SetFlags(RollForwardAction):
                     f"confirmation {CLEAR_MUST_RECOVER}"
                 )
         if refusals:
+            # The confirmation only lifts the must-recover refusal; opening needs a recovery.
+            opening = any("before it can be opened" in r for r in refusals)
             raise MustRecoverFirst(
                 "; ".join(refusals) + "; no flag was changed",
-                fix="roll the database forward first (rollforward.recover), or grant "
-                f"--confirm {CLEAR_MUST_RECOVER} to clear must-recover on your responsibility",
+                fix="roll the database forward first (rollforward.recover)"
+                + (
+                    ""
+                    if opening
+                    else f", or grant --confirm {CLEAR_MUST_RECOVER} to clear must-recover on "
+                    "your responsibility"
+                ),
             )
         for name in self.names():
             alias = alias_for(name)

@@ -188,7 +188,8 @@ class Recover(RollForwardAction):
                 f"stop_at {self.args['stop_at']} is before the start of logging cycle "
                 f"{logset.logging_id} ({iso_us(logset.cycle.started_us)}): the backup copies "
                 "are already later than that point in time",
-                fix="give a stop time inside the cycle, or restore an older backup with its log",
+                fix=f"give a stop time at or after {iso_us(logset.cycle.started_us)} (the "
+                "cycle start), or restore an older backup with its log",
             )
         return self._open_targets(ctx, logset, ReplayState(targets={}, pos=[1, 0, 1]), None)
 
@@ -222,7 +223,8 @@ class Recover(RollForwardAction):
             raise StepFailed(
                 f"stop_at {self.args['stop_at']} is before the online backup copies were "
                 f"taken ({iso_stamp(stamp_us)}): they are already later than that point in time",
-                fix="give a later stop time, or restore an older backup with its log",
+                fix=f"give a stop time at or after {iso_stamp(stamp_us)} (when the copies "
+                "were taken), or restore an older backup with its log",
             )
         header = logset.headers[point.log_file]
         start = [point.log_file, 0, point.log_record + 1]

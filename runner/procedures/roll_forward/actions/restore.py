@@ -59,7 +59,8 @@ class Restore(RollForwardAction):
                 f"backup of {name}",
                 bool(flags.backup_stamp),
                 f"backup stamp {flags.backup_stamp or 'missing'}",
-                fix="a backup copy without a stamp cannot be matched to a log",
+                fix=f"a copy without a stamp cannot be matched to a log: put the backup copy "
+                f"the store utility made of {name} (it carries the stamp) at {backup_rel(name)}",
             )
 
     def run(self, ctx: StepContext) -> None:
