@@ -85,8 +85,7 @@ class Restore(RollForwardAction):
             target = database_rel(name)
             kept = None
             if ctx.media.exists(target):
-                kept = f"damaged/{name}.{stamp}.sqlite"
-                ctx.media.copy(target, kept)
+                kept = _keep_damaged(ctx, name, stamp, target)
                 before = read_flags(ctx.db, alias_for(name), target)
                 _restore_tables(ctx.db, backup_alias(name), alias_for(name))
                 # Flags are the database's catalog entry, not content: keep what the
@@ -120,6 +119,34 @@ class Restore(RollForwardAction):
                 + (f"; damaged copy kept as {kept}" if kept else "; it was missing")
             )
         ctx.output(restored=restored)
+
+
+def _keep_damaged(ctx: StepContext, name: str, stamp: str, target: str) -> str:
+    """Copy the damaged database aside under a name no earlier copy holds.
+
+    A kept copy is never overwritten: a copy of this very state (a restore
+    interrupted after copying, run again) is reused; any other one (an
+    earlier restore at the same second, whose copy is the only damaged state
+    left) keeps its name, and this one gets the next free suffix.
+    """
+    kept, n = f"damaged/{name}.{stamp}.sqlite", 1
+    while ctx.media.exists(kept):
+        if _same_bytes(ctx, kept, target):
+            return kept
+        n += 1
+        kept = f"damaged/{name}.{stamp}_{n}.sqlite"
+    ctx.media.copy(target, kept)
+    return kept
+
+
+def _same_bytes(ctx: StepContext, first: str, second: str) -> bool:
+    with ctx.media.open(first) as a, ctx.media.open(second) as b:
+        while True:
+            chunk = a.read(1 << 20)
+            if chunk != b.read(1 << 20):
+                return False
+            if not chunk:
+                return True
 
 
 def _restore_tables(db: sqlite3.Connection, source: str, target: str) -> None:
