@@ -211,8 +211,11 @@ class Session:
             claims.release()
         except BaseException as exc:
             _rollback(conn)
+            written = list(record.reports)
             if not (self.dry_run and isinstance(exc, SafetyRefusal)):
                 self._restore(conn, record)  # a plan keeps what the refused step would do
+            if isinstance(exc, SafetyRefusal) and not self.dry_run:
+                self._remove_uncommitted_reports(written, record)
             record.seconds += time.monotonic() - started
             error: BaseException = exc
             if isinstance(exc, sqlite3.Error):
@@ -276,6 +279,15 @@ class Session:
         mark = mark_for_path(self.request.playbook.raw, path)
         return Diagnostic(str(self.request.playbook.path), mark.line, mark.col, message, path)
 
+    def _remove_uncommitted_reports(self, written: list[str], record: StepRecord) -> None:
+        """A refused step's changes are rolled back; its reports go with them, so
+        none describes work that was never committed (those of batches it
+        committed before stay: they describe what the catalogs hold)."""
+        for path in written:
+            if path not in record.reports:
+                with contextlib.suppress(RecoverError, OSError):
+                    self.media.remove(path)
+
     def _gate_loss(self, record: StepRecord) -> None:
         """Refuse (and so roll back) once the run's loss exceeds the playbook's budget."""
         tally = LossTally.of(self.records.values(), self.request.allow_loss)
@@ -294,9 +306,18 @@ class Session:
         raise LossBudgetExceeded(
             f"step {record.step_id!r} would bring the data loss to {total:,} {unit}; "
             f"the playbook allows {allowed:,}{batches}",
-            fix=f"review the loss with `recover plan`; if it is acceptable, raise "
-            f"safety.allow_loss.{unit} in the playbook",
+            fix="review the loss with `recover plan`; if it is acceptable, "
+            + self._how_to_allow(unit, total),
         )
+
+    def _how_to_allow(self, unit: str, total: int) -> str:
+        """The way this playbook lets an operator raise the budget: its param when
+        safety.allow_loss.<unit> is `{{ param }}`, else the playbook itself."""
+        raw = self.request.playbook.allow_loss.get(unit)
+        match = re.fullmatch(r"\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*", str(raw))
+        if match and match.group(1) in self.request.playbook.params:
+            return f"run again with --param {match.group(1)}={total} (or more)"
+        return f"raise safety.allow_loss.{unit} in the playbook to {total:,} (or more)"
 
     def _checkpoint(self, ctx: Context) -> None:
         self._gate_loss(ctx.record)

@@ -350,13 +350,16 @@ def test_the_loss_budget_refuses_and_rolls_back(toy_playbook: Path, toy_site: Pa
     assert result.exit_code == 3
     assert_clean(result)
     assert "the playbook allows 4; nothing of this step was committed" in result.stderr
-    assert "raise safety.allow_loss.items" in result.stderr
+    # The budget is the param `lossy`: the fix names it and the least value that works.
+    assert "run again with --param lossy=5 (or more)" in result.stderr
     assert _items(toy_site) == items
     assert not (toy_site / "reports").exists()
     (run,) = status(toy_site)["runs"]
     states = {s["step_id"]: s["state"] for s in run["steps"]}
     assert states == {"offline": "done", "mark": "refused"}
     assert run["state"] == "failed"
+    followed = invoke("run", toy_playbook, "--yes", "--param", "lossy=5")
+    assert followed.exit_code == 0, followed.output
 
 
 def test_no_loss_budget_means_no_loss(toy_site: Path, write_playbook: WritePlaybook) -> None:

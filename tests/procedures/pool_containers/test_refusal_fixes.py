@@ -8,6 +8,7 @@ appear between two batches of one run (another process writing the pool).
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -72,10 +73,24 @@ def test_wide_window_fix_in_the_playbook(site: Site, tmp_path: Path) -> None:
     _assert_fixed(recover("run", confirmed, *cmd))
 
 
-def test_loss_budget_fix_raises_allow_loss(site: Site, tmp_path: Path) -> None:
+def test_loss_budget_fix_names_the_param_that_raises_it(site: Site) -> None:
+    """The playbook's budget is `{{ max_lost_versions }}`: the fix names that param and
+    the least value that lets the step through, and following it works."""
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", "max_lost_versions=1")
     assert first.exit_code == 3
-    assert "raise safety.allow_loss.versions" in _fix_line(first.output)
+    fix = _fix_line(first.output)
+    found = re.search(r"run again with --param max_lost_versions=(\d+) \(or more\)", fix)
+    assert found, fix
+    result = recover(
+        "run", PLAYBOOK, "--site", site.root, "--yes", "--param", f"max_lost_versions={found[1]}"
+    )
+    _assert_fixed(result)
+    assert f"(allowed: {found[1]})" in result.output
+
+
+def test_loss_budget_fix_in_the_playbook_works_too(site: Site, tmp_path: Path) -> None:
+    first = recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", "max_lost_versions=1")
+    assert first.exit_code == 3
     raised = _playbook_copy(tmp_path, lambda d: d["safety"]["allow_loss"].update(versions=100))
     result = recover("run", raised, "--site", site.root, "--yes")
     _assert_fixed(result)
