@@ -25,10 +25,29 @@ class Reload(KeyedAction):
     destructive = True
     crashed_fix = "run keyed.repair first: a reload needs a repaired file"
 
+    def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
+        """Once the new pair is built (the journal says so), the step only swaps it
+        in, and the old pair may be half renamed to .bak: the swap's own record is
+        what to check then, not the old pair, which a resumed step must not need."""
+        if ctx.state.get("phase") != "built":
+            return super().shared_checks(ctx)
+        data_rel, key_rel = self.paths(ctx)
+        pairs = [(data_rel, data_rel + ".new"), (key_rel, key_rel + ".new")]
+        whole = all(ctx.media.exists(live) or ctx.media.exists(new) for live, new in pairs)
+        return [
+            Check(
+                "the built pair can be swapped in",
+                whole,
+                "" if whole else "neither the file nor its .new is there",
+                fix=f"put back {data_rel} and {key_rel} (from their .bak copies) and run "
+                "the playbook again with --new-run to rebuild the pair",
+            )
+        ]
+
     def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         """A sectors_per_block argument must leave room for every key."""
         spb = self.args.get("sectors_per_block")
-        if spb is not None:
+        if spb is not None and ctx.state.get("phase") != "built":
             try:
                 with self.opened(ctx) as (_d, _k, info):
                     control = info.control
