@@ -258,20 +258,27 @@ class Registry:
     without one is a load error naming it, never "any arguments accepted".
     """
 
-    def __init__(self, procedures: Sequence[Procedure], warnings: Sequence[str] = ()) -> None:
-        self.procedures: tuple[Procedure, ...] = tuple(procedures)
-        self.warnings: tuple[str, ...] = tuple(warnings)
+    def __init__(self, procedures: Sequence[Procedure] = ()) -> None:
+        self.procedures: tuple[Procedure, ...] = ()
+        self.warnings: list[str] = []
         self.actions: dict[str, type[Action]] = {}
         self._owner: dict[str, Procedure] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
-        for procedure in self.procedures:
-            schemas = {
-                action.name: load_action_schema(procedure, action) for action in procedure.actions
-            }
-            for action in procedure.actions:
-                self.actions[action.name] = action
-                self._owner[action.name] = procedure
-            self._schemas.update(schemas)
+        for procedure in procedures:
+            self.add(procedure)
+
+    def add(self, procedure: Procedure) -> None:
+        """Register a procedure whole, or not at all (ProcedureLoadError says why)."""
+        if any(known.name == procedure.name for known in self.procedures):
+            raise ProcedureLoadError(f"a procedure named {procedure.name!r} is already registered")
+        schemas = {
+            action.name: load_action_schema(procedure, action) for action in procedure.actions
+        }
+        self.procedures += (procedure,)
+        self._schemas.update(schemas)
+        for action in procedure.actions:
+            self.actions[action.name] = action
+            self._owner[action.name] = procedure
 
     def __contains__(self, action: object) -> bool:
         return action in self.actions

@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 
-from runner.contract import Procedure, ProcedureLoadError, Registry, load_action_schema
+from runner.contract import Procedure, ProcedureLoadError, Registry
 
 ENTRY_POINT_GROUP = "recover.procedures"
 EXTRA_ENV = "RECOVER_EXTRA_PROCEDURES"
@@ -40,44 +40,30 @@ SHIPPED: tuple[str, ...] = (
 def load_registry(environ: Mapping[str, str] | None = None) -> Registry:
     """Build the registry for one invocation (the CLI does this once)."""
     environ = os.environ if environ is None else environ
-    found: list[Procedure] = [importlib.import_module(name).PROCEDURE for name in SHIPPED]
-    warnings: list[str] = []
+    registry = Registry([importlib.import_module(name).PROCEDURE for name in SHIPPED])
     sources: list[tuple[str, str]] = [
         (f"entry point {ep.name!r} ({ENTRY_POINT_GROUP})", ep.value)
         for ep in entry_points(group=ENTRY_POINT_GROUP)
     ]
     extra = environ.get(EXTRA_ENV, "")
     sources += [(EXTRA_ENV, name.strip()) for name in extra.split(",") if name.strip()]
-    names = {procedure.name for procedure in found}
     for source, module in sources:
-        procedure, problem = _load_foreign(module)
-        if procedure is not None and procedure.name in names:
-            problem = f"a procedure named {procedure.name!r} is already registered"
-        if problem is not None:
-            warnings.append(
-                f"warning: {source}: cannot load {module!r} ({problem}); "
-                "its actions are unavailable"
+        try:
+            registry.add(_load_foreign(module))
+        except ProcedureLoadError as exc:
+            registry.warnings.append(
+                f"warning: {source}: cannot load {module!r} ({exc}); its actions are unavailable"
             )
-            continue
-        assert procedure is not None
-        names.add(procedure.name)
-        found.append(procedure)
-    return Registry(found, warnings)
+    return registry
 
 
-def _load_foreign(module: str) -> tuple[Procedure | None, str | None]:
-    """A procedure from outside the runner, or why it cannot be used."""
+def _load_foreign(module: str) -> Procedure:
+    """A procedure from outside the runner (`module` or `module:attribute`)."""
     try:
         name, _, attr = module.partition(":")
-        loaded = importlib.import_module(name)
-        procedure = getattr(loaded, attr or "PROCEDURE")
+        procedure = getattr(importlib.import_module(name), attr or "PROCEDURE")
     except Exception as exc:  # any failure of foreign code
-        return None, f"{type(exc).__name__}: {exc}"
+        raise ProcedureLoadError(f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(procedure, Procedure):
-        return None, f"{module}.PROCEDURE is not a Procedure"
-    try:
-        for action in procedure.actions:
-            load_action_schema(procedure, action)
-    except ProcedureLoadError as exc:
-        return None, str(exc)
-    return procedure, None
+        raise ProcedureLoadError(f"{module}.PROCEDURE is not a Procedure")
+    return procedure
