@@ -146,6 +146,16 @@ def _registry() -> Registry:
     return root.obj
 
 
+def _request(
+    playbook: Path, site: Path | None, params: tuple[str, ...], confirms: tuple[str, ...]
+) -> Request:
+    """The validated playbook bound to its site and parameter values (plan, run)."""
+    registry = _registry()
+    return make_request(
+        load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
+    )
+
+
 def _params(values: tuple[str, ...]) -> dict[str, str]:
     result: dict[str, str] = {}
     for item in values:
@@ -245,10 +255,7 @@ def plan(
             f"cannot save the plan to {output}: directory {output.parent} does not exist",
             fix="create the directory first, or save the plan elsewhere",
         )
-    registry = _registry()
-    request = make_request(
-        load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
-    )
+    request = _request(playbook, site, params, confirms)
     result = make_plan(request)
     if output is not None:
         try:
@@ -306,10 +313,7 @@ def run(
       recover run playbooks/archive-volume-recovery.yaml --site demo-site/archive
       recover run playbooks/archive-volume-recovery.yaml --site SITE --yes --plan plan.json
     """
-    registry = _registry()
-    request = make_request(
-        load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
-    )
+    request = _request(playbook, site, params, confirms)
     signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
     result = execute_run(
