@@ -72,13 +72,14 @@ def _require_a_site(
     """
     if (site.root / STATE_DIR).is_dir():
         return
+    known = known_args(playbook, params)
     named: list[str] = []
-    for step, args in known_args(playbook, params):
+    for step, args in known:
         try:
             named += registry.action(step.action)(args).databases(site).values()
         except (RecoverError, LookupError, TypeError, ValueError):
             continue  # arguments known only at run time
-    named += named_paths(playbook, params)
+    named += named_paths(playbook, known)
     named = list(dict.fromkeys(named))
     for rel in named:
         try:

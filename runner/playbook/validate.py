@@ -463,11 +463,11 @@ def known_args(playbook: Playbook, params: dict[str, Any]) -> list[tuple[Step, d
     ]
 
 
-def named_paths(playbook: Playbook, params: dict[str, Any]) -> list[str]:
+def named_paths(playbook: Playbook, known: list[tuple[Step, dict[str, Any]]]) -> list[str]:
     """Every plain relative path the playbook names (its site locations and its
-    steps' string arguments, rendered with `params`), to recognise its site."""
+    steps' string arguments as `known_args` rendered them), to recognise its site."""
     found = list(playbook.locations().values())
-    for _, args in known_args(playbook, params):
+    for _, args in known:
         found += [text for _, text in _walk_strings(args, ())]
     return [
         text
