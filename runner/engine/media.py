@@ -279,8 +279,7 @@ class MediaStore:
                 )
             full.parent.mkdir(parents=True, exist_ok=True)
             tmp = full.with_name(f".{full.name}{TEMP_SUFFIX}")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            _clear(tmp)
             os.symlink(value, tmp)
             try:
                 os.replace(tmp, full)
@@ -376,14 +375,18 @@ class MediaStore:
 def _create_fresh(tmp: Path, mode: int) -> int:
     """Create the temporary file of an atomic write, never through a link.
 
-    Whatever sits at the fixed temporary name (a file left by a killed write,
-    or a link someone planted to make the run write outside the site) is
-    removed first (unlink removes a link itself, never its target), and the
-    new file is created exclusively without following links.
+    Whatever sits at the fixed temporary name is removed first, and the new
+    file is created exclusively without following links.
     """
+    _clear(tmp)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+
+
+def _clear(tmp: Path) -> None:
+    """Remove what sits at a fixed temporary name: a leftover of a killed write,
+    or a planted link (unlink removes the link itself, never its target)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
 
 
 def _kind(mode: int) -> str:
