@@ -36,12 +36,19 @@ from runner.errors import RecoverError
 
 O = TypeVar("O")  # noqa: E741 - the options dataclass
 
-_HELP = "recover.help"
-_PARSE = "recover.parse"
-_METAVAR = "recover.metavar"
-_SHOWN_DEFAULT = "recover.shown_default"
-_FLAG_NAMES = "recover.flag_names"
-_MULTIPLE = "recover.multiple"
+_SPEC = "recover.option"  # the dataclass field's metadata key for its _OptionSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class _OptionSpec:
+    """How one options field appears on the command line (see `option`)."""
+
+    help: str
+    parse: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    shown_default: str | None = None
+    flag_names: tuple[str, ...] | None = None
+    multiple: bool = False
 
 
 def option(
@@ -62,17 +69,10 @@ def option(
     `multiple` lets the option repeat (it needs a `parse`)."""
     if multiple and parse is None:
         raise TypeError("a multiple world option needs a parse function")
-    metadata = {
-        _HELP: help,
-        _PARSE: parse,
-        _METAVAR: metavar,
-        _SHOWN_DEFAULT: shown_default,
-        _FLAG_NAMES: flag_names,
-        _MULTIPLE: multiple,
-    }
     if isinstance(default, list | dict | set):
         raise TypeError("use a tuple or a default_factory-free value for world options")
-    return dataclasses.field(default=default, metadata=metadata)
+    spec = _OptionSpec(help, parse, metavar, shown_default, flag_names, multiple)
+    return dataclasses.field(default=default, metadata={_SPEC: spec})
 
 
 def world_command(
@@ -86,18 +86,18 @@ def world_command(
     `build(directory, options)` generates the site and returns the line to
     print. Problems it raises as UsageError/ValueError become usage errors."""
     hints = typing.get_type_hints(options_type)
-    fields = [f for f in dataclasses.fields(options_type) if _HELP in f.metadata]  # type: ignore[arg-type]
+    fields = [f for f in dataclasses.fields(options_type) if _SPEC in f.metadata]  # type: ignore[arg-type]
 
     def callback(directory: Path, **values: Any) -> None:
         converted: dict[str, Any] = {}
         for field in fields:
+            spec: _OptionSpec = field.metadata[_SPEC]
             value = values[field.name]
-            parse = field.metadata[_PARSE]
-            if field.metadata.get(_MULTIPLE) and isinstance(value, tuple):
+            if spec.multiple and isinstance(value, tuple):
                 value = ",".join(value)
-            if parse is not None and isinstance(value, str):
+            if spec.parse is not None and isinstance(value, str):
                 try:
-                    value = parse(value)
+                    value = spec.parse(value)
                 except (ValueError, RecoverError) as exc:
                     message = exc.message if isinstance(exc, RecoverError) else str(exc)
                     raise click.BadParameter(message, param_hint=_flag(field.name)) from exc
@@ -121,40 +121,39 @@ def _flag(name: str) -> str:
 
 
 def _click_option(field: dataclasses.Field[Any], hint: Any) -> click.Option:
-    meta = field.metadata
+    spec: _OptionSpec = field.metadata[_SPEC]
     base, optional = _unwrap(hint)
     default = field.default
-    shown = meta[_SHOWN_DEFAULT]
-    help_text = meta[_HELP] + (f" [default: {shown}]" if shown else "")
-    show_default = shown is None and default is not None
-    names = list(meta.get(_FLAG_NAMES) or ())
-    if base is bool and meta[_PARSE] is None:
+    help_text = spec.help + (f" [default: {spec.shown_default}]" if spec.shown_default else "")
+    show_default = spec.shown_default is None and default is not None
+    names = [*(spec.flag_names or [_flag(field.name)]), field.name]
+    if base is bool and spec.parse is None:
         flag = _flag(field.name)
         return click.Option(
-            [*names, field.name] if names else [f"{flag}/--no-{flag[2:]}"],
+            names if spec.flag_names else [f"{flag}/--no-{flag[2:]}"],
             default=default,
             help=help_text,
             show_default=show_default,
         )
-    click_type: Any = base if base in (int, float, str) and meta[_PARSE] is None else str
+    click_type: Any = base if base in (int, float, str) and spec.parse is None else str
     shown_value = default
     if click_type is str and not isinstance(default, str) and default is not None:
         shown_value = _as_text(default)
-    if meta.get(_MULTIPLE):
+    if spec.multiple:
         return click.Option(
-            [*(names or [_flag(field.name)]), field.name],
+            names,
             type=str,
             multiple=True,
             default=tuple(str(shown_value).split(",")) if shown_value else (),
-            metavar=meta[_METAVAR],
+            metavar=spec.metavar,
             help=help_text,
             show_default=show_default and bool(shown_value),
         )
     return click.Option(
-        [*(names or [_flag(field.name)]), field.name],
+        names,
         type=click_type,
         default=shown_value if not optional or default is not None else None,
-        metavar=meta[_METAVAR],
+        metavar=spec.metavar,
         help=help_text,
         show_default=show_default,
     )
