@@ -113,7 +113,7 @@ class RecoveryAttempt(ArchiveAction):
                 if not studies:
                     break
                 label = f"recovery batch {done + 1}"
-                counted = (fetcher.sent, fetcher.written, fetcher.protected, fetcher.gathered)
+                fetcher.new_batch()
                 for study_ref in ctx.progress(studies, len(studies), label):
                     recovered, others, missing = fetcher.send_job(study_ref)
                     copied += recovered
@@ -125,13 +125,11 @@ class RecoveryAttempt(ArchiveAction):
                 # Counted with the batch, so the checkpoint commits them together: after
                 # an interruption the step's totals are those of an uninterrupted run.
                 ctx.changed("send_jobs", "created", len(studies))
-                ctx.changed("object_locations", "state R -> S", fetcher.sent - counted[0])
-                ctx.changed("cache", "objects copied in", fetcher.written - counted[1])
-                ctx.changed(
-                    "cache", "objects not in recovery copied in", fetcher.gathered - counted[3]
-                )
-                ctx.changed("cache_locations", "protected", fetcher.protected - counted[2])
-                written += fetcher.written - counted[1]
+                ctx.changed("object_locations", "state R -> S", fetcher.sent)
+                ctx.changed("cache", "objects copied in", fetcher.written)
+                ctx.changed("cache", "objects not in recovery copied in", fetcher.gathered)
+                ctx.changed("cache_locations", "protected", fetcher.protected)
+                written += fetcher.written
                 ctx.checkpoint(
                     {
                         "batches": done,
@@ -182,6 +180,10 @@ class _Fetcher:
         self.readers: dict[str, VolumeReader | MediaError] = {}
         self._stack = ExitStack()
         self.failures = 0
+        self.new_batch()
+
+    def new_batch(self) -> None:
+        """Start the counts of one batch over (they are committed with its checkpoint)."""
         self.sent = 0
         self.written = 0  # objects in recovery copied into cache
         self.gathered = 0  # the studies' other objects copied into cache

@@ -325,10 +325,11 @@ class DeleteCase(CaseAction):
             "SELECT directory FROM cases WHERE name = ?", (name,)
         ).fetchone()
         removed = 0
-        for rel in ctx.progress(_walk(ctx, directory), None, "case files removed"):
+        dirs: list[str] = []
+        for rel in ctx.progress(_walk(ctx, directory, dirs), None, "case files removed"):
             ctx.media.remove(rel)
             removed += 1
-        for rel in _dirs(ctx, directory):  # deepest first, the case directory last
+        for rel in dirs:  # deepest first, the case directory last
             ctx.media.rmdir_empty(rel)
         ctx.db.execute("DELETE FROM cases WHERE name = ?", (name,))
         ctx.changed("cases", "deleted")
@@ -336,23 +337,15 @@ class DeleteCase(CaseAction):
         ctx.note(f"case {name!r} deleted: {removed:,} file(s) removed from {directory}")
 
 
-def _walk(ctx: StepContext, directory: str) -> Iterator[str]:
-    """Every file under a directory (depth first, sorted), through the media overlay.
+def _walk(ctx: StepContext, directory: str, dirs: list[str]) -> Iterator[str]:
+    """Every file under a directory (depth first, sorted), through the media overlay;
+    `directory` and the directories under it go to `dirs`, each after those inside it.
     A symbolic link (to common data) is a file here: the link goes, never what it
     points to."""
     for name in ctx.media.listdir(directory):
         rel = f"{directory}/{name}"
         if ctx.media.is_dir(rel) and not ctx.media.path(rel).is_symlink():
-            yield from _walk(ctx, rel)
+            yield from _walk(ctx, rel, dirs)
         else:
             yield rel
-
-
-def _dirs(ctx: StepContext, directory: str) -> list[str]:
-    """`directory` and the directories under it (not through links), deepest first."""
-    found = [directory]
-    for name in ctx.media.listdir(directory):
-        rel = f"{directory}/{name}"
-        if ctx.media.is_dir(rel) and not ctx.media.path(rel).is_symlink():
-            found[:0] = _dirs(ctx, rel)
-    return found
+    dirs.append(directory)
