@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from click.testing import CliRunner, Result
 
 from runner.assets import playbook_folder, schema_folder, template_folder
@@ -203,3 +204,19 @@ def step_outputs(site: Path, step: str) -> dict[str, Any]:
     finally:
         conn.close()
     return dict(json.loads(row[0]))
+
+
+def fix_line(output: str) -> str:
+    """The last `fix:` line a refusal printed (there must be one)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip().startswith("fix:")]
+    assert lines, output
+    return lines[-1]
+
+
+def playbook_copy(playbook: Path, tmp_path: Path, edit: Any) -> Path:
+    """A copy of a shipped playbook changed by edit(doc), as an operator edits one."""
+    doc = yaml.safe_load(playbook.read_text())
+    edit(doc)
+    path = tmp_path / playbook.name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -234,12 +234,11 @@ class Control:
             user.rstrip(b"\0").decode("utf-8", "replace"),
             tuple(keys),
         )
-        for i, key in enumerate(keys):
-            if internal_capacity(control, key) < 2:
-                raise MediaError(
-                    f"key file {name}: key {i + 1} is too long for {spb}-sector key blocks",
-                    fix=FIX_RESTORE,
-                )
+        if long := too_long_keys(control):
+            raise MediaError(
+                f"key file {name}: key {long[0]} is too long for {spb}-sector key blocks",
+                fix=FIX_RESTORE,
+            )
         return control
 
 
@@ -249,6 +248,11 @@ def leaf_capacity(control: Control, key: KeyDescriptor) -> int:
 
 def internal_capacity(control: Control, key: KeyDescriptor) -> int:
     return (control.block_bytes - BLOCK_HEADER_SIZE) // (key.width + CHILD_SIZE)
+
+
+def too_long_keys(control: Control) -> list[int]:
+    """The keys (numbered from 1) whose key blocks cannot hold two entries."""
+    return [i for i, key in enumerate(control.keys, 1) if internal_capacity(control, key) < 2]
 
 
 def is_block_address(control: Control, address: int) -> bool:

@@ -26,33 +26,43 @@ def decisions(ctx: StepContext, work: str) -> Iterator[dict[str, Any]]:
         yield from read_lines(handle)
 
 
+#: the counts every fix reports, zero when no examined element added to them
+FIX_COUNTS = (
+    "match_identical",
+    "match_superset",
+    "match_subset",
+    "match_nonoptimised",
+    "match_none",
+    "elements_examined",
+    "elements_fix",
+    "elements_refused_window",
+    "elements_interactive",
+    "elements_fixed",
+    "containers_rebuilt",
+    "containers_removed",
+    "versions_rebuilt",
+    "versions_rebuildable",
+    "versions_lost",
+    "versions_lost_accepted",
+    "versions_lost_refused",
+    "alternates_moved",
+    "corrupt_found",
+)
+
+
+def fix_counts(summary: dict[str, int]) -> dict[str, int]:
+    """The step's summary with every one of FIX_COUNTS present."""
+    counts = {k: int(v) for k, v in summary.items()}
+    for key in FIX_COUNTS:
+        counts.setdefault(key, 0)
+    return counts
+
+
 def fix_context(
     ctx: StepContext, win: Window, mode: Mode, counts: dict[str, int]
 ) -> dict[str, Any]:
-    s = dict(counts)
-    for key in (
-        "match_identical",
-        "match_superset",
-        "match_subset",
-        "match_nonoptimised",
-        "match_none",
-        "elements_fix",
-        "elements_refused_window",
-        "elements_interactive",
-        "elements_fixed",
-        "containers_rebuilt",
-        "containers_removed",
-        "versions_rebuilt",
-        "versions_rebuildable",
-        "versions_lost",
-        "versions_lost_accepted",
-        "versions_lost_refused",
-        "alternates_moved",
-        "alternates_of_examined",
-        "corrupt_found",
-        "elements_examined",
-    ):
-        s.setdefault(key, 0)
+    s = fix_counts(counts)
+    s.setdefault("alternates_of_examined", 0)
     return {
         "now": ctx.now.isoformat(),
         "mode": mode.label,

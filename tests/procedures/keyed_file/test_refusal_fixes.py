@@ -13,24 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tests.helpers import fix_line, playbook_copy
 from tests.procedures.keyed_file.conftest import PLAYBOOK, SiteMaker, recover, steps
-
-
-def _fix_line(output: str) -> str:
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip().startswith("fix:")]
-    assert lines, output
-    return lines[-1]
-
-
-def _playbook_copy(tmp_path: Path, edit: Any) -> Path:
-    """A copy of the shipped playbook changed by edit(doc), as an operator edits one."""
-    doc = yaml.safe_load(PLAYBOOK.read_text())
-    edit(doc)
-    path = tmp_path / "keyed-file-repair.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def _step(doc: dict[str, Any], step_id: str) -> dict[str, Any]:
@@ -47,7 +31,7 @@ def test_confirmation_refusal_fix_is_yes(make_site: SiteMaker) -> None:
     site, _ = make_site(records=400, damage=("eof", "missing"))
     first = recover("run", PLAYBOOK, "--site", site)
     assert first.exit_code == 3
-    assert "--yes" in _fix_line(first.output)
+    assert "--yes" in fix_line(first.output)
     _assert_done(site, recover("run", PLAYBOOK, "--site", site, "--yes"))
 
 
@@ -58,7 +42,7 @@ def test_missing_file_fix_supply_it(make_site: SiteMaker, tmp_path: Path) -> Non
     first = recover("run", PLAYBOOK, "--site", site, "--yes")
     assert first.exit_code == 1
     assert "key file files/customers.key exists: missing" in first.output
-    assert "key_file" in _fix_line(first.output)
+    assert "key_file" in fix_line(first.output)
     shutil.move(aside, site / "files" / "customers.key")
     _assert_done(site, recover("run", PLAYBOOK, "--site", site, "--yes"))
 
@@ -67,7 +51,7 @@ def test_wrong_path_fix_names_the_param(make_site: SiteMaker) -> None:
     site, _ = make_site(records=400, damage=("eof",))
     first = recover("run", PLAYBOOK, "--site", site, "--yes", "--param", "data_file=files/c.dat")
     assert first.exit_code == 1
-    assert "--param data_file=" in _fix_line(first.output)
+    assert "--param data_file=" in fix_line(first.output)
     run = recover(
         "run", PLAYBOOK, "--site", site, "--yes", "--param", "data_file=files/customers.dat"
     )
@@ -80,7 +64,7 @@ def test_same_file_twice_fix_names_the_pair(make_site: SiteMaker) -> None:
         "run", PLAYBOOK, "--site", site, "--yes", "--param", "key_file=files/customers.dat"
     )
     assert first.exit_code == 1
-    assert "name the .dat and the .key file of the pair" in _fix_line(first.output)
+    assert "name the .dat and the .key file of the pair" in fix_line(first.output)
     run = recover(
         "run", PLAYBOOK, "--site", site, "--yes", "--param", "key_file=files/customers.key"
     )
@@ -96,10 +80,10 @@ def test_reload_before_repair_fix_moves_the_step(make_site: SiteMaker, tmp_path:
         doc["steps"][i], doc["steps"][j] = doc["steps"][j], doc["steps"][i]
         del doc["steps"][i]["when"]
 
-    bad = _playbook_copy(tmp_path, swap)
+    bad = playbook_copy(PLAYBOOK, tmp_path, swap)
     first = recover("run", bad, "--site", site, "--yes")
     assert first.exit_code == 1
-    assert "move the repair step before the reload step" in _fix_line(first.output)
+    assert "move the repair step before the reload step" in fix_line(first.output)
     _assert_done(site, recover("run", PLAYBOOK, "--site", site, "--yes"))
 
 
@@ -109,17 +93,17 @@ def test_crashed_file_fix_no_check_or_repair(make_site: SiteMaker, tmp_path: Pat
     def without_repair(doc: dict[str, Any]) -> None:
         doc["steps"] = [s for s in doc["steps"] if s["id"] in ("verify", "count")]
 
-    bad = _playbook_copy(tmp_path, without_repair)
+    bad = playbook_copy(PLAYBOOK, tmp_path, without_repair)
     first = recover("run", bad, "--site", site, "--yes")
     assert first.exit_code == 1
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "no_check: true" in fix
 
     def read_as_is(doc: dict[str, Any]) -> None:
         without_repair(doc)
         _step(doc, "count")["args"]["no_check"] = True
 
-    followed = _playbook_copy(tmp_path, read_as_is)
+    followed = playbook_copy(PLAYBOOK, tmp_path, read_as_is)
     result = recover("run", followed, "--site", site, "--yes")
     assert result.exit_code == 0, result.output
     assert steps(site)["count"]["state"] == "done"
@@ -127,22 +111,24 @@ def test_crashed_file_fix_no_check_or_repair(make_site: SiteMaker, tmp_path: Pat
 
 def test_key_number_fix(make_site: SiteMaker, tmp_path: Path) -> None:
     site, _ = make_site(records=400, keys=2, damage=("eof",))
-    bad = _playbook_copy(tmp_path, lambda d: _step(d, "count")["args"].update(key=5))
+    bad = playbook_copy(PLAYBOOK, tmp_path, lambda d: _step(d, "count")["args"].update(key=5))
     first = recover("run", bad, "--site", site, "--yes")
     assert first.exit_code == 1
-    assert "set `key` to a key number the file has" in _fix_line(first.output)
-    good = _playbook_copy(tmp_path, lambda d: _step(d, "count")["args"].update(key=2))
+    assert "set `key` to a key number the file has" in fix_line(first.output)
+    good = playbook_copy(PLAYBOOK, tmp_path, lambda d: _step(d, "count")["args"].update(key=2))
     _assert_done(site, recover("run", good, "--site", site, "--yes"))
 
 
 def test_sectors_per_block_fix_names_the_range(make_site: SiteMaker, tmp_path: Path) -> None:
     site, _ = make_site(records=300, keys=2, key_lengths=(250, 10), damage=("missing",))
-    bad = _playbook_copy(tmp_path, lambda d: _step(d, "reload")["args"].update(sectors_per_block=1))
+    bad = playbook_copy(
+        PLAYBOOK, tmp_path, lambda d: _step(d, "reload")["args"].update(sectors_per_block=1)
+    )
     first = recover("run", bad, "--site", site, "--yes")
     assert first.exit_code == 1
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "choose sectors_per_block from 2 to 64" in fix, fix
-    good = _playbook_copy(
-        tmp_path, lambda d: _step(d, "reload")["args"].update(sectors_per_block=2)
+    good = playbook_copy(
+        PLAYBOOK, tmp_path, lambda d: _step(d, "reload")["args"].update(sectors_per_block=2)
     )
     _assert_done(site, recover("run", good, "--site", site, "--yes"))

@@ -14,30 +14,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from runner.cli import cli
-from tests.procedures.pool_containers.conftest import PLAYBOOK, Site
-
-
-def recover(*args: object) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def _fix_line(output: str) -> str:
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip().startswith("fix:")]
-    assert lines, output
-    return lines[-1]
-
-
-def _playbook_copy(tmp_path: Path, edit: Any) -> Path:
-    """A copy of the shipped playbook changed by edit(doc), as an operator edits one."""
-    doc = yaml.safe_load(PLAYBOOK.read_text())
-    edit(doc)
-    path = tmp_path / "pool-container-fix.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+from tests.helpers import fix_line, playbook_copy
+from tests.procedures.pool_containers.conftest import PLAYBOOK, Site, recover
 
 
 def _fix_args(doc: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +33,7 @@ def _assert_fixed(result: Result) -> None:
 def test_confirmation_refusal_fix_is_yes(site: Site) -> None:
     first = recover("run", PLAYBOOK, "--site", site.root)
     assert first.exit_code == 3
-    assert "--yes" in _fix_line(first.output)
+    assert "--yes" in fix_line(first.output)
     _assert_fixed(recover("run", PLAYBOOK, "--site", site.root, "--yes"))
 
 
@@ -61,7 +41,7 @@ def test_wide_window_fix_is_the_confirm_key(site: Site) -> None:
     cmd = ("run", PLAYBOOK, "--site", site.root, "--yes", "--param", "since=2026-01-01")
     first = recover(*cmd)
     assert first.exit_code == 3
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "--confirm wide_loss_window" in fix
     _assert_fixed(recover(*cmd, "--confirm", "wide_loss_window"))
 
@@ -69,7 +49,9 @@ def test_wide_window_fix_is_the_confirm_key(site: Site) -> None:
 def test_wide_window_fix_in_the_playbook(site: Site, tmp_path: Path) -> None:
     cmd = ("--site", site.root, "--yes", "--param", "since=2026-01-01")
     assert recover("run", PLAYBOOK, *cmd).exit_code == 3
-    confirmed = _playbook_copy(tmp_path, lambda d: d["safety"].update(confirm=["wide_loss_window"]))
+    confirmed = playbook_copy(
+        PLAYBOOK, tmp_path, lambda d: d["safety"].update(confirm=["wide_loss_window"])
+    )
     _assert_fixed(recover("run", confirmed, *cmd))
 
 
@@ -78,7 +60,7 @@ def test_loss_budget_fix_names_the_param_that_raises_it(site: Site) -> None:
     the least value that lets the step through, and following it works."""
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", "max_lost_versions=1")
     assert first.exit_code == 3
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     found = re.search(r"run again with --param max_lost_versions=(\d+) \(or more\)", fix)
     assert found, fix
     result = recover(
@@ -91,7 +73,9 @@ def test_loss_budget_fix_names_the_param_that_raises_it(site: Site) -> None:
 def test_loss_budget_fix_in_the_playbook_works_too(site: Site, tmp_path: Path) -> None:
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", "max_lost_versions=1")
     assert first.exit_code == 3
-    raised = _playbook_copy(tmp_path, lambda d: d["safety"]["allow_loss"].update(versions=100))
+    raised = playbook_copy(
+        PLAYBOOK, tmp_path, lambda d: d["safety"]["allow_loss"].update(versions=100)
+    )
     result = recover("run", raised, "--site", site.root, "--yes")
     _assert_fixed(result)
     assert "(allowed: 100)" in result.output
@@ -101,7 +85,7 @@ def test_bad_window_fix_gives_the_forms(site: Site) -> None:
     for since in ("tomorrow", "2026-01-16T00:00"):  # unparsable, then in the future
         first = recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", f"since={since}")
         assert first.exit_code == 1, first.output
-        assert "--param since=yesterday.17:00" in _fix_line(first.output)
+        assert "--param since=yesterday.17:00" in fix_line(first.output)
     followed = ("--param", "since=yesterday.17:00")
     _assert_fixed(recover("run", PLAYBOOK, "--site", site.root, "--yes", *followed))
 
@@ -109,7 +93,7 @@ def test_bad_window_fix_gives_the_forms(site: Site) -> None:
 def test_unknown_pool_fix_names_a_source_pool(site: Site) -> None:
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", 'pools=["nope"]')
     assert first.exit_code == 1, first.output
-    assert "kind 'source'" in _fix_line(first.output)
+    assert "kind 'source'" in fix_line(first.output)
     (source,) = site.query("SELECT name FROM pools WHERE kind = 'source' ORDER BY name LIMIT 1")
     picked = f'pools=["{source[0]}"]'
     _assert_fixed(recover("run", PLAYBOOK, "--site", site.root, "--yes", "--param", picked))
@@ -124,13 +108,15 @@ def test_unknown_element_fix_names_a_catalog_path(site: Site, tmp_path: Path) ->
         return edit
 
     first = recover(
-        "run", _playbook_copy(tmp_path, naming("/no/such")), "--site", site.root, "--yes"
+        "run", playbook_copy(PLAYBOOK, tmp_path, naming("/no/such")), "--site", site.root, "--yes"
     )
     assert first.exit_code == 1, first.output
-    assert "elements table" in _fix_line(first.output)
+    assert "elements table" in fix_line(first.output)
     (path,) = site.query("SELECT path FROM elements ORDER BY path LIMIT 1")
     _assert_fixed(
-        recover("run", _playbook_copy(tmp_path, naming(path[0])), "--site", site.root, "--yes")
+        recover(
+            "run", playbook_copy(PLAYBOOK, tmp_path, naming(path[0])), "--site", site.root, "--yes"
+        )
     )
 
 
@@ -141,7 +127,7 @@ def test_missing_pool_directory_fix_restores_it(site: Site, tmp_path: Path) -> N
     shutil.rmtree(site.root / pool[0])
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes")
     assert first.exit_code == 1, first.output
-    assert "restore the pool directories from backup" in _fix_line(first.output)
+    assert "restore the pool directories from backup" in fix_line(first.output)
     shutil.copytree(aside, site.root / pool[0])
     _assert_fixed(recover("run", PLAYBOOK, "--site", site.root, "--yes"))
 
@@ -151,7 +137,7 @@ def test_pool_path_outside_the_site_fix_corrects_the_table(site: Site) -> None:
         conn.execute("UPDATE pools SET path = '../elsewhere' WHERE name = 's2'")
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes")
     assert first.exit_code == 1, first.output
-    assert "correct the pools table" in _fix_line(first.output)
+    assert "correct the pools table" in fix_line(first.output)
     with site.db() as conn:
         conn.execute("UPDATE pools SET path = 'pools/s2' WHERE name = 's2'")
     _assert_fixed(recover("run", PLAYBOOK, "--site", site.root, "--yes"))
@@ -161,11 +147,13 @@ def test_wrong_catalog_fix_points_at_the_repository(site: Site, tmp_path: Path) 
     (site.root / "other").mkdir()
     with sqlite3.connect(site.root / "other" / "other.sqlite") as conn:
         conn.execute("CREATE TABLE unrelated (x)")  # some other database of the site
-    other = _playbook_copy(tmp_path, lambda d: d["site"].update(catalog="other/other.sqlite"))
+    other = playbook_copy(
+        PLAYBOOK, tmp_path, lambda d: d["site"].update(catalog="other/other.sqlite")
+    )
     first = recover("run", other, "--site", site.root, "--yes")
     assert first.exit_code == 1, first.output
-    assert "site.catalog" in _fix_line(first.output)
-    right = _playbook_copy(tmp_path, lambda d: d["site"].update(catalog="catalog.sqlite"))
+    assert "site.catalog" in fix_line(first.output)
+    right = playbook_copy(PLAYBOOK, tmp_path, lambda d: d["site"].update(catalog="catalog.sqlite"))
     _assert_fixed(recover("run", right, "--site", site.root, "--yes"))
 
 
@@ -177,7 +165,7 @@ def test_damaged_pool_file_fix_moves_it_to_lost_found(site: Site) -> None:
     victim.write_bytes(victim.read_bytes()[:5])  # a torn write
     first = recover("run", PLAYBOOK, "--site", site.root, "--yes")
     assert first.exit_code == 1, first.output
-    assert "lost+found" in _fix_line(first.output)
+    assert "lost+found" in fix_line(first.output)
     lost = site.root / pool[0] / "lost+found"
     lost.mkdir(exist_ok=True)
     victim.rename(lost / victim.name)

@@ -13,7 +13,7 @@ from runner.contract import Check, StepContext
 from runner.errors import RecoverError
 from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction
 from runner.procedures.keyed_file.bulkload import ReloadResult, reload_pair
-from runner.procedures.keyed_file.media import MAX_SECTORS_PER_BLOCK, internal_capacity
+from runner.procedures.keyed_file.media import MAX_SECTORS_PER_BLOCK, too_long_keys
 
 
 class Reload(KeyedAction):
@@ -51,18 +51,13 @@ class Reload(KeyedAction):
             try:
                 with self.opened(ctx) as (_d, _k, info):
                     control = info.control
-
-                    def too_long(n: int) -> list[int]:
-                        resized = control.with_(sectors_per_block=n)
-                        return [
-                            i + 1
-                            for i, k in enumerate(control.keys)
-                            if internal_capacity(resized, k) < 2
-                        ]
-
-                    small = too_long(spb)
             except RecoverError:
                 return  # already reported by "keyed file opens"
+
+            def too_long(n: int) -> list[int]:
+                return too_long_keys(control.with_(sectors_per_block=n))
+
+            small = too_long(spb)
             fits = next((n for n in range(1, MAX_SECTORS_PER_BLOCK + 1) if not too_long(n)), None)
             yield Check(
                 f"{spb}-sector key blocks hold every key",

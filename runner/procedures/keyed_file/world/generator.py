@@ -35,7 +35,7 @@ from runner.procedures.keyed_file.media import (
     Control,
     DataHeader,
     KeyDescriptor,
-    internal_capacity,
+    too_long_keys,
 )
 from runner.procedures.keyed_file.records import recno_bytes
 from runner.procedures.keyed_file.sorter import scratch_dir
@@ -195,9 +195,8 @@ def generate(directory: Path, spec: Options) -> dict[str, Any]:
         "generator",
         tuple(descriptors),
     )
-    for i, key in enumerate(descriptors, start=1):
-        if internal_capacity(control, key) < 2:
-            raise UsageError(f"key {i} is too long for {spec.sectors_per_block}-sector blocks")
+    if long := too_long_keys(control):
+        raise UsageError(f"key {long[0]} is too long for {spec.sectors_per_block}-sector blocks")
     threshold = int(256 * spec.deleted_percent / 100)
     deleted = rng.randbytes(n).translate(
         bytes(DELETED if b < threshold else LIVE for b in range(256))

@@ -14,6 +14,7 @@ from runner.procedures.pool_containers.fix_report import (
     decisions,
     elements,
     fix_context,
+    fix_counts,
     lost_rows,
 )
 from runner.procedures.pool_containers.rebuild import replay
@@ -139,26 +140,7 @@ class FixPools(PoolsAction):
     def _finish(
         self, ctx: StepContext, win: window.Window, mode: Mode, state: dict[str, Any]
     ) -> None:
-        counts = {k: int(v) for k, v in state["summary"].items()}
-        for key in ("identical", "superset", "subset", "nonoptimised", "none"):
-            counts.setdefault(f"match_{key}", 0)
-        for key in (
-            "elements_examined",
-            "elements_fix",
-            "elements_refused_window",
-            "elements_interactive",
-            "elements_fixed",
-            "containers_rebuilt",
-            "containers_removed",
-            "versions_rebuilt",
-            "versions_rebuildable",
-            "versions_lost",
-            "versions_lost_accepted",
-            "versions_lost_refused",
-            "alternates_moved",
-            "corrupt_found",
-        ):
-            counts.setdefault(key, 0)
+        counts = fix_counts(state["summary"])
         ctx.output(
             **counts,
             mode=mode.label,
