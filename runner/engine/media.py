@@ -300,14 +300,12 @@ class MediaStore:
         key = clean_relpath(rel)
         if not self.exists(key):
             return True
-        if not self.is_dir(key) or self.listdir(key):
-            return False
+        if self.path(key).is_symlink() or not self.is_dir(key) or self.listdir(key):
+            return False  # a link is never a directory to remove, in a plan as in a run
         if self.dry_run:
             self._unplan(key)
         else:
             path = self.site.path(key)
-            if path.is_symlink():
-                return False
             try:
                 path.rmdir()
             except FileNotFoundError:

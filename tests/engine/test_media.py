@@ -348,3 +348,14 @@ def test_rmdir_empty_in_a_dry_run_sees_planned_removals(site: Site) -> None:
     assert not store.exists("cache/a") and store.listdir("cache") == []
     assert snapshot(site.root) == before
     store.close()
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "plan"])
+def test_rmdir_empty_leaves_a_link_to_an_empty_directory(site: Site, dry_run: bool) -> None:
+    """A plan says what the run does: neither removes a link as if it were a directory."""
+    (site.root / "empty").mkdir()
+    (site.root / "media" / "link").symlink_to("../empty")
+    store = MediaStore(site, dry_run=dry_run)
+    assert store.rmdir_empty("media/link") is False
+    assert store.exists("media/link") and store.log.changes == []
+    store.close()
