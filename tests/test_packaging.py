@@ -62,6 +62,11 @@ def example_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _recover(lib: Path, cwd: Path, *args: object) -> subprocess.CompletedProcess[str]:
     """`recover ARGS...` as a process that sees the example through PYTHONPATH only
     (importlib.metadata finds its entry point in the dist-info there)."""
+    return _python(lib, cwd, "-m", "runner", *args)
+
+
+def _python(lib: Path, cwd: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    """`python ARGS...` seeing the example through PYTHONPATH only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVER_")}
     env.update(
         PYTHONPATH=os.pathsep.join([str(lib), str(ROOT)]),
@@ -69,7 +74,7 @@ def _recover(lib: Path, cwd: Path, *args: object) -> subprocess.CompletedProcess
         PYTHONDONTWRITEBYTECODE="1",
     )
     return subprocess.run(
-        [sys.executable, "-m", "runner", *map(str, args)],
+        [sys.executable, *map(str, args)],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -184,17 +189,7 @@ sys.exit(failed)
 
 
 def test_example_procedure_demo(example_lib: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVER_")}
-    env.update(PYTHONPATH=os.pathsep.join([str(example_lib), str(ROOT)]), RECOVER_NOW=NOW)
-    done = subprocess.run(
-        [sys.executable, "-c", DEMO, str(tmp_path / "demo")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _python(example_lib, tmp_path, "-c", DEMO, tmp_path / "demo")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("inventory: scan the shelf, purge the damaged items\n")
     assert (

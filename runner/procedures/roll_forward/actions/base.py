@@ -13,7 +13,13 @@ from collections.abc import Iterable
 
 from runner.contract import Action, Check, StepContext
 from runner.errors import SafetyRefusal
-from runner.procedures.roll_forward.catalog import alias_for, database_rel, valid_name
+from runner.procedures.roll_forward.catalog import (
+    Flags,
+    alias_for,
+    database_rel,
+    read_flags,
+    valid_name,
+)
 from runner.site import Site
 
 
@@ -38,6 +44,20 @@ class RollForwardAction(Action):
         """A name that cannot be a database (only a failing check: the argument
         schema already refuses such names, so a valid one adds no line)."""
         return [database_exists(ctx, name) for name in self.names() if not valid_name(name)]
+
+
+def read_all_flags(ctx: StepContext, names: Iterable[str]) -> dict[str, Flags]:
+    """The flags of each named (attached) database."""
+    return {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
+
+
+def open_for_access(flags: dict[str, Flags]) -> list[str]:
+    """The databases someone may be changing (access enabled or still open), described."""
+    return [
+        f"{name} (access {f.access}, open count {f.open_count})"
+        for name, f in flags.items()
+        if f.access == "enabled" or f.open_count > 0
+    ]
 
 
 def database_exists(ctx: StepContext, name: str) -> Check:

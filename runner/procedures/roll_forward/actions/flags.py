@@ -7,7 +7,11 @@ from typing import Any
 
 from runner.contract import Check, StepContext
 from runner.errors import SafetyRefusal, StepFailed
-from runner.procedures.roll_forward.actions.base import RollForwardAction, database_exists
+from runner.procedures.roll_forward.actions.base import (
+    RollForwardAction,
+    database_exists,
+    read_all_flags,
+)
 from runner.procedures.roll_forward.catalog import (
     FLAG_NAMES,
     alias_for,
@@ -75,8 +79,8 @@ class SetFlags(RollForwardAction):
                 fix="give at least one of access, recovery, must_recover, logging",
             )
         refusals = []
-        for name in self.names():
-            flags = read_flags(ctx.db, alias_for(name), database_rel(name))
+        current = read_all_flags(ctx, self.names())
+        for name, flags in current.items():
             must = wanted.get("must_recover", flags.must_recover)
             if wanted.get("access") == "enabled" and must == "enabled":
                 refusals.append(f"{name} must be recovered before it can be opened for access")
@@ -102,12 +106,11 @@ class SetFlags(RollForwardAction):
                     "your responsibility"
                 ),
             )
-        for name in self.names():
-            alias = alias_for(name)
-            current = read_flags(ctx.db, alias, database_rel(name)).as_dict()
-            changes = {f: v for f, v in wanted.items() if current[f] != v}
+        for name, flags in current.items():
+            had = flags.as_dict()
+            changes = {f: v for f, v in wanted.items() if had[f] != v}
             if changes:
-                write_flags(ctx.db, alias, changes)
+                write_flags(ctx.db, alias_for(name), changes)
             for flag, value in changes.items():
                 ctx.changed("rf_flags", f"{flag} -> {value}")
             ctx.note(

@@ -14,8 +14,11 @@ from runner.procedures.roll_forward.actions.base import (
     DatabaseInUse,
     RollForwardAction,
     database_exists,
+    open_for_access,
+    read_all_flags,
 )
 from runner.procedures.roll_forward.catalog import (
+    Flags,
     OnlineBackup,
     alias_for,
     database_rel,
@@ -115,7 +118,7 @@ class Recover(RollForwardAction):
         if ctx.state:
             state = ReplayState.from_dict(dict(ctx.state))
             ctx.note(f"resuming at record {state.pos[2]} of {logset.rel(int(state.pos[0]))}")
-            self._gate_access(ctx, list(state.targets))
+            _gate_access(read_all_flags(ctx, state.targets))
             for alias in state.targets.values():
                 ensure_recovery_table(ctx.db, alias)
         else:
@@ -216,8 +219,7 @@ class Recover(RollForwardAction):
             )
         point = next(iter(distinct))
         assert point is not None
-        names = self.names()
-        flags = {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
+        flags = read_all_flags(ctx, self.names())
         stamp_us = min(f.stamp_us or 0 for f in flags.values())
         if stop_us is not None and stop_us < stamp_us:
             raise StepFailed(
@@ -246,8 +248,8 @@ class Recover(RollForwardAction):
     ) -> ReplayState:
         """The gates every fresh start passes; fills in the state's targets."""
         names = self.names()
-        flags = {n: read_flags(ctx.db, alias_for(n), database_rel(n)) for n in names}
-        self._gate_access(ctx, names)
+        flags = read_all_flags(ctx, names)
+        _gate_access(flags)
         not_recoverable = []
         for name, f in flags.items():
             if f.rolled_forward_to is not None:
@@ -287,18 +289,6 @@ class Recover(RollForwardAction):
         for alias in targets.values():
             ensure_recovery_table(ctx.db, alias)
         return state
-
-    def _gate_access(self, ctx: StepContext, names: list[str]) -> None:
-        busy = []
-        for name in names:
-            f = read_flags(ctx.db, alias_for(name), database_rel(name))
-            if f.access == "enabled" or f.open_count > 0:
-                busy.append(f"{name} (access {f.access}, open count {f.open_count})")
-        if busy:
-            raise DatabaseInUse(
-                "refusing to roll forward databases open for access: " + ", ".join(busy),
-                fix="disable access first (rollforward.set_flags access: disabled)",
-            )
 
     def _gate_stamps(
         self,
@@ -414,6 +404,15 @@ class Recover(RollForwardAction):
             raise
         except Exception as exc:
             ctx.warn(f"the abort message could not be written: {exc}")
+
+
+def _gate_access(flags: dict[str, Flags]) -> None:
+    busy = open_for_access(flags)
+    if busy:
+        raise DatabaseInUse(
+            "refusing to roll forward databases open for access: " + ", ".join(busy),
+            fix="disable access first (rollforward.set_flags access: disabled)",
+        )
 
 
 def _online_problems(name: str, point: OnlineBackup, logset: LogSet) -> list[str]:

@@ -8,7 +8,12 @@ from typing import Any
 
 from runner.contract import Check, StepContext
 from runner.errors import StepFailed
-from runner.procedures.roll_forward.actions.base import DatabaseInUse, RollForwardAction
+from runner.procedures.roll_forward.actions.base import (
+    DatabaseInUse,
+    RollForwardAction,
+    open_for_access,
+    read_all_flags,
+)
 from runner.procedures.roll_forward.catalog import (
     alias_for,
     backup_alias,
@@ -65,12 +70,8 @@ class Restore(RollForwardAction):
 
     def run(self, ctx: StepContext) -> None:
         names = self.names()
-        busy = []
-        for name in names:
-            if ctx.media.exists(database_rel(name)):
-                flags = read_flags(ctx.db, alias_for(name), database_rel(name))
-                if flags.access == "enabled" or flags.open_count > 0:
-                    busy.append(f"{name} (access {flags.access}, open count {flags.open_count})")
+        present = read_all_flags(ctx, [n for n in names if ctx.media.exists(database_rel(n))])
+        busy = open_for_access(present)
         if busy:
             raise DatabaseInUse(
                 "refusing to overwrite databases open for access: "
@@ -84,9 +85,9 @@ class Restore(RollForwardAction):
         for name in names:
             target = database_rel(name)
             kept = None
-            if ctx.media.exists(target):
+            before = present.get(name)
+            if before is not None:
                 kept = _keep_damaged(ctx, name, stamp, target)
-                before = read_flags(ctx.db, alias_for(name), target)
                 _restore_tables(ctx.db, backup_alias(name), alias_for(name))
                 # Flags are the database's catalog entry, not content: keep what the
                 # administrator set; the backup brings its stamp and needs recovery.
