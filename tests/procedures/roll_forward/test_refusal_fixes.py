@@ -20,27 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from click.testing import Result
 
+from tests.helpers import fix_line, playbook_copy
 from tests.procedures.roll_forward.conftest import PLAYBOOK, invoke, run_playbook
 
 Maker = Callable[..., Path]
-
-
-def _fix_line(output: str) -> str:
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip().startswith("fix:")]
-    assert lines, output
-    return lines[-1]
-
-
-def _playbook_copy(tmp_path: Path, edit: Any, name: str = "roll-forward.yaml") -> Path:
-    """A copy of the shipped playbook changed by edit(doc), as an operator edits one."""
-    doc = yaml.safe_load(PLAYBOOK.read_text())
-    edit(doc)
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def _without(*ids: str) -> Any:
@@ -66,7 +51,7 @@ def test_confirmation_refusal_fix_is_yes(make_site: Maker) -> None:
     site = make_site()
     first = run_playbook(site, yes=False)
     assert first.exit_code == 3
-    assert "--yes" in _fix_line(first.output)
+    assert "--yes" in fix_line(first.output)
     _recovered(run_playbook(site))
 
 
@@ -74,7 +59,7 @@ def test_missing_log_file_fix_supply_it(make_site: Maker) -> None:
     site = make_site(files=3, drop_log_file=2)
     first = run_playbook(site)
     assert first.exit_code == 1
-    assert "supply logs/dblog.2.log and run again" in _fix_line(first.output)
+    assert "supply logs/dblog.2.log and run again" in fix_line(first.output)
     shutil.move(site / "spare" / "dblog.2.log", site / "logs" / "dblog.2.log")
     _recovered(run_playbook(site))
 
@@ -83,7 +68,7 @@ def test_stamp_mismatch_fix_no_stamp_check(make_site: Maker) -> None:
     site = make_site(mismatch_stamp="sales")
     first = run_playbook(site)
     assert first.exit_code == 3
-    assert "set no_stamp_check" in _fix_line(first.output)
+    assert "set no_stamp_check" in fix_line(first.output)
     result = run_playbook(site, "no_stamp_check=true")
     _recovered(result)
     assert "OVERRIDE no_stamp_check" in result.output
@@ -93,7 +78,7 @@ def test_foreign_backup_fix_no_store_flag_check(make_site: Maker) -> None:
     site = make_site(foreign_backup="stock")
     first = run_playbook(site)
     assert first.exit_code == 3
-    assert "no_store_flag_check" in _fix_line(first.output)
+    assert "no_store_flag_check" in fix_line(first.output)
     result = run_playbook(site, "no_store_flag_check=true")
     _recovered(result)
     assert "OVERRIDE no_store_flag_check" in result.output
@@ -104,7 +89,7 @@ def test_not_enabled_fix_enable_recovery(make_site: Maker) -> None:
     _set_flag(site / "databases" / "staff.sqlite", "recovery", "disabled")
     first = run_playbook(site, "enable_recovery=false")
     assert first.exit_code == 1
-    assert "enable recovery (rollforward.set_flags recovery: enabled)" in _fix_line(first.output)
+    assert "enable recovery (rollforward.set_flags recovery: enabled)" in fix_line(first.output)
     _recovered(run_playbook(site, "enable_recovery=true"))
 
 
@@ -113,7 +98,7 @@ def test_not_enabled_fix_raise_error_limit(make_site: Maker) -> None:
     _set_flag(site / "databases" / "staff.sqlite", "recovery", "disabled")
     first = run_playbook(site, "enable_recovery=false")
     assert first.exit_code == 1
-    assert "raise error_limit" in _fix_line(first.output)
+    assert "raise error_limit" in fix_line(first.output)
     result = run_playbook(site, "enable_recovery=false", "error_limit=1")
     _recovered(result)
     assert "staff is not enabled for recovery; it is not recovered" in result.output
@@ -123,7 +108,7 @@ def test_bad_stop_at_fix_gives_the_form(make_site: Maker) -> None:
     site = make_site()
     first = run_playbook(site, "stop_at=yesterday")
     assert first.exit_code == 1
-    assert "write it like 2026-01-02T03:04:05+00:00" in _fix_line(first.output)
+    assert "write it like 2026-01-02T03:04:05+00:00" in fix_line(first.output)
     _recovered(run_playbook(site, "stop_at=2026-01-05T09:00:00+00:00"))
 
 
@@ -131,7 +116,7 @@ def test_stop_before_the_cycle_fix_names_the_earliest(make_site: Maker) -> None:
     site = make_site()
     first = run_playbook(site, "stop_at=2000-01-01T00:00:00+00:00")
     assert first.exit_code == 1
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "give a stop time at or after " in fix, fix
     earliest = fix.split("at or after ")[1].split()[0]
     _recovered(run_playbook(site, f"stop_at={earliest}"))
@@ -140,10 +125,10 @@ def test_stop_before_the_cycle_fix_names_the_earliest(make_site: Maker) -> None:
 def test_already_rolled_forward_fix_restore(make_site: Maker, tmp_path: Path) -> None:
     site = make_site()
     _recovered(run_playbook(site))
-    again = _playbook_copy(tmp_path, _without("restore"))
+    again = playbook_copy(PLAYBOOK, tmp_path, _without("restore"))
     first = invoke("run", str(again), "--site", str(site), "--yes", "--new-run")
     assert first.exit_code == 3, first.output
-    assert "rollforward.restore" in _fix_line(first.output)
+    assert "rollforward.restore" in fix_line(first.output)
     _recovered(invoke("run", str(PLAYBOOK), "--site", str(site), "--yes", "--new-run"))
 
 
@@ -151,10 +136,10 @@ def test_already_rolled_forward_fix_restore(make_site: Maker, tmp_path: Path) ->
 def test_open_database_fix_disable_access(make_site: Maker, tmp_path: Path, where: str) -> None:
     site = make_site()
     _set_flag(site / where / "sales.sqlite", "access", "enabled")
-    unclosed = _playbook_copy(tmp_path, _without("close"))
+    unclosed = playbook_copy(PLAYBOOK, tmp_path, _without("close"))
     first = invoke("run", str(unclosed), "--site", str(site), "--yes")
     assert first.exit_code == 3, first.output
-    assert "rollforward.set_flags access: disabled" in _fix_line(first.output)
+    assert "rollforward.set_flags access: disabled" in fix_line(first.output)
     _recovered(run_playbook(site))
 
 
@@ -165,10 +150,10 @@ def test_set_flags_without_a_flag_fix(make_site: Maker, tmp_path: Path) -> None:
         step = next(s for s in doc["steps"] if s["id"] == "close")
         del step["args"]["access"]
 
-    bare = _playbook_copy(tmp_path, no_flag)
+    bare = playbook_copy(PLAYBOOK, tmp_path, no_flag)
     first = invoke("run", str(bare), "--site", str(site), "--yes")
     assert first.exit_code == 1, first.output
-    assert "give at least one of access" in _fix_line(first.output)
+    assert "give at least one of access" in fix_line(first.output)
     _recovered(run_playbook(site))
 
 
@@ -180,10 +165,10 @@ def test_open_before_recovery_fix(make_site: Maker, tmp_path: Path) -> None:
         del steps["reopen"]["when"]
         doc["steps"] = [steps[i] for i in ("close", "enable_recovery", "restore", "reopen")]
 
-    early = _playbook_copy(tmp_path, reopen_early)
+    early = playbook_copy(PLAYBOOK, tmp_path, reopen_early)
     first = invoke("run", str(early), "--site", str(site), "--yes")
     assert first.exit_code in (1, 3), first.output
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "roll the database forward first (rollforward.recover)" in fix
     assert "--confirm" not in fix  # a confirmation would not let it open
     _recovered(run_playbook(site, "reopen=true"))
@@ -201,10 +186,10 @@ def test_clear_must_recover_fix_is_the_confirm_key(make_site: Maker, tmp_path: P
         }
         doc["steps"] = [steps["close"], steps["restore"], clear]
 
-    playbook = str(_playbook_copy(tmp_path, clear_without_recovery))
+    playbook = str(playbook_copy(PLAYBOOK, tmp_path, clear_without_recovery))
     first = invoke("run", playbook, "--site", str(site), "--yes")
     assert first.exit_code in (1, 3), first.output
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "--confirm rollforward-clear-must-recover" in fix
     confirmed = ("--confirm", "rollforward-clear-must-recover")
     _recovered(invoke("run", playbook, "--site", str(site), "--yes", *confirmed))
@@ -246,7 +231,7 @@ def test_backup_copy_fix_supply_it(
     damage(backup)
     first = run_playbook(site)
     assert first.exit_code == 1, first.output
-    assert fix in _fix_line(first.output)
+    assert fix in fix_line(first.output)
     shutil.copy(kept, backup)
     _recovered(run_playbook(site))
 
@@ -262,7 +247,7 @@ def test_stop_before_the_online_copies_fix_names_the_earliest(make_site: Maker) 
     _online_copies(site, "sales", "stock", "staff")
     first = run_playbook(site, "stop_at=2026-01-05T08:00:00+00:00")
     assert first.exit_code == 1, first.output
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "give a stop time at or after " in fix, fix
     earliest = fix.split("at or after ")[1].split()[0]
     _recovered(run_playbook(site, f"stop_at={earliest}"))
@@ -273,7 +258,7 @@ def test_mixed_backup_points_fix_separate_steps(make_site: Maker, tmp_path: Path
     _online_copies(site, "sales")
     first = run_playbook(site)
     assert first.exit_code == 3, first.output
-    assert "separate rollforward.recover steps, one per backup point" in _fix_line(first.output)
+    assert "separate rollforward.recover steps, one per backup point" in fix_line(first.output)
 
     def split(doc: dict[str, Any]) -> None:
         at = next(i for i, s in enumerate(doc["steps"]) if s["id"] == "recover")
@@ -286,14 +271,16 @@ def test_mixed_backup_points_fix_separate_steps(make_site: Maker, tmp_path: Path
         }
         doc["steps"][at : at + 1] = [online, offline]
 
-    _recovered(invoke("run", str(_playbook_copy(tmp_path, split)), "--site", str(site), "--yes"))
+    _recovered(
+        invoke("run", str(playbook_copy(PLAYBOOK, tmp_path, split)), "--site", str(site), "--yes")
+    )
 
 
 def test_wrong_log_set_fix_checks_the_argument(make_site: Maker) -> None:
     site = make_site()
     first = run_playbook(site, "log_set=dblogs")
     assert first.exit_code == 1, first.output
-    assert "check the log_set argument" in _fix_line(first.output)
+    assert "check the log_set argument" in fix_line(first.output)
     _recovered(run_playbook(site, "log_set=dblog"))
 
 
@@ -302,7 +289,7 @@ def test_first_log_file_missing_fix_supply_it(make_site: Maker, tmp_path: Path) 
     shutil.move(site / "logs" / "dblog.1.log", tmp_path / "dblog.1.log")
     first = run_playbook(site)
     assert first.exit_code == 1, first.output
-    fix = _fix_line(first.output)
+    fix = fix_line(first.output)
     assert "supply " in fix
     wanted = fix.split("supply ")[1].split()[0]
     assert wanted == "logs/dblog.1.log"
@@ -322,7 +309,7 @@ def test_online_start_file_missing_fix_supply_it(make_site: Maker, tmp_path: Pat
     refused = run_playbook(site)
     assert refused.exit_code == 1, refused.output  # the copies were taken before the last file
     assert "the online backup copy was taken while it was the log file in use" in refused.output
-    fix = _fix_line(refused.output)
+    fix = fix_line(refused.output)
     assert "supply " in fix, fix
     wanted = fix.split("supply ")[1].split()[0]
     shutil.move(aside / Path(wanted).name, site / wanted)
