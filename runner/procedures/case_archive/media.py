@@ -55,6 +55,11 @@ class RecordInfo:
     problem: str | None  # None: the record's CRC and digest hold
 
 
+#: A tape whose header is unreadable cannot be loaded, so re-initialising it is no
+#: way out: the only fix is the sound tape file.
+_PUT_BACK = "put the right tape back in the library (restore its file from a sound copy)"
+
+
 def header_bytes(label: str, capacity: int) -> bytes:
     name = label.encode()
     head = MAGIC + _HEAD.pack(len(name)) + name + struct.pack(">Q", capacity)
@@ -67,19 +72,19 @@ def read_header(handle: BinaryIO, where: str = "tape") -> tuple[str, int, int]:
     if len(first) < len(MAGIC) + _HEAD.size or first[: len(MAGIC)] != MAGIC:
         raise TapeError(
             f"{where} has no tape header (not a tape, or torn)",
-            fix="load the right tape, or re-initialise it with cases.reinit_tape",
+            fix=_PUT_BACK,
         )
     (length,) = _HEAD.unpack(first[len(MAGIC) :])
     rest = handle.read(length + _CAP.size)
     if len(rest) < length + _CAP.size:
-        raise TapeError(f"{where}: tape header is truncated")
+        raise TapeError(f"{where}: tape header is truncated", fix=_PUT_BACK)
     name, (capacity, crc) = rest[:length], _CAP.unpack(rest[length:])
     if zlib.crc32(first + name + rest[length : length + 8]) != crc:
-        raise TapeError(f"{where}: tape header fails its checksum")
+        raise TapeError(f"{where}: tape header fails its checksum", fix=_PUT_BACK)
     try:
         label = name.decode()
     except UnicodeDecodeError:
-        raise TapeError(f"{where}: tape label is not UTF-8") from None
+        raise TapeError(f"{where}: tape label is not UTF-8", fix=_PUT_BACK) from None
     return label, capacity, len(first) + len(rest)
 
 

@@ -216,7 +216,7 @@ REFUSALS = [
     Refusal(
         "current tape file torn (no header)",
         [WRITE],
-        "load the right tape",
+        "put the right tape back in the library (restore its file from a sound copy)",
         cause=lambda site, tmp: (
             backup_tape(site, tmp, CURRENT),
             tape(site, CURRENT).write_bytes(b"torn"),
