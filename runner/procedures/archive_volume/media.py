@@ -84,27 +84,36 @@ def encode_header(header: VolumeHeader) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body)) + b"\x00" * 4
 
 
+_RESTORE_IMAGE = "restore the volume file from the repair shop's image"
+
+
 def decode_header(data: bytes, name: str = "volume") -> VolumeHeader:
     """Parse and check a header; every defect is a MediaError with the reason."""
     if len(data) < HEADER_SIZE:
         raise MediaError(
             f"{name}: truncated header ({len(data)} of {HEADER_SIZE} bytes)",
-            fix="restore the volume file from the repair shop's image",
+            fix=_RESTORE_IMAGE,
         )
     magic, version, size, ref, block_size, block_count = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        raise MediaError(f"{name}: not an archive volume file (bad magic {magic!r})")
+        raise MediaError(
+            f"{name}: not an archive volume file (bad magic {magic!r})", fix=_RESTORE_IMAGE
+        )
     (crc,) = struct.unpack_from("<I", data, _HEADER.size)
     if crc != zlib.crc32(data[: _HEADER.size]):
-        raise MediaError(f"{name}: volume header is corrupt (checksum mismatch)")
+        raise MediaError(
+            f"{name}: volume header is corrupt (checksum mismatch)", fix=_RESTORE_IMAGE
+        )
     if version != VERSION or size != HEADER_SIZE:
-        raise MediaError(f"{name}: unsupported volume format version {version}")
+        raise MediaError(f"{name}: unsupported volume format version {version}", fix=_RESTORE_IMAGE)
     if not MIN_BLOCK_SIZE <= block_size <= MAX_BLOCK_SIZE:
-        raise MediaError(f"{name}: block size {block_size} is out of range")
+        raise MediaError(f"{name}: block size {block_size} is out of range", fix=_RESTORE_IMAGE)
     try:
         volume_ref = ref.rstrip(b"\x00").decode("ascii")
     except UnicodeDecodeError as exc:
-        raise MediaError(f"{name}: volume_ref in the header is not ASCII") from exc
+        raise MediaError(
+            f"{name}: volume_ref in the header is not ASCII", fix=_RESTORE_IMAGE
+        ) from exc
     return VolumeHeader(volume_ref, block_size, block_count)
 
 
@@ -165,7 +174,7 @@ class VolumeReader:
             raise MediaError(
                 f"{name}: volume file is {kind} ({actual:,} bytes, expected "
                 f"{self.header.file_size:,} for {self.header.block_count:,} blocks)",
-                fix="restore the volume file from the repair shop's image",
+                fix=_RESTORE_IMAGE,
             )
 
     def read(self, ordinal: int) -> Block:

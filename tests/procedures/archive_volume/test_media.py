@@ -58,8 +58,9 @@ def test_any_flipped_header_byte_is_detected(ref: str, size: int, pos: int, flip
     data[pos] ^= flip
     if pos >= 60:  # the zero padding is not covered
         return
-    with pytest.raises(MediaError):
+    with pytest.raises(MediaError) as raised:
         decode_header(bytes(data))
+    assert raised.value.fix == "restore the volume file from the repair shop's image"
 
 
 @given(sizes, st.integers(0, 2**20), st.integers(1, 2**40), st.data())
