@@ -83,6 +83,8 @@ def describe_plan(plan: PlanResult) -> str:
         f"site: {request.site.root}",
         "params: " + (", ".join(f"{k}={v!r}" for k, v in request.params.items()) or "none"),
     ]
+    if request.selection is not None:
+        lines.append("steps selected: " + ", ".join(request.selection))
     if plan.run_state == PriorRun.DONE:
         lines.append(
             "This playbook already ran to completion with these params: "
@@ -122,6 +124,8 @@ def describe_status(runs: list[dict[str, Any]], holder: str | None) -> str:
         lines.append("")
         lines.append(f"run {run['run_id']}  {run['playbook_name']}  {state}")
         lines.append(f"  playbook: {run['playbook']}")
+        params = run.get("params") or {}
+        lines.append("  params: " + (", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"))
         lines.append(
             f"  started {run['started_at']}  finished {run['finished_at'] or '-'}  "
             f"by {run['user']}@{run['host']}"
