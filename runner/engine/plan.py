@@ -90,6 +90,11 @@ class PlanResult:
             "playbook_name": request.playbook.name,
             "playbook_sha256": request.playbook.sha256,
             "params": request.params,
+            "param_defaults": {
+                name: param.default
+                for name, param in request.playbook.params.items()
+                if param.has_default
+            },
             "site": str(request.site.root),
             "selection": None if request.selection is None else list(request.selection),
             "confirmations": sorted(request.confirmations - set(request.playbook.confirm)),

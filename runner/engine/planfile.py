@@ -103,7 +103,7 @@ def require_agreement(saved: SavedPlan, given: dict[str, tuple[Any, Any]]) -> No
 
     `given` maps what (e.g. "site", "param batch") to (the plan's, the given)."""
     differences = [
-        f"{what}: the plan has {_shown(planned)}, given {_shown(value)}"
+        f"{what}: plan {_shown(planned)} -> given {_shown(value)}"
         for what, (planned, value) in given.items()
         if planned != value
     ]
@@ -138,8 +138,9 @@ def check_plan(saved: SavedPlan, request: Request, *, recorded_digest: str | Non
     why: list[str] = []
     if data.get("playbook_sha256") != request.playbook.sha256:
         why.append(f"the playbook file {request.playbook.path} changed since the plan was made")
+        why += _changed_defaults(data.get("param_defaults") or {}, request)
     planned_params = data.get("params") or {}
-    current = json.loads(json.dumps(request.params, default=str))
+    current = _as_json(request.params)
     for name in sorted(set(planned_params) | set(current)):
         if planned_params.get(name) != current.get(name):
             why.append(
@@ -157,6 +158,31 @@ def check_plan(saved: SavedPlan, request: Request, *, recorded_digest: str | Non
         raise StalePlan(
             "the plan no longer matches the site:\n  " + "\n  ".join(why), fix=FRESH_PLAN_FIX
         )
+
+
+def _changed_defaults(then: dict[str, Any], request: Request) -> list[str]:
+    """The playbook's param defaults that changed since the plan (the plan keeps its values)."""
+    params = request.playbook.params
+    now = {name: _as_json(p.default) for name, p in params.items() if p.has_default}
+    out = []
+    for name in sorted(set(then) | set(now) | set(params)):
+        before, after = then.get(name, _NONE), now.get(name, _NONE)
+        if before != after:
+            out.append(
+                f"param {name}: default {_default(before)} -> {_default(after)} in the playbook"
+            )
+    return out
+
+
+_NONE = object()
+
+
+def _default(value: Any) -> str:
+    return "none" if value is _NONE else _shown(value)
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 def _site_changes(data: dict[str, Any], request: Request, old: dict[str, str]) -> list[str]:
@@ -237,13 +263,25 @@ def catalogs_of(request: Request) -> list[str]:
 
 
 def _row_counts(path: Path) -> dict[str, int] | None:
-    """Every table's row count, read-only; None if it is not a readable SQLite file."""
+    """Every table's row count; None if that cannot be read without changing a byte.
+
+    Opening a WAL database, even read-only, creates its -wal and -shm files,
+    and a hot journal is recovered by the first reader: such a catalog (until
+    a run switches it to rollback mode) has no counts. Any other is opened
+    immutable, which takes no lock and creates nothing."""
     try:
         with path.open("rb") as handle:
-            if handle.read(16) != SQLITE_MAGIC:
-                return None
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except (OSError, sqlite3.Error):
+            head = handle.read(20)
+    except OSError:
+        return None
+    if head[:16] != SQLITE_MAGIC or head[18:20] != b"\x01\x01":
+        return None  # not SQLite, or WAL mode
+    for suffix in ("-journal", "-wal"):
+        if path.with_name(path.name + suffix).exists():
+            return None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error:
         return None
     try:
         tables = [
@@ -252,10 +290,9 @@ def _row_counts(path: Path) -> dict[str, int] | None:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
+        quoted = {table: '"' + table.replace('"', '""') + '"' for table in tables}
         return {
-            table: conn.execute(
-                f'SELECT count(*) FROM "{table.replace(chr(34), chr(34) * 2)}"'
-            ).fetchone()[0]
+            table: conn.execute(f"SELECT count(*) FROM {quoted[table]}").fetchone()[0]
             for table in tables
         }
     except sqlite3.Error:

@@ -431,11 +431,11 @@ def test_a_plan_for_other_params_or_playbook_is_refused(
     assert invoke("plan", toy_playbook, "-o", plan_file).exit_code == 0
     result = invoke("run", toy_playbook, "--yes", "--plan", plan_file, "--param", "batch=5")
     assert result.exit_code == 3
-    assert "param batch: the plan has 10, given 5" in result.stderr
+    assert "param batch: plan 10 -> given 5" in result.stderr
     other = write_playbook(TOY_PLAYBOOK.replace("description: the toy", "description: a toy"))
     result = invoke("run", other, "--yes", "--plan", plan_file)
     assert result.exit_code == 3
-    assert f"playbook: the plan has '{toy_playbook}', given '{other}'" in result.stderr
+    assert f"playbook: plan '{toy_playbook}' -> given '{other}'" in result.stderr
     toy_playbook.write_text(TOY_PLAYBOOK.replace("description: the toy", "description: a toy"))
     result = invoke("run", "--yes", "--plan", plan_file)
     assert result.exit_code == 3
