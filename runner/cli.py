@@ -230,8 +230,9 @@ def _params_from_files(playbook: Playbook, files: tuple[Path, ...]) -> dict[str,
                 fix='write it as `name: value` lines (YAML) or {"name": value} (JSON)',
             )
         for name, value in data.items():
-            param = playbook.param_named(str(name), f"--params-file {path}: param")
-            values[param.name] = check_typed(param, value)
+            source = f"--params-file {path}: param"
+            param = playbook.param_named(str(name), source)
+            values[param.name] = check_typed(param, value, source)
     return values
 
 

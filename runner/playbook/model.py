@@ -105,15 +105,17 @@ class Playbook:
         raise UsageError(f"{source} {name}: the playbook declares no such param; {hint}")
 
 
-def check_typed(param: Param, value: Any) -> Any:
+def check_typed(param: Param, value: Any, source: str = "param") -> Any:
     """A value that arrived typed (YAML or JSON) checked against the param's type."""
     if param.type == "number" and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not type_matches(param.type, value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else f"{shown[:60]}... ({len(shown):,} characters)"
         hint = " (quote it to make it text)" if param.type == "string" else ""
         raise UsageError(
-            f"param {param.name}: expected {param.type}, got {_short(repr(value))}{hint}",
-            fix=f"give {param.name} a {param.type} value in the file",
+            f"{source} {param.name}: expected {param.type}, got {shown}{hint}",
+            fix=f"give {param.name} a value of type {param.type} in the file",
         )
     return value
 
