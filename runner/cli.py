@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shlex
 import signal
 import sqlite3
@@ -27,11 +28,12 @@ from loguru import logger
 from runner import __version__, console, logs
 from runner.contract import DemoCase, Registry, as_path
 from runner.demo import prepare, run_demos
+from runner.engine.journal import peek
 from runner.engine.lock import holder_of
 from runner.engine.loss import LossTally
 from runner.engine.plan import PlanResult, make_plan
-from runner.engine.planfile import SavedPlan, read_plan, require_agreement
-from runner.engine.request import make_request
+from runner.engine.planfile import FRESH_PLAN_FIX, SavedPlan, read_plan, require_agreement
+from runner.engine.request import make_request, run_key
 from runner.engine.run import RunResult, execute_run
 from runner.engine.selection import select_steps
 from runner.engine.session import Request, StepOutcome
@@ -43,6 +45,7 @@ from runner.errors import (
     EXIT_USAGE,
     PlaybookError,
     RecoverError,
+    SiteError,
     StalePlan,
     UsageError,
 )
@@ -485,14 +488,19 @@ def run(
         return
     signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
-    result = execute_run(
-        request,
-        yes=yes,
-        confirm=_ask if interactive else None,
-        plan=saved,
-        new_run=new_run,
-        on_step=_print_step_to_stderr if as_json else _print_step,
-    )
+    try:
+        result = execute_run(
+            request,
+            yes=yes,
+            confirm=_ask if interactive else None,
+            plan=saved,
+            new_run=new_run,
+            on_step=_print_step_to_stderr if as_json else _print_step,
+        )
+    except (RecoverError, KeyboardInterrupt):
+        if as_json:
+            _print_run_this_process_ran(request)
+        raise
     say = functools.partial(click.echo, err=as_json)
     if result.already_done:
         say(
@@ -508,6 +516,14 @@ def run(
         )
     if as_json:
         click.echo(json.dumps(read_run(request.site, result.run_id), indent=2, default=str))
+
+
+def _print_run_this_process_ran(request: Request) -> None:
+    """`run --json` after a failure: the run as the journal holds it, if this
+    process started or resumed one (a refusal before that prints nothing)."""
+    latest, _ = peek(request.site.state_dir / "journal.sqlite", run_key(request))
+    if latest is not None and latest.pid == os.getpid():
+        click.echo(json.dumps(read_run(request.site, latest.run_id), indent=2, default=str))
 
 
 def _request_from_plan(
@@ -545,15 +561,26 @@ def _request_from_plan(
     if extra:
         given["--confirm"] = (sorted(saved.confirmations), extra)
     require_agreement(saved, given)
-    return make_request(
-        loaded,
-        saved.site,
-        {},
-        saved.confirmations,
-        registry=registry,
-        typed=saved.params,
-        selection=saved.selection,
-    )
+    try:
+        return make_request(
+            loaded,
+            saved.site,
+            {},
+            saved.confirmations,
+            registry=registry,
+            typed=saved.params,
+            selection=saved.selection,
+        )
+    except (UsageError, SiteError) as exc:  # the playbook or the site changed since
+        changed = (
+            "; the playbook changed since the plan was made"
+            if loaded.sha256 != saved.data.get("playbook_sha256")
+            else ""
+        )
+        raise StalePlan(
+            f"the plan {saved.path} no longer fits its playbook and site: {exc.message}{changed}",
+            fix=FRESH_PLAN_FIX,
+        ) from exc
 
 
 def _as_json(value: Any) -> Any:

@@ -126,3 +126,18 @@ def test_a_params_file_reads_back_what_was_written(
     text = json.dumps(values) if as_json else f"# {comment}\n" + yaml.safe_dump(values)
     path.write_text(text, encoding="utf-8")
     assert _params_from_files(toy_loaded, (path,)) == values
+
+
+def test_run_json_after_a_failure_prints_the_run_it_ran(toy_playbook: Path, toy_site: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(toy_site / "catalog.sqlite") as conn:
+        conn.execute("UPDATE settings SET online = 1")  # mark's check fails
+    conn.close()
+    failed = invoke("run", toy_playbook, "--only", "mark,copy", "--yes", "--json")
+    assert failed.exit_code == 1
+    document = json.loads(failed.stdout)
+    assert document["state"] == "failed"
+    assert [s["state"] for s in document["steps"]] == ["failed"]
+    refused = invoke("run", toy_playbook, "--json")  # refused before any run: no document
+    assert refused.exit_code == 3 and refused.stdout == ""

@@ -204,3 +204,16 @@ def test_run_needs_a_playbook_or_a_plan(toy_env: None) -> None:
     assert result.exit_code == 2
     assert_clean(result)
     assert "run needs a PLAYBOOK or a saved plan" in result.stderr
+
+
+def test_a_plan_whose_site_is_gone_is_refused_as_stale(
+    toy_playbook: Path, toy_site: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert invoke("plan", toy_playbook, "-o", plan_file).exit_code == 0
+    toy_site.rename(tmp_path / "elsewhere")
+    result = invoke("run", "--plan", plan_file, "--yes")
+    assert result.exit_code == 3
+    assert_clean(result)
+    assert f"the plan {plan_file} no longer fits its playbook and site" in result.stderr
+    assert "fix: make a fresh plan" in result.stderr
