@@ -219,13 +219,16 @@ def _params_from_files(playbook: Playbook, files: tuple[Path, ...]) -> dict[str,
                 fix="check the path",
             ) from exc
         try:
-            data = plain(load_positioned(text)[0]) if text.strip() else {}
+            loaded, problems = load_positioned(text) if text.strip() else ({}, [])
         except YamlSyntaxError as exc:
-            mark = exc.problem.mark
+            problems, loaded = [exc.problem], None
+        for problem in problems[:1]:  # e.g. a name given twice
             raise UsageError(
-                f"--params-file {path}:{mark.line}:{mark.col}: {exc.problem.message}",
-                fix="write the file as a YAML (or JSON) mapping of param names to values",
-            ) from exc
+                f"--params-file {path}:{problem.mark.line}:{problem.mark.col}: {problem.message}",
+                fix=problem.fix
+                or "write the file as a YAML (or JSON) mapping of param names to values",
+            )
+        data = plain(loaded)
         if not isinstance(data, dict):
             raise UsageError(
                 f"--params-file {path}: expected a mapping of param names to values, "

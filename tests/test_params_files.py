@@ -71,6 +71,7 @@ def test_params_from_files_reach_the_run_and_status(toy_playbook: Path, tmp_path
         ("batch: three\n", "param batch: expected integer, got 'three'"),
         ("- batch\n", "expected a mapping of param names to values, got list"),
         ("batch: [1\n", "vars.yaml:"),
+        ("batch: 3\nbatch: 4\n", "vars.yaml:2:1: duplicate key"),
         ("batch: !!python/object/apply:os.system [true]\n", "vars.yaml:"),
     ],
 )
