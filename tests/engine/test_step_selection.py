@@ -15,6 +15,7 @@ from tests.helpers import (
     TOY_PLAYBOOK,
     assert_clean,
     catalog_rows,
+    fix_line,
     invoke,
     process_env,
     run_process,
@@ -27,6 +28,12 @@ from tests.toyproc import build_site
 GATED = TOY_PLAYBOOK.replace(
     "    action: toy.copy\n",
     '    action: toy.copy\n    when: "{{ steps.mark.outputs.marked > 0 }}"\n',
+)
+
+#: ...and whose mark step runs only once offline is done (an input from the first step)
+CHAINED = GATED.replace(
+    "    action: toy.mark\n",
+    "    action: toy.mark\n    when: \"{{ steps.offline.state == 'done' }}\"\n",
 )
 
 
@@ -162,11 +169,10 @@ def _toy_tree(base: Path) -> tuple[Path, Path]:
     (site / "templates" / "toy").mkdir(parents=True)
     (site / "templates" / "toy" / "items.txt.j2").write_text(SHIPPED_TOY_TEMPLATE)
     playbook = base / "toy.yaml"
-    playbook.write_text(GATED, encoding="utf-8")
+    playbook.write_text(CHAINED, encoding="utf-8")
     return site, playbook
 
 
-@pytest.mark.slow
 def test_a_selected_run_killed_9_resumes_to_the_uninterrupted_end(
     tmp_path: Path, toy_env: None
 ) -> None:
@@ -174,7 +180,12 @@ def test_a_selected_run_killed_9_resumes_to_the_uninterrupted_end(
     assert invoke("run", ref_playbook, "--only", "offline").exit_code == 0
     assert invoke("run", ref_playbook, "--start-at", "mark", "--yes").exit_code == 0
     site, playbook = _toy_tree(tmp_path / "crashed")
-    assert invoke("run", playbook, "--only", "offline").exit_code == 0
+    refused = invoke("run", playbook, "--start-at", "mark", "--yes")
+    assert refused.exit_code == 1  # mark reads offline's state: not selected, not done
+    assert "step 'mark' uses the results of step 'offline'" in refused.stderr
+    assert "--only offline" in fix_line(refused.stderr)
+    assert not (site / ".recover").exists()
+    assert invoke("run", playbook, "--only", "offline").exit_code == 0  # the fix, followed
 
     killed = run_process(
         "run",
@@ -207,4 +218,5 @@ def test_a_selected_run_killed_9_resumes_to_the_uninterrupted_end(
             for key in ("step_id", "state", "changes", "loss", "outputs", "reports", "media"):
                 assert step[key] == ref_step[key], (step["step_id"], key)
     assert runs[0]["steps"][0]["attempts"] == 2
+    assert runs[0]["steps"][0]["outputs"] == {"marked": 100}  # its `when` was true
     assert json.loads(json.dumps(runs[0]["steps"][1]["outputs"])) == {"size": 90}
