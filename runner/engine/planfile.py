@@ -92,10 +92,40 @@ def read_plan(path: Path) -> SavedPlan:
             f"format {PLAN_FORMAT}",
             fix=FRESH_PLAN_FIX,
         )
-    for key, kind in (("playbook", str), ("site", str), ("params", dict)):
-        if not isinstance(data.get(key), kind):
-            raise StalePlan(f"{path} is damaged: it has no {key}", fix=FRESH_PLAN_FIX)
+    damaged = [key for key, fits in _SHAPES.items() if not fits(data.get(key))]
+    if damaged:
+        raise StalePlan(
+            f"{path} is damaged: {', '.join(damaged)} missing or not as `recover plan` writes it",
+            fix=FRESH_PLAN_FIX,
+        )
     return SavedPlan(path, data)
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _mapping_of(fits: Any) -> Any:
+    return lambda value: (
+        isinstance(value, dict)
+        and all(isinstance(key, str) and fits(item) for key, item in value.items())
+    )
+
+
+#: what each field a run reads must look like (anything else: a damaged plan file)
+_SHAPES: dict[str, Any] = {
+    "playbook": lambda value: isinstance(value, str) and bool(value),
+    "site": lambda value: isinstance(value, str) and bool(value),
+    "params": lambda value: isinstance(value, dict),
+    "param_defaults": lambda value: isinstance(value, dict),
+    "selection": lambda value: value is None or (_strings(value) and bool(value)),
+    "confirmations": _strings,
+    "fingerprint": _mapping_of(lambda item: isinstance(item, str)),
+    "catalog_rows": _mapping_of(
+        _mapping_of(lambda item: isinstance(item, int) and not isinstance(item, bool))
+    ),
+    "journal_steps": _mapping_of(_strings),
+}
 
 
 def require_agreement(saved: SavedPlan, given: dict[str, tuple[Any, Any]]) -> None:

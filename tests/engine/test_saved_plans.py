@@ -8,6 +8,8 @@ import json
 import shlex
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import TOY_PLAYBOOK, assert_clean, fix_line, invoke, snapshot, status
 from tests.toyproc import build_site
 
@@ -217,3 +219,28 @@ def test_a_plan_whose_site_is_gone_is_refused_as_stale(
     assert_clean(result)
     assert f"the plan {plan_file} no longer fits its playbook and site" in result.stderr
     assert "fix: make a fresh plan" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("selection", "mark"),
+        ("selection", []),
+        ("params", ["batch"]),
+        ("catalog_rows", {"catalog.sqlite": 5}),
+        ("journal_steps", {"run": "mark"}),
+        ("fingerprint", None),
+        ("site", 3),
+    ],
+)
+def test_a_hand_edited_plan_of_the_wrong_shape_is_refused_as_damaged(
+    toy_playbook: Path, toy_site: Path, tmp_path: Path, key: str, value: object
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    assert invoke("plan", toy_playbook, "-o", plan_file).exit_code == 0
+    plan_file.write_text(json.dumps({**json.loads(plan_file.read_text()), key: value}))
+    result = invoke("run", "--plan", plan_file, "--yes")
+    assert result.exit_code == 3
+    assert_clean(result)
+    assert f"{plan_file} is damaged: {key} missing or not as" in result.stderr
+    assert not (toy_site / ".recover").exists()
