@@ -92,6 +92,8 @@ def describe_plan(plan: PlanResult) -> str:
         )
     elif plan.run_state == PriorRun.RESUMABLE:
         lines.append("An interrupted run exists: `recover run` would resume it.")
+    elif plan.repeats:
+        lines.append(plan.repeats)
     lines.append("")
     for outcome in plan.outcomes:
         lines += describe_step(outcome, planning=True)

@@ -21,7 +21,7 @@ from runner.engine import journal, lock
 from runner.engine.fingerprint import fingerprint
 from runner.engine.journal import RunState, StepState
 from runner.engine.loss import LossTally
-from runner.engine.planfile import PLAN_FORMAT, evidence
+from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
 from runner.engine.request import run_key
 from runner.engine.selection import borrowed_inputs
 from runner.engine.session import Request, Session, StepOutcome, copy_database
@@ -53,6 +53,8 @@ class PlanResult:
     created: datetime
     #: what a stale plan is later explained with (runner.engine.planfile.evidence)
     evidence: dict[str, Any] = field(default_factory=dict)
+    #: a new run of a playbook that finished here with other params or steps: saying so
+    repeats: str | None = None
 
     def destructive_pending(self) -> list[StepOutcome]:
         return [
@@ -141,6 +143,8 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
     with lock.reading(request.site.state_dir):
         result = _plan(request, on_step)
         result.evidence = evidence(request)
+        if result.run_state is None:
+            result.repeats = repeat_warning(request, run_key(request))
         return result
 
 

@@ -352,3 +352,46 @@ def journal_steps(path: Path) -> dict[str, list[str]]:
     for run_id, step_id in rows:
         out.setdefault(run_id, []).append(step_id)
     return out
+
+
+def repeat_warning(request: Request, key: str) -> str | None:
+    """When this is a new run but another run of the same playbook finished on
+    this site (other params, other steps, an earlier version of the playbook):
+    a line saying so, since the new run does its steps again. Read-only."""
+    path = request.site.state_dir / "journal.sqlite"
+    if not path.exists():
+        return None
+    try:
+        conn = journal.connect_readonly(path)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute(
+            "SELECT run_id, run_key, playbook_sha, params_json FROM main.recover_runs "
+            "WHERE playbook_name = ? AND state = 'done' ORDER BY started_at DESC, rowid DESC "
+            "LIMIT 1",
+            (request.playbook.name,),
+        ).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    if row is None or row[1] == key:
+        return None
+    run_id, _, sha, params_json = row
+    then, now = json.loads(params_json), _as_json(request.params)
+    changed = [
+        f"{name}: {_shown(then.get(name))} -> {_shown(now.get(name))}"
+        for name in sorted(set(then) | set(now))
+        if then.get(name) != now.get(name)
+    ]
+    if sha != request.playbook.sha256:
+        how = "an earlier version of the playbook"
+    elif changed:
+        how = "other params (" + ", ".join(changed) + ")"
+    else:
+        how = "other steps selected"
+    return (
+        f"Note: run {run_id} of {request.playbook.name} finished on this site with {how}; "
+        "this is a new run, and it does its steps again."
+    )

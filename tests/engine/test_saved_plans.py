@@ -244,3 +244,19 @@ def test_a_hand_edited_plan_of_the_wrong_shape_is_refused_as_damaged(
     assert_clean(result)
     assert f"{plan_file} is damaged: {key} missing or not as" in result.stderr
     assert not (toy_site / ".recover").exists()
+
+
+def test_a_plan_says_when_a_new_run_repeats_one_that_finished_with_other_params(
+    toy_playbook: Path, toy_site: Path
+) -> None:
+    assert invoke("run", toy_playbook, "--yes").exit_code == 0
+    run_id = status(toy_site)["runs"][0]["run_id"]
+    other = invoke("plan", toy_playbook, "--param", "batch=20")
+    assert (
+        f"Note: run {run_id} of toy-run finished on this site with other params "
+        "(batch: 10 -> 20); this is a new run, and it does its steps again." in other.stdout
+    )
+    steps = invoke("plan", toy_playbook, "--only", "copy")
+    assert "with other steps selected; this is a new run" in steps.stdout
+    same = invoke("plan", toy_playbook)
+    assert "Note: run" not in same.stdout and "already ran to completion" in same.stdout
