@@ -8,7 +8,10 @@ attach to a report.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import shlex
 import signal
 import sqlite3
 import sys
@@ -25,13 +28,16 @@ from loguru import logger
 from runner import __version__, console, logs
 from runner.contract import DemoCase, Registry, as_path
 from runner.demo import prepare, run_demos
+from runner.engine.journal import peek
 from runner.engine.lock import holder_of
 from runner.engine.loss import LossTally
 from runner.engine.plan import PlanResult, make_plan
-from runner.engine.request import make_request
+from runner.engine.planfile import FRESH_PLAN_FIX, SavedPlan, read_plan, require_agreement
+from runner.engine.request import make_request, run_key
 from runner.engine.run import RunResult, execute_run
+from runner.engine.selection import select_steps
 from runner.engine.session import Request, StepOutcome
-from runner.engine.status import read_status
+from runner.engine.status import journal_states, read_run, read_status
 from runner.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -39,10 +45,14 @@ from runner.errors import (
     EXIT_USAGE,
     PlaybookError,
     RecoverError,
+    SiteError,
+    StalePlan,
     UsageError,
 )
+from runner.playbook.model import Playbook, check_typed, convert_param
 from runner.playbook.schema import bundle_text
 from runner.playbook.validate import check_playbook, load_playbook
+from runner.playbook.yamlpos import YamlSyntaxError, load_positioned, plain
 from runner.procedures import load_registry
 from runner.site import Site
 
@@ -147,23 +157,89 @@ def _registry() -> Registry:
 
 
 def _request(
-    playbook: Path, site: Path | None, params: tuple[str, ...], confirms: tuple[str, ...]
+    playbook: Path,
+    site: Path | None,
+    params: tuple[str, ...],
+    confirms: tuple[str, ...],
+    params_files: tuple[Path, ...] = (),
+    steps: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> Request:
-    """The validated playbook bound to its site and parameter values (plan, run)."""
+    """The validated playbook bound to its site, parameter values (--params-file
+    files in order, then --param) and step selection (plan, run)."""
     registry = _registry()
+    loaded = load_playbook(playbook, registry)
     return make_request(
-        load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
+        loaded,
+        site,
+        _params(params),
+        confirms,
+        registry=registry,
+        typed=_params_from_files(loaded, params_files),
+        selection=select_steps(loaded, *steps),
     )
 
 
 def _params(values: tuple[str, ...]) -> dict[str, str]:
+    """NAME=VALUE texts by name; NAME=@FILE reads the value from FILE (its last
+    line break dropped), NAME=@@TEXT is the text @TEXT."""
     result: dict[str, str] = {}
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        if value.startswith("@@"):
+            value = value[1:]
+        elif value.startswith("@"):
+            value = _value_file(name.strip(), Path(value[1:]))
         result[name.strip()] = value
     return result
+
+
+def _value_file(name: str, path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--param {name}=@{path}: cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+            fix=f"check the path, or write the value itself: --param {name}=VALUE "
+            "(a value starting with @ is written @@...)",
+        ) from exc
+    return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+
+
+def _params_from_files(playbook: Playbook, files: tuple[Path, ...]) -> dict[str, Any]:
+    """Typed values from YAML or JSON mapping files; a later file wins over an earlier."""
+    values: dict[str, Any] = {}
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"--params-file {path}: cannot read it: {getattr(exc, 'strerror', None) or exc}",
+                fix="check the path",
+            ) from exc
+        try:
+            loaded, problems = load_positioned(text) if text.strip() else ({}, [])
+        except YamlSyntaxError as exc:
+            problems, loaded = [exc.problem], None
+        for problem in problems[:1]:  # e.g. a name given twice
+            raise UsageError(
+                f"--params-file {path}:{problem.mark.line}:{problem.mark.col}: {problem.message}",
+                fix=problem.fix
+                or "write the file as a YAML (or JSON) mapping of param names to values",
+            )
+        data = plain(loaded)
+        if not isinstance(data, dict):
+            raise UsageError(
+                f"--params-file {path}: expected a mapping of param names to values, "
+                f"got {type(data).__name__}",
+                fix='write it as `name: value` lines (YAML) or {"name": value} (JSON)',
+            )
+        for name, value in data.items():
+            source = f"--params-file {path}: param"
+            param = playbook.param_named(str(name), source)
+            values[param.name] = check_typed(param, value, source)
+    return values
 
 
 _playbook_arg = click.argument("playbook", type=click.Path(path_type=Path, dir_okay=False))
@@ -177,7 +253,27 @@ _param_opt = click.option(
     "params",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Override a playbook param (repeatable).",
+    help="Override a playbook param (repeatable; wins over --params-file). NAME=@FILE "
+    "reads the value from FILE (its last line break dropped); NAME=@@TEXT gives @TEXT.",
+)
+_params_file_opt = click.option(
+    "--params-file",
+    "params_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Param values from a YAML or JSON mapping (repeatable; a later file wins).",
+)
+_start_at_opt = click.option(
+    "--start-at", metavar="STEP", help="Run from this step on (earlier steps are left out)."
+)
+_only_opt = click.option("--only", metavar="STEP[,STEP]", help="Run only these steps.")
+_skip_opt = click.option("--skip", metavar="STEP[,STEP]", help="Leave these steps out.")
+_list_steps_opt = click.option(
+    "--list-steps",
+    is_flag=True,
+    help="List the steps (id, action, destructive, condition; with --site their journal "
+    "state) and exit.",
 )
 _confirm_opt = click.option(
     "--confirm",
@@ -219,23 +315,37 @@ def validate(playbooks: tuple[Path, ...], as_json: bool) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def _selection_opts(command: Any) -> Any:
+    for option in (_list_steps_opt, _skip_opt, _only_opt, _start_at_opt):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @_playbook_arg
 @_site_opt
 @_param_opt
+@_params_file_opt
 @_confirm_opt
+@_selection_opts
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Save the plan as JSON (with the site's fingerprint) for `run --plan`.",
+    help="Save the plan as JSON for `run --plan` (it records the playbook, site, params, "
+    "steps and the site's fingerprint).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(
     playbook: Path,
     site: Path | None,
     params: tuple[str, ...],
+    params_files: tuple[Path, ...],
     confirms: tuple[str, ...],
+    start_at: str | None,
+    only: str | None,
+    skip: str | None,
+    list_steps: bool,
     output: Path | None,
     as_json: bool,
 ) -> None:
@@ -246,63 +356,111 @@ def plan(
     Exits 1 if a step would fail, 3 if a safety gate would refuse.
 
     \b
-    Example:
+    Examples:
       recover plan playbooks/archive-volume-recovery.yaml --site demo-site/archive \\
           --param volume=VOL0003 -o plan.json
+      recover show plan.json
+      recover run --plan plan.json
     """
+    steps = (start_at, only, skip)
+    if list_steps:
+        _list_steps(playbook, site, params, params_files, confirms, steps)
+        return
     if output is not None and not output.resolve().parent.is_dir():
         raise UsageError(
             f"cannot save the plan to {output}: directory {output.parent} does not exist",
             fix="create the directory first, or save the plan elsewhere",
         )
-    request = _request(playbook, site, params, confirms)
+    request = _request(playbook, site, params, confirms, params_files, steps)
     result = make_plan(request)
+    data = result.to_json()
+    text = console.describe_plan(result)
     if output is not None:
         try:
-            output.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+            output.write_text(
+                json.dumps({**data, "text": text}, indent=2, default=str) + "\n", encoding="utf-8"
+            )
         except OSError as exc:
             raise RecoverError(
                 f"cannot save the plan to {output}: {exc.strerror or exc}",
                 fix="save the plan somewhere writable",
             ) from exc
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(console.describe_plan(result))
+        click.echo(text)
         if output is not None:
-            click.echo(
-                f"Plan saved to {output}; run it with `recover run {playbook} --plan {output}`."
+            command = f"recover run --plan {shlex.quote(str(output))}"
+            confirm = (
+                f" (it asks to confirm {len(result.destructive_pending())} destructive step(s); "
+                "add --yes to confirm without a terminal)"
+                if result.destructive_pending()
+                else ""
             )
+            click.echo(f"Plan saved to {output}; run it with `{command}`{confirm}.")
     sys.exit(result.exit_code)
 
 
 @cli.command()
-@_playbook_arg
+@click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as `plan --json` did.")
+def show(plan_file: Path, as_json: bool) -> None:
+    """Print a saved plan as `recover plan` printed it. Reads nothing else.
+
+    \b
+    Example:
+      recover show plan.json
+    """
+    saved = read_plan(plan_file)
+    if as_json:
+        click.echo(json.dumps(saved.as_printed_json(), indent=2, default=str))
+    else:
+        click.echo(saved.text)
+
+
+@cli.command()
+@click.argument("playbook", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @_site_opt
 @_param_opt
+@_params_file_opt
 @_confirm_opt
+@_selection_opts
 @click.option("--yes", is_flag=True, help="Confirm destructive steps (for automation).")
 @click.option(
     "--plan",
     "plan_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Only run if the site still matches this saved plan (else exit 3).",
+    help="Run this saved plan: its playbook, site, params and steps (nothing else needed); "
+    "refused (exit 3) if the site changed since or other options differ from it.",
 )
 @click.option(
     "--new-run",
     is_flag=True,
     help="Start a fresh run even if this playbook already finished on the site.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="At the end, print the run as JSON (as `status --json` shows it); "
+    "the step lines go to stderr.",
+)
 def run(
-    playbook: Path,
+    playbook: Path | None,
     site: Path | None,
     params: tuple[str, ...],
+    params_files: tuple[Path, ...],
     confirms: tuple[str, ...],
+    start_at: str | None,
+    only: str | None,
+    skip: str | None,
+    list_steps: bool,
     yes: bool,
     plan_file: Path | None,
     new_run: bool,
+    as_json: bool,
 ) -> None:
-    """Execute a playbook; run it again to resume after an interruption.
+    """Execute a playbook (or a saved plan); run it again to resume after an interruption.
 
     Each step's catalog changes commit atomically with its journal entry. Steps
     that can lose data ask for confirmation (or need --yes); without a terminal
@@ -311,30 +469,161 @@ def run(
     \b
     Examples:
       recover run playbooks/archive-volume-recovery.yaml --site demo-site/archive
-      recover run playbooks/archive-volume-recovery.yaml --site SITE --yes --plan plan.json
+      recover run --plan plan.json --yes
     """
-    request = _request(playbook, site, params, confirms)
+    steps = (start_at, only, skip)
+    saved: SavedPlan | None = None
+    if plan_file is not None:
+        saved = read_plan(plan_file)  # before anything else
+        request = _request_from_plan(saved, playbook, site, params, params_files, confirms, steps)
+    elif playbook is None:
+        raise UsageError(
+            "run needs a PLAYBOOK or a saved plan",
+            fix="give one: `recover run PLAYBOOK --site DIR` or `recover run --plan PLAN.json`",
+        )
+    elif list_steps:
+        _list_steps(playbook, site, params, params_files, confirms, steps)
+        return
+    else:
+        request = _request(playbook, site, params, confirms, params_files, steps)
+    if list_steps:
+        _list_steps(request.playbook.path, request.site.root, (), (), (), steps, request)
+        return
     signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
-    result = execute_run(
-        request,
-        yes=yes,
-        confirm=_ask if interactive else None,
-        plan_file=plan_file,
-        new_run=new_run,
-        on_step=_print_step,
-    )
+    try:
+        result = execute_run(
+            request,
+            yes=yes,
+            confirm=_ask if interactive else None,
+            plan=saved,
+            new_run=new_run,
+            on_step=_print_step_to_stderr if as_json else _print_step,
+        )
+    except (RecoverError, KeyboardInterrupt):
+        if as_json:
+            _print_run_this_process_ran(request)
+        raise
+    say = functools.partial(click.echo, err=as_json)
     if result.already_done:
-        click.echo(
+        say(
             f"Run {result.run_id} of {request.playbook.name} already finished on this "
             "site; nothing to do (use --new-run to run it again)."
         )
-        return
-    _print_summary(result.outcomes, request.allow_loss)
-    click.echo(
-        f"Run {result.run_id} {'resumed and ' if result.resumed else ''}finished. "
-        f"Log: {result.log_path}"
-    )
+    else:
+        for line in _summary(result.outcomes, request.allow_loss):
+            say(line)
+        say(
+            f"Run {result.run_id} {'resumed and ' if result.resumed else ''}finished. "
+            f"Log: {result.log_path}"
+        )
+    if as_json:
+        click.echo(json.dumps(read_run(request.site, result.run_id), indent=2, default=str))
+
+
+def _print_run_this_process_ran(request: Request) -> None:
+    """`run --json` after a failure: the run as the journal holds it, if this
+    process started or resumed one (a refusal before that prints nothing)."""
+    latest, _ = peek(request.site.state_dir / "journal.sqlite", run_key(request))
+    if latest is not None and latest.pid == os.getpid():
+        click.echo(json.dumps(read_run(request.site, latest.run_id), indent=2, default=str))
+
+
+def _request_from_plan(
+    saved: SavedPlan,
+    playbook: Path | None,
+    site: Path | None,
+    params: tuple[str, ...],
+    params_files: tuple[Path, ...],
+    confirms: tuple[str, ...],
+    steps: tuple[str | None, str | None, str | None],
+) -> Request:
+    """The request a saved plan records; options given beside it must agree with it."""
+    registry = _registry()
+    if not saved.playbook.is_file():
+        raise StalePlan(
+            f"the plan's playbook {saved.playbook} no longer exists",
+            fix="put the playbook back, or make a fresh plan with `recover plan ... -o PLAN.json`",
+        )
+    loaded = load_playbook(saved.playbook, registry)
+    given: dict[str, tuple[Any, Any]] = {}
+    if playbook is not None:
+        given["playbook"] = (str(saved.playbook), str(playbook.resolve()))
+    if site is not None:
+        given["site"] = (str(saved.site), str(site.resolve()))
+    values = _params_from_files(loaded, params_files)
+    for name, raw in _params(params).items():
+        values[name] = convert_param(loaded.param_named(name, "--param"), raw)
+    for name, value in values.items():
+        planned = saved.params.get(name)
+        given[f"param {name}"] = (planned, _as_json(value))
+    if any(option is not None for option in steps):
+        chosen = select_steps(loaded, *steps)
+        given["steps"] = (saved.selection or "all", chosen or "all")
+    extra = sorted(set(confirms) - set(loaded.confirm))
+    if extra:
+        given["--confirm"] = (sorted(saved.confirmations), extra)
+    require_agreement(saved, given)
+    try:
+        return make_request(
+            loaded,
+            saved.site,
+            {},
+            saved.confirmations,
+            registry=registry,
+            typed=saved.params,
+            selection=saved.selection,
+        )
+    except (UsageError, SiteError) as exc:  # the playbook or the site changed since
+        changed = (
+            "; the playbook changed since the plan was made"
+            if loaded.sha256 != saved.data.get("playbook_sha256")
+            else ""
+        )
+        raise StalePlan(
+            f"the plan {saved.path} no longer fits its playbook and site: {exc.message}{changed}",
+            fix=FRESH_PLAN_FIX,
+        ) from exc
+
+
+def _as_json(value: Any) -> Any:
+    """A value as a plan file holds it (JSON), to compare with one read back."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _list_steps(
+    playbook: Path,
+    site: Path | None,
+    params: tuple[str, ...],
+    params_files: tuple[Path, ...],
+    confirms: tuple[str, ...],
+    steps: tuple[str | None, str | None, str | None],
+    request: Request | None = None,
+) -> None:
+    """The playbook's steps; with a site, each one's state in the journal."""
+    registry = _registry()
+    if request is None and site is not None:
+        request = _request(playbook, site, params, confirms, params_files, steps)
+    loaded = request.playbook if request is not None else load_playbook(playbook, registry)
+    selection = request.selection if request is not None else select_steps(loaded, *steps)
+    states = journal_states(request) if request is not None else {}
+    header = ["STEP", "ACTION", "DESTRUCTIVE", "WHEN"]
+    header += ["SELECTED"] if selection is not None else []
+    header += ["STATE"] if request is not None else []
+    rows = [header]
+    for step in loaded.steps:
+        row = [
+            step.id,
+            step.action,
+            "yes" if registry.action(step.action).destructive else "no",
+            "-" if step.when is None else " ".join(str(step.when).split()),
+        ]
+        row += [] if selection is None else ["yes" if step.id in selection else "no"]
+        row += [] if request is None else [states.get(step.id, "pending")]
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -369,12 +658,23 @@ def _print_step(outcome: StepOutcome) -> None:
         click.echo(line)
 
 
+def _print_step_to_stderr(outcome: StepOutcome) -> None:
+    """`run --json` keeps stdout for the one JSON document."""
+    for line in console.describe_step(outcome, planning=False):
+        click.echo(line, err=True)
+
+
 def _print_summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> None:
-    for line in LossTally.of((o.record for o in outcomes), allowed).describe():
+    for line in _summary(outcomes, allowed):
         click.echo(line)
+
+
+def _summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> list[str]:
+    lines = LossTally.of((o.record for o in outcomes), allowed).describe()
     reports = [path for o in outcomes for path in o.record.reports]
     if reports:
-        click.echo("Reports: " + ", ".join(reports))
+        lines.append("Reports: " + ", ".join(reports))
+    return lines
 
 
 @cli.command()

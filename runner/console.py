@@ -83,6 +83,8 @@ def describe_plan(plan: PlanResult) -> str:
         f"site: {request.site.root}",
         "params: " + (", ".join(f"{k}={v!r}" for k, v in request.params.items()) or "none"),
     ]
+    if request.selection is not None:
+        lines.append("steps selected: " + ", ".join(request.selection))
     if plan.run_state == PriorRun.DONE:
         lines.append(
             "This playbook already ran to completion with these params: "
@@ -90,6 +92,8 @@ def describe_plan(plan: PlanResult) -> str:
         )
     elif plan.run_state == PriorRun.RESUMABLE:
         lines.append("An interrupted run exists: `recover run` would resume it.")
+    elif plan.repeats:
+        lines.append(plan.repeats)
     lines.append("")
     for outcome in plan.outcomes:
         lines += describe_step(outcome, planning=True)
@@ -122,6 +126,8 @@ def describe_status(runs: list[dict[str, Any]], holder: str | None) -> str:
         lines.append("")
         lines.append(f"run {run['run_id']}  {run['playbook_name']}  {state}")
         lines.append(f"  playbook: {run['playbook']}")
+        params = run.get("params") or {}
+        lines.append("  params: " + (", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"))
         lines.append(
             f"  started {run['started_at']}  finished {run['finished_at'] or '-'}  "
             f"by {run['user']}@{run['host']}"

@@ -340,7 +340,7 @@ class RunRecord:
         return asdict(self)
 
 
-_RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord))
+RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord))
 
 
 def _run_from(row: tuple[Any, ...]) -> RunRecord:
@@ -350,7 +350,7 @@ def _run_from(row: tuple[Any, ...]) -> RunRecord:
 def insert_run(conn: sqlite3.Connection, run: RunRecord) -> None:
     values = tuple(run.as_row().values())
     conn.execute(
-        f"INSERT INTO main.recover_runs ({_RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})",
+        f"INSERT INTO main.recover_runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})",
         values,
     )
 
@@ -358,7 +358,7 @@ def insert_run(conn: sqlite3.Connection, run: RunRecord) -> None:
 def latest_run(conn: sqlite3.Connection, run_key: str) -> RunRecord | None:
     """The newest run of this playbook+params, if any."""
     row = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM main.recover_runs WHERE run_key = ? "
+        f"SELECT {RUN_COLUMNS} FROM main.recover_runs WHERE run_key = ? "
         "ORDER BY started_at DESC, rowid DESC LIMIT 1",
         (run_key,),
     ).fetchone()
@@ -368,8 +368,7 @@ def latest_run(conn: sqlite3.Connection, run_key: str) -> RunRecord | None:
 def recent_runs(conn: sqlite3.Connection, limit: int) -> list[RunRecord]:
     """The newest `limit` runs of any playbook, newest first."""
     rows = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM main.recover_runs "
-        "ORDER BY started_at DESC, rowid DESC LIMIT ?",
+        f"SELECT {RUN_COLUMNS} FROM main.recover_runs ORDER BY started_at DESC, rowid DESC LIMIT ?",
         (limit,),
     ).fetchall()
     return [_run_from(row) for row in rows]

@@ -7,12 +7,10 @@ is exact (the same code runs) and the site is not changed by a single byte.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,14 +18,14 @@ from typing import Any
 
 from runner import clock
 from runner.engine import journal, lock
-from runner.engine.fingerprint import describe_differences, fingerprint
+from runner.engine.fingerprint import fingerprint
 from runner.engine.journal import RunState, StepState
 from runner.engine.loss import LossTally
+from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
 from runner.engine.request import run_key
+from runner.engine.selection import borrowed_inputs
 from runner.engine.session import Request, Session, StepOutcome, copy_database
-from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, StalePlan
-
-PLAN_FORMAT = 1
+from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 
 
 class PriorRun(StrEnum):
@@ -53,6 +51,10 @@ class PlanResult:
     fingerprint: dict[str, str]
     run_state: PriorRun | None
     created: datetime
+    #: what a stale plan is later explained with (runner.engine.planfile.evidence)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    #: a new run of a playbook that finished here with other params or steps: saying so
+    repeats: str | None = None
 
     def destructive_pending(self) -> list[StepOutcome]:
         return [
@@ -90,8 +92,16 @@ class PlanResult:
             "playbook_name": request.playbook.name,
             "playbook_sha256": request.playbook.sha256,
             "params": request.params,
+            "param_defaults": {
+                name: param.default
+                for name, param in request.playbook.params.items()
+                if param.has_default
+            },
             "site": str(request.site.root),
+            "selection": None if request.selection is None else list(request.selection),
+            "confirmations": sorted(request.confirmations - set(request.playbook.confirm)),
             "fingerprint": self.fingerprint,
+            **self.evidence,
             "run_state": self.run_state,
             "verdict": self.verdict,
             "allowed_loss": loss.allowed_json(),
@@ -131,7 +141,11 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
     """The dry run. It reads a consistent site: it is refused while a run holds
     the site, and no run can start while it reads (a shared lock)."""
     with lock.reading(request.site.state_dir):
-        return _plan(request, on_step)
+        result = _plan(request, on_step)
+        result.evidence = evidence(request)
+        if result.run_state is None:
+            result.repeats = repeat_warning(request, run_key(request))
+        return result
 
 
 def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> PlanResult:
@@ -156,9 +170,13 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
                 run_state = PriorRun.DONE if latest.state == RunState.DONE else PriorRun.RESUMABLE
         finally:
             conn.close()
+        inputs = borrowed_inputs(
+            real_journal, request.playbook, request.params, request.selection, records
+        )
         session = Session(
             request,
             dry_run=True,
+            inputs=inputs,
             journal_path=journal_path,
             run_id=run_id,
             clock=moment,
@@ -169,41 +187,3 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return PlanResult(request, outcomes, prints, run_state, moment)
-
-
-def fingerprint_digest(prints: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(prints, sort_keys=True).encode()).hexdigest()
-
-
-def load_plan_file(path: Path, request: Request, *, recorded_digest: str | None) -> dict[str, Any]:
-    """Check a saved plan still describes this playbook, these params and this site."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StalePlan(
-            f"plan file {path} does not exist",
-            fix="make one with `recover plan PLAYBOOK -o PLAN.json`",
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise StalePlan(f"plan file {path} is unreadable: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
-        raise StalePlan(f"{path} is not a plan made by `recover plan -o`")
-    why = []
-    if data.get("playbook_sha256") != request.playbook.sha256:
-        why.append("the playbook file changed since the plan was made")
-    if data.get("params") != json.loads(json.dumps(request.params, default=str)):
-        why.append(f"params differ: plan has {data.get('params')}, now {request.params}")
-    if data.get("site") != str(request.site.root):
-        why.append(f"the plan is for site {data.get('site')}, not {request.site.root}")
-    old = data.get("fingerprint") or {}
-    if recorded_digest is not None:
-        if fingerprint_digest(old) != recorded_digest:
-            why.append("this interrupted run was started from a different plan")
-    else:
-        why += describe_differences(old, fingerprint(request.site.root))
-    if why:
-        raise StalePlan(
-            "the plan no longer matches the site:\n  " + "\n  ".join(why),
-            fix="make a fresh plan with `recover plan ... -o PLAN.json` and review it",
-        )
-    return data

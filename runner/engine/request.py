@@ -25,9 +25,13 @@ def make_request(
     confirm: tuple[str, ...] = (),
     *,
     registry: Registry,
+    typed: dict[str, Any] | None = None,
+    selection: tuple[str, ...] | None = None,
 ) -> Request:
-    params = playbook.resolve_params(overrides)
-    if overrides:
+    """`typed` are values already typed (a params file, a saved plan); `overrides`
+    are --param texts, converted to each param's type, and win over `typed`."""
+    params = playbook.resolve_params(overrides, typed)
+    if overrides or typed:
         problems = check_with_params(playbook, params, registry)
         if problems:
             raise PlaybookError(
@@ -56,7 +60,9 @@ def make_request(
                 f"allow_loss.{unit} must be a whole number >= 0 or 'unlimited', got {value!r}",
                 fix=f"write e.g. `allow_loss: {{{unit}: 100}}` or `{{{unit}: unlimited}}`",
             )
-    return Request(playbook, site, params, set(playbook.confirm) | set(confirm), allow, registry)
+    return Request(
+        playbook, site, params, set(playbook.confirm) | set(confirm), allow, registry, selection
+    )
 
 
 def _require_a_site(
@@ -123,10 +129,12 @@ def _more_entries_than(root: Path, limit: int) -> bool:
 
 
 def run_key(request: Request) -> str:
-    """Same playbook text + same params + same site = the same run (to resume)."""
-    text = "|".join(
-        (request.playbook.sha256, params_fingerprint(request.params), str(request.site.root))
-    )
+    """Same playbook text + same params + same site + same step selection = the
+    same run (to resume). Without a selection the key is what it always was."""
+    parts = [request.playbook.sha256, params_fingerprint(request.params), str(request.site.root)]
+    if request.selection is not None:
+        parts.append("steps:" + ",".join(request.selection))
+    text = "|".join(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

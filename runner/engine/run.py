@@ -19,13 +19,15 @@ from pathlib import Path
 from loguru import logger
 
 from runner import clock
-from runner.engine import claims, journal
+from runner.engine import claims, journal, lock, planfile
 from runner.engine.journal import RunRecord, RunState
 from runner.engine.lock import SiteLock, current_user
-from runner.engine.plan import PlanResult, fingerprint_digest, load_plan_file, make_plan
+from runner.engine.plan import PlanResult, make_plan
+from runner.engine.planfile import SavedPlan
 from runner.engine.request import run_key
+from runner.engine.selection import borrowed_inputs
 from runner.engine.session import Request, Session, StepOutcome
-from runner.errors import ConfirmationRequired, RecoverError
+from runner.errors import ConfirmationRequired, RecoverError, StalePlan
 
 
 @dataclass
@@ -46,24 +48,32 @@ def execute_run(
     *,
     yes: bool,
     confirm: Confirm | None,
-    plan_file: Path | None = None,
+    plan: SavedPlan | None = None,
     new_run: bool = False,
     on_step: Callable[[StepOutcome], None] | None = None,
 ) -> RunResult:
-    """Run the playbook. `confirm` is None when no one can be asked (no terminal)."""
+    """Run the playbook. `confirm` is None when no one can be asked (no terminal).
+
+    A saved plan is checked before anything else (even "already finished"),
+    then the selection's inputs, then confirmation; all before the site is
+    changed at all (not even `.recover/` is created)."""
     site = request.site
-    if not new_run:
-        # Refuse before creating anything in the site (not even .recover/).
-        peeked, peeked_records = journal.peek(site.state_dir / "journal.sqlite", run_key(request))
-        if peeked is None or peeked.state != RunState.DONE:
-            _confirm_destructive(request, peeked_records, yes=yes, confirm=confirm)
-    else:
-        _confirm_destructive(request, {}, yes=yes, confirm=confirm)
+    journal_path = site.state_dir / "journal.sqlite"
+    key = run_key(request)
+    peeked, peeked_records = (None, {}) if new_run else journal.peek(journal_path, key)
+    seen_steps = _check_saved_plan(plan, request, peeked) if plan is not None else None
+    own = {} if peeked is None or peeked.state == RunState.DONE else peeked_records
+    inputs = borrowed_inputs(journal_path, request.playbook, request.params, request.selection, own)
+    if peeked is None or peeked.state != RunState.DONE:
+        _confirm_destructive(request, own, yes=yes, confirm=confirm)
     with SiteLock(site.state_dir, f"recover run {request.playbook.name}"):
-        journal_path = site.state_dir / "journal.sqlite"
+        if seen_steps is not None and planfile.journal_steps(journal_path) != seen_steps:
+            raise StalePlan(
+                "another run changed the site after the plan was checked",
+                fix=planfile.FRESH_PLAN_FIX,
+            )
         conn = journal.connect(journal_path)
         try:
-            key = run_key(request)
             latest = None if new_run else journal.latest_run(conn, key)
             if latest is not None and latest.state == RunState.DONE:
                 records = journal.read_steps(conn, latest.run_id)
@@ -75,16 +85,12 @@ def execute_run(
                     None,
                     already_done=True,
                 )
-            recorded = latest.plan_fingerprint if latest is not None else None
-            plan_data = (
-                load_plan_file(plan_file, request, recorded_digest=recorded) if plan_file else None
-            )
             records = journal.read_steps(conn, latest.run_id) if latest else {}
             if latest is not None:
                 run_id, moment = latest.run_id, datetime.fromisoformat(latest.clock)
                 logger.info("resuming run {} (started {})", run_id, latest.clock)
             else:
-                run_id, moment = _new_run(conn, request, key, plan_data)
+                run_id, moment = _new_run(conn, request, key, plan)
             journal.claim_run(conn, run_id, os.getpid())
         finally:
             conn.close()
@@ -104,6 +110,7 @@ def execute_run(
                 run_id=run_id,
                 clock=moment,
                 records=records,
+                inputs=inputs,
             )
             try:
                 outcomes = session.execute(keep_going=False, on_step=on_step)
@@ -120,6 +127,29 @@ def execute_run(
             logger.remove(sink)
 
 
+def _check_saved_plan(
+    plan: SavedPlan, request: Request, latest: RunRecord | None
+) -> dict[str, list[str]] | None:
+    """Check the plan against the site (under the plan's shared lock, so no run
+    changes it meanwhile); returns the journal's finished steps as seen then,
+    or None when the run this plan started is resumed or finished.
+
+    A run started from this plan and interrupted changed the site itself:
+    then only the plan's identity is compared. One that finished means there
+    is nothing to do, as without a plan."""
+    digest = planfile.fingerprint_digest(plan.data.get("fingerprint") or {})
+    mine = latest is not None and latest.plan_fingerprint == digest
+    with lock.reading(request.site.state_dir):
+        if mine and latest is not None and latest.state == RunState.DONE:
+            planfile.check_plan(plan, request, recorded_digest=digest)
+            return None
+        recorded = latest.plan_fingerprint if latest is not None else None
+        planfile.check_plan(plan, request, recorded_digest=recorded)
+        if recorded is not None:
+            return None
+        return planfile.journal_steps(request.site.state_dir / "journal.sqlite")
+
+
 def _confirm_destructive(
     request: Request, records: dict[str, journal.StepRecord], *, yes: bool, confirm: Confirm | None
 ) -> None:
@@ -127,7 +157,8 @@ def _confirm_destructive(
     pending = [
         s
         for s in request.playbook.steps
-        if registry.action(s.action).destructive
+        if request.selected(s)
+        and registry.action(s.action).destructive
         and (records.get(s.id) is None or not records[s.id].state.finished)
     ]
     if not pending or yes:
@@ -145,14 +176,13 @@ def _confirm_destructive(
 
 
 def _new_run(
-    conn: sqlite3.Connection, request: Request, key: str, plan_data: dict[str, object] | None
+    conn: sqlite3.Connection, request: Request, key: str, plan: SavedPlan | None
 ) -> tuple[str, datetime]:
     moment = clock.now()
     run_id = f"{moment.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     digest = None
-    if plan_data is not None:
-        prints = plan_data.get("fingerprint")
-        digest = fingerprint_digest(prints if isinstance(prints, dict) else {})
+    if plan is not None:
+        digest = planfile.fingerprint_digest(plan.data.get("fingerprint") or {})
     journal.insert_run(
         conn,
         RunRecord(
@@ -186,6 +216,8 @@ def _already(request: Request, records: dict[str, journal.StepRecord]) -> list[S
     registry = request.registry
     out = []
     for step in request.playbook.steps:
+        if not request.selected(step):
+            continue
         rec = records.get(step.id) or journal.StepRecord(step.id, step.index, step.action)
         cls = registry.action(step.action)
         out.append(StepOutcome(step, rec, cls.destructive, cls.summary, already=True))

@@ -60,6 +60,11 @@ class Request:
     confirmations: set[str]
     allow_loss: dict[str, int | None]  # None = unlimited
     registry: Registry
+    #: the selected step ids in playbook order (--start-at/--only/--skip); None: all
+    selection: tuple[str, ...] | None = None
+
+    def selected(self, step: Step) -> bool:
+        return self.selection is None or step.id in self.selection
 
 
 @dataclass
@@ -88,6 +93,7 @@ class Session:
         clock: datetime,
         records: dict[str, StepRecord],
         scratch: Path | None = None,
+        inputs: dict[str, StepRecord] | None = None,
     ) -> None:
         self.request = request
         self.dry_run = dry_run
@@ -95,6 +101,8 @@ class Session:
         self.run_id = run_id
         self.clock = clock
         self.records = records
+        #: finished records of unselected steps that selected steps read (other runs')
+        self.inputs = inputs or {}
         self.scratch = scratch
         self.media = MediaStore(request.site, dry_run=dry_run)
         self.reports = make_environment(
@@ -112,6 +120,8 @@ class Session:
         registry = self.request.registry
         try:
             for step in self.request.playbook.steps:
+                if not self.request.selected(step):
+                    continue
                 cls = registry.action(step.action)
                 record = self.records.get(step.id) or StepRecord(step.id, step.index, step.action)
                 self.records[step.id] = record
@@ -243,7 +253,7 @@ class Session:
                 "loss": rec.loss,
                 "reports": rec.reports,
             }
-            for rec in self.records.values()
+            for rec in [*self.inputs.values(), *self.records.values()]
             if rec.state.finished
         }
         return {**self.request.params, "steps": steps}

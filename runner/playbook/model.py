@@ -71,19 +71,16 @@ class Playbook:
     def locations(self) -> dict[str, str]:
         return {k: v for k, v in self.site.items() if k != "root"}
 
-    def resolve_params(self, overrides: dict[str, str]) -> dict[str, Any]:
-        """Defaults overlaid with --param values, converted to each param's type."""
+    def resolve_params(
+        self, overrides: dict[str, str], typed: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Defaults overlaid with typed values (a params file, a saved plan), then
+        with --param texts converted to each param's type."""
         values: dict[str, Any] = {}
+        for name, value in (typed or {}).items():
+            values[name] = check_typed(self.param_named(name, "--params-file"), value)
         for name, raw in overrides.items():
-            if name not in self.params:
-                close = difflib.get_close_matches(name, self.params, n=1)
-                hint = (
-                    f"did you mean {close[0]!r}?"
-                    if close
-                    else ("declared params: " + (", ".join(sorted(self.params)) or "none"))
-                )
-                raise UsageError(f"--param {name}: the playbook declares no such param; {hint}")
-            values[name] = convert_param(self.params[name], raw)
+            values[name] = convert_param(self.param_named(name, "--param"), raw)
         for name, param in self.params.items():
             if name in values:
                 continue
@@ -94,6 +91,33 @@ class Playbook:
                 )
             values[name] = param.default
         return values
+
+    def param_named(self, name: str, source: str) -> Param:
+        """The declared param, or a usage error with a did-you-mean naming `source`."""
+        if name in self.params:
+            return self.params[name]
+        close = difflib.get_close_matches(name, self.params, n=1)
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else ("declared params: " + (", ".join(sorted(self.params)) or "none"))
+        )
+        raise UsageError(f"{source} {name}: the playbook declares no such param; {hint}")
+
+
+def check_typed(param: Param, value: Any, source: str = "param") -> Any:
+    """A value that arrived typed (YAML or JSON) checked against the param's type."""
+    if param.type == "number" and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not type_matches(param.type, value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else f"{shown[:60]}... ({len(shown):,} characters)"
+        hint = " (quote it to make it text)" if param.type == "string" else ""
+        raise UsageError(
+            f"{source} {param.name}: expected {param.type}, got {shown}{hint}",
+            fix=f"give {param.name} a value of type {param.type} in the file",
+        )
+    return value
 
 
 def convert_param(param: Param, raw: str) -> Any:

@@ -156,7 +156,9 @@ def test_status_shows_runs_steps_counts_and_loss(toy_playbook: Path, toy_site: P
     assert data["locked_by"] is None
     (run,) = data["runs"]
     assert run["state"] == "done" and run["playbook_name"] == "toy-run"
-    assert json.loads(run["params_json"]) == {"batch": 10, "lossy": 5}
+    assert run["params"] == {"batch": 10, "lossy": 5}  # an object, not JSON text
+    assert "params_json" not in run
+    assert "  params: batch=10, lossy=5" in lines
     assert [(s["step_id"], s["state"]) for s in run["steps"]] == [
         ("offline", "done"),
         ("mark", "done"),
@@ -195,7 +197,7 @@ def test_params_reach_the_steps(toy_playbook: Path, toy_site: Path) -> None:
     result = invoke("run", toy_playbook, "--yes", "--param", "batch=7")
     assert result.exit_code == 0, result.output
     (run,) = status(toy_site)["runs"]
-    assert json.loads(run["params_json"])["batch"] == 7
+    assert run["params"]["batch"] == 7
     assert steps_of(toy_site)["mark"]["state_data"] == {"done": 98}  # 14 batches of 7
 
 
@@ -392,7 +394,7 @@ def test_saved_plan_then_run_with_it(toy_playbook: Path, toy_site: Path, tmp_pat
     assert f"Plan saved to {plan_file}" in result.stdout
     assert snapshot(toy_site) == before
     saved = json.loads(plan_file.read_text())
-    assert saved["format"] == 1
+    assert saved["format"] == 2
     assert "catalog.sqlite" in saved["fingerprint"]
     assert saved["site"] == str(toy_site)
     ran = invoke("run", toy_playbook, "--yes", "--plan", plan_file)
@@ -429,11 +431,15 @@ def test_a_plan_for_other_params_or_playbook_is_refused(
     assert invoke("plan", toy_playbook, "-o", plan_file).exit_code == 0
     result = invoke("run", toy_playbook, "--yes", "--plan", plan_file, "--param", "batch=5")
     assert result.exit_code == 3
-    assert "params differ" in result.stderr
+    assert "param batch: plan 10 -> given 5" in result.stderr
     other = write_playbook(TOY_PLAYBOOK.replace("description: the toy", "description: a toy"))
     result = invoke("run", other, "--yes", "--plan", plan_file)
     assert result.exit_code == 3
-    assert "the playbook file changed since the plan was made" in result.stderr
+    assert f"playbook: plan '{toy_playbook}' -> given '{other}'" in result.stderr
+    toy_playbook.write_text(TOY_PLAYBOOK.replace("description: the toy", "description: a toy"))
+    result = invoke("run", "--yes", "--plan", plan_file)
+    assert result.exit_code == 3
+    assert f"the playbook file {toy_playbook} changed since the plan was made" in result.stderr
 
 
 @pytest.mark.parametrize("content", [None, "not json", '{"format": 99}', "[1, 2]"])

@@ -134,9 +134,16 @@ _JSONISH = st.recursive(
 
 
 @settings(max_examples=200, deadline=None)
-@given(name=_NAMES, value=st.text())
+@given(name=_NAMES, value=st.text().filter(lambda v: not v.startswith("@")))
 def test_cli_splits_at_the_first_equals_sign(name: str, value: str) -> None:
     assert _params((f"{name}={value}",)) == {name: value}
+
+
+@settings(max_examples=100, deadline=None)
+@given(name=_NAMES, value=st.text())
+def test_a_value_starting_with_at_is_written_with_two(name: str, value: str) -> None:
+    """NAME=@FILE reads a file; NAME=@@TEXT is the text @TEXT, whatever follows."""
+    assert _params((f"{name}=@@{value}",)) == {name: "@" + value}
 
 
 @settings(max_examples=200, deadline=None)
