@@ -30,6 +30,7 @@ from runner.engine.context import Context
 from runner.engine.journal import StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.media import MediaLog, MediaStore
+from runner.engine.progress import current_listener
 from runner.engine.reports import make_environment
 from runner.errors import (
     LossBudgetExceeded,
@@ -132,6 +133,8 @@ class Session:
                         )
                         record.error = exc.message
                         if not keep_going:
+                            if on_step is not None:
+                                on_step(outcome)  # its block shows its notes and checks
                             raise
                 if on_step is not None:
                     on_step(outcome)
@@ -167,6 +170,7 @@ class Session:
         )
         started = time.monotonic()
         self._committed = copy.deepcopy(record)
+        listener = current_listener()
         try:
             if not self.dry_run:
                 record.state, record.attempts = StepState.RUNNING, record.attempts + 1
@@ -184,6 +188,7 @@ class Session:
                 reports=self.reports,
                 on_checkpoint=self._checkpoint,
                 claims=claims,
+                listener=listener,
             )
             conn.execute("BEGIN IMMEDIATE")
             outcome.checks = list(action.check(ctx))
@@ -195,9 +200,11 @@ class Session:
                     + "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed),
                     fix=next((c.fix for c in failed if c.fix), None),
                 )
-            logger.info(
+            logger.bind(console="plain").info(
                 "step {} ({}) {}", step.id, step.action, "planning" if self.dry_run else "running"
             )
+            if listener is not None:
+                listener.step_started(step.id, step.action, dry_run=self.dry_run)
             action.run(ctx)
             self._gate_loss(record)
             record.state = StepState.DONE
@@ -231,6 +238,8 @@ class Session:
                 raise error from exc
             raise
         finally:
+            if listener is not None:
+                listener.step_ended()
             conn.close()
 
     # -- steps' helpers ------------------------------------------------------
