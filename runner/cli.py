@@ -166,7 +166,7 @@ _CONSOLE_OPTIONS = (
         count=True,
         expose_value=False,
         callback=_set_verbose,
-        help="More log detail on stderr (-vv: everything).",
+        help="Debug log lines on stderr too.",
     ),
     click.Option(
         ["-q", "--quiet"],

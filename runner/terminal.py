@@ -232,7 +232,7 @@ class LiveSteps:
             progress.remove_task(task)
             self._task = progress.add_task(f"{self._name}: {label}", total=total, completed=done)
         else:
-            progress.update(task, completed=done)
+            progress.update(task, completed=done, total=total)
 
     def step_ended(self) -> None:
         if self._progress is not None:
@@ -248,6 +248,17 @@ class LiveSteps:
 
     def elapsed(self) -> float:
         return time.monotonic() - self._since
+
+
+def compact(number: float) -> str:
+    """A count short enough for a progress row: 12,345, 123k, 4.5M, 1.2G."""
+    if number < 100_000:
+        return f"{number:,.0f}"
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if number >= size:
+            value = number / size
+            return f"{value:.1f}{suffix}" if value < 100 else f"{value:,.0f}{suffix}"
+    return f"{number:,.0f}"
 
 
 def _make_progress(owner: LiveSteps) -> Progress:
@@ -269,14 +280,13 @@ def _make_progress(owner: LiveSteps) -> Progress:
         def render(self, task: Task) -> Text:
             if not owner.phase:
                 return Text("")  # the step reports no progress (yet): no count to show
-            done = int(task.completed)
-            total = f"/{int(task.total):,}" if task.total is not None else ""
-            return Text(f"{done:,}{total}", style="progress.download")
+            total = f"/{compact(task.total)}" if task.total is not None else ""
+            return Text(f"{compact(task.completed)}{total}", style="progress.download")
 
     class Rate(ProgressColumn):
         def render(self, task: Task) -> Text:
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+            return Text(f"{compact(speed)}/s" if speed else "", style="progress.data.speed")
 
     class Eta(ProgressColumn):
         """The phase's time left, when its total is known."""

@@ -113,6 +113,9 @@ class Context:
         )
         return written
 
+    def advance(self, label: str, done: int, total: int | None = None) -> None:
+        self._meter.measure(label, done, total)
+
     def progress(self, items: Iterable[T], total: int | None, label: str) -> Iterator[T]:
         meter = self._meter
         meter.begin(label, total)

@@ -68,6 +68,7 @@ class Meter:
         self._last_count = 0
         self._last_asked = now
         self._stride = 1
+        self._measured: set[str] = set()  # phases whose amount comes from measure()
 
     def begin(self, label: str, total: int | None) -> None:
         """A new phase (one `ctx.progress` loop): shown at once, as 0 done."""
@@ -82,12 +83,8 @@ class Meter:
         """`count` items of the current phase are done; returns how many more items
         to let by before asking again (about ASK_EVERY seconds' worth)."""
         now = time.monotonic()
-        if self._listener is not None and (final or now - self._last_heard >= LISTEN_EVERY):
-            self._last_heard = now
-            self._listener.advanced(self._label, count, total)
-        if now - self._last_logged >= LOG_EVERY and not final:
-            self._last_logged = now
-            self._log_line(count, total, now)
+        if self._label not in self._measured:
+            self._show(count, total, now, final=final)
         elapsed = now - self._last_asked
         items = count - self._last_count
         self._last_count, self._last_asked = count, now
@@ -98,6 +95,24 @@ class Meter:
         else:
             self._stride = min(2 * self._stride, MAX_STRIDE)
         return self._stride
+
+    def measure(self, label: str, done: int, total: int | None) -> None:
+        """A phase measured in its own unit (bytes read, say); a `ctx.progress`
+        loop of the same label then counts its items without showing them."""
+        if label != self._label or label not in self._measured:
+            self._label, self._started = label, time.monotonic()
+            self._measured.add(label)
+        self._show(done, total, time.monotonic(), final=False)
+
+    def _show(self, count: int, total: int | None, now: float, *, final: bool) -> None:
+        if self._listener is not None and (final or now - self._last_heard >= LISTEN_EVERY):
+            self._last_heard = now
+            # A finished loop shows full, so what the step does next does not look stuck.
+            shown_total = count if final and total is None else total
+            self._listener.advanced(self._label, count, shown_total)
+        if now - self._last_logged >= LOG_EVERY and not final:
+            self._last_logged = now
+            self._log_line(count, total, now)
 
     def _log_line(self, count: int, total: int | None, now: float) -> None:
         share = f" ({100 * count / total:.0f}%)" if total else ""

@@ -216,6 +216,7 @@ class Session:
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
             claims.release()
+            logger.debug("step {} done in {:.2f}s", step.id, record.seconds)
         except BaseException as exc:
             _rollback(conn)
             written = list(record.reports)
