@@ -102,9 +102,8 @@ class Terminal:
         record = message.record
         stamp = record["time"].strftime("%H:%M:%S")
         level = record["level"].name
-        text = f"{stamp} {level:<7} {record['message']}"
-        if record["exception"] is not None:
-            text += "\n" + str(message).rstrip("\n").split("\n", 1)[-1]
+        # str(message) is the record as formatted ("{message}"), with a traceback if any
+        text = f"{stamp} {level:<7} {str(message).rstrip()}"
         if not self.err_color and not self.live:
             stream: TextIO = sys.stderr
             stream.write(text + "\n")
