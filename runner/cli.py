@@ -8,6 +8,7 @@ attach to a report.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -17,10 +18,11 @@ import sqlite3
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from errno import EDQUOT, ENOSPC, EROFS
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from loguru import logger
@@ -56,6 +58,10 @@ from runner.playbook.yamlpos import YamlSyntaxError, load_positioned, plain
 from runner.procedures import load_registry
 from runner.site import Site
 
+if TYPE_CHECKING:
+    from runner.terminal import ConsoleOptions, Terminal
+
+CommandT = TypeVar("CommandT", bound=click.Command)
 EXIT_CODES_HELP = """Exit codes: 0 success; 1 invalid playbook, failed precondition, failed
 step or bad media; 2 usage error; 3 refused by a safety gate (confirmation
 missing, loss beyond what the playbook allows, stale plan, site locked);
@@ -123,15 +129,105 @@ def _environment_problem(exc: OSError | sqlite3.Error) -> RecoverError | None:
     return None
 
 
+# -- console options: -v/-q/--color before or after the subcommand ---------------------------
+
+
+def _console_settings(ctx: click.Context) -> ConsoleOptions:
+    from runner.terminal import ConsoleOptions
+
+    meta = ctx.find_root().meta
+    if "recover.console" not in meta:
+        meta["recover.console"] = ConsoleOptions()
+    options: ConsoleOptions = meta["recover.console"]
+    return options
+
+
+def _apply_console(ctx: click.Context) -> None:
+    """(Re)build the invocation's terminal and point the log at it; called again
+    when a subcommand's own -v/-q/--color change what the group's said."""
+    from runner.terminal import Terminal
+
+    terminal = Terminal(_console_settings(ctx))
+    ctx.find_root().meta["recover.terminal"] = terminal
+    logs.setup(terminal)
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    if value:
+        _console_settings(ctx).verbosity = value
+        _apply_console(ctx)
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        _console_settings(ctx).verbosity = -1
+        _apply_console(ctx)
+
+
+def _set_color(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _console_settings(ctx).color = value
+        _apply_console(ctx)
+
+
+_CONSOLE_OPTIONS = (
+    click.Option(
+        ["-v", "--verbose"],
+        count=True,
+        expose_value=False,
+        callback=_set_verbose,
+        help="Debug log lines on stderr too.",
+    ),
+    click.Option(
+        ["-q", "--quiet"],
+        is_flag=True,
+        expose_value=False,
+        callback=_set_quiet,
+        help="Only warnings and errors on stderr; no progress display.",
+    ),
+    click.Option(
+        ["--color"],
+        type=click.Choice(["auto", "always", "never"]),
+        expose_value=False,
+        callback=_set_color,
+        help="Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.",
+    ),
+)
+
+
+def _console_options(command: CommandT) -> CommandT:
+    """Give a command -v/-q/--color of its own (accepted after the subcommand too)."""
+    names = {param.name for param in command.params}
+    command.params.extend(opt for opt in _CONSOLE_OPTIONS if opt.name not in names)
+    return command
+
+
+def _terminal() -> Terminal:
+    ctx = click.get_current_context()
+    meta = ctx.find_root().meta
+    if "recover.terminal" not in meta:
+        _apply_console(ctx)
+    terminal: Terminal = meta["recover.terminal"]
+    return terminal
+
+
+@contextlib.contextmanager
+def _progress_shown() -> Iterator[None]:
+    """Steps run inside report their progress to the terminal's live row, if any."""
+    from runner.engine.progress import listening
+
+    with listening(_terminal().listener()):
+        yield
+
+
+@_console_options
 @click.group(
     cls=RecoverGroup,
     epilog=EXIT_CODES_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.option("-v", "--verbose", count=True, help="More log detail on stderr.")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.version_option(__version__, prog_name="recover")
-def cli(verbose: int, quiet: bool) -> None:
+def cli() -> None:
     """Run declarative recovery playbooks against catalogs and media.
 
     \b
@@ -141,7 +237,7 @@ def cli(verbose: int, quiet: bool) -> None:
       recover run playbooks/archive-volume-recovery.yaml --site SITE --plan plan.json
       recover status --site SITE
     """
-    logs.setup(-1 if quiet else verbose)
+    _apply_console(click.get_current_context())
 
 
 def _registry() -> Registry:
@@ -284,6 +380,7 @@ _confirm_opt = click.option(
 )
 
 
+@_console_options
 @cli.command()
 @click.argument(
     "playbooks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
@@ -321,6 +418,7 @@ def _selection_opts(command: Any) -> Any:
     return command
 
 
+@_console_options
 @cli.command()
 @_playbook_arg
 @_site_opt
@@ -372,7 +470,8 @@ def plan(
             fix="create the directory first, or save the plan elsewhere",
         )
     request = _request(playbook, site, params, confirms, params_files, steps)
-    result = make_plan(request)
+    with _progress_shown():
+        result = make_plan(request)
     data = result.to_json()
     text = console.describe_plan(result)
     if output is not None:
@@ -388,7 +487,7 @@ def plan(
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
-        click.echo(text)
+        _terminal().lines(text.split("\n"))
         if output is not None:
             command = f"recover run --plan {shlex.quote(str(output))}"
             confirm = (
@@ -401,6 +500,7 @@ def plan(
     sys.exit(result.exit_code)
 
 
+@_console_options
 @cli.command()
 @click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as `plan --json` did.")
@@ -418,6 +518,7 @@ def show(plan_file: Path, as_json: bool) -> None:
         click.echo(saved.text)
 
 
+@_console_options
 @cli.command()
 @click.argument("playbook", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @_site_opt
@@ -492,14 +593,15 @@ def run(
     signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
     try:
-        result = execute_run(
-            request,
-            yes=yes,
-            confirm=_ask if interactive else None,
-            plan=saved,
-            new_run=new_run,
-            on_step=_print_step_to_stderr if as_json else _print_step,
-        )
+        with _progress_shown():
+            result = execute_run(
+                request,
+                yes=yes,
+                confirm=_ask if interactive else None,
+                plan=saved,
+                new_run=new_run,
+                on_step=_print_step_to_stderr if as_json else _print_step,
+            )
     except (RecoverError, KeyboardInterrupt):
         if as_json:
             _print_run_this_process_ran(request)
@@ -631,7 +733,7 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _ask(plan_result: PlanResult) -> bool:
-    click.echo(console.describe_plan(plan_result))
+    _terminal().lines(console.describe_plan(plan_result).split("\n"))
     pending = ", ".join(o.record.step_id for o in plan_result.destructive_pending())
     return click.confirm(f"\nSteps {pending} can lose data as shown above. Proceed?", default=False)
 
@@ -654,19 +756,18 @@ def _print_error(exc: RecoverError) -> None:
 
 
 def _print_step(outcome: StepOutcome) -> None:
-    for line in console.describe_step(outcome, planning=False):
-        click.echo(line)
+    # A failed step's error is printed next, with its fix, by the error handler.
+    _terminal().lines(console.describe_step(outcome, planning=False, show_error=False))
 
 
 def _print_step_to_stderr(outcome: StepOutcome) -> None:
     """`run --json` keeps stdout for the one JSON document."""
-    for line in console.describe_step(outcome, planning=False):
+    for line in console.describe_step(outcome, planning=False, show_error=False):
         click.echo(line, err=True)
 
 
 def _print_summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> None:
-    for line in _summary(outcomes, allowed):
-        click.echo(line)
+    _terminal().lines(_summary(outcomes, allowed))
 
 
 def _summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> list[str]:
@@ -677,6 +778,7 @@ def _summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> lis
     return lines
 
 
+@_console_options
 @cli.command()
 @click.option(
     "--site",
@@ -714,10 +816,11 @@ class WorldGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         for procedure in _registry().procedures:
             if procedure.name == cmd_name and procedure.world is not None:
-                return procedure.world
+                return _console_options(procedure.world)
         return None
 
 
+@_console_options
 @cli.group(cls=WorldGroup)
 def world() -> None:
     """Generate a site (catalogs and media, with damage) for one procedure.
@@ -731,6 +834,7 @@ def world() -> None:
     """
 
 
+@_console_options
 @cli.command()
 @click.argument(
     "directory",
@@ -747,19 +851,21 @@ def demo(directory: Path, force: bool) -> None:
       recover demo /tmp/recover-demo
     """
     prepare(directory, force=force)
-    failures = run_demos(
-        directory,
-        _registry(),
-        on_case=_print_case,
-        on_step=_print_step,
-        on_done=_print_demo_done,
-        on_error=_print_error,
-    )
+    with _progress_shown():
+        failures = run_demos(
+            directory,
+            _registry(),
+            on_case=_print_case,
+            on_step=_print_step,
+            on_done=_print_demo_done,
+            on_error=_print_error,
+        )
     click.echo(f"\nDemo sites are in {directory.resolve()}.")
     if failures:
         sys.exit(EXIT_FAILED)
 
 
+@_console_options
 @cli.command()
 @click.option("--action", help="Print only this action's argument schema.")
 @click.option(
@@ -797,6 +903,7 @@ def schema(action: str | None, output: Path | None) -> None:
     click.echo(f"wrote {output}")
 
 
+@_console_options
 @cli.command()
 @click.option(
     "--copy",

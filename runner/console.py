@@ -33,7 +33,7 @@ def _earlier(count: int) -> str:
     return f" ({count:,} of them committed before the interruption)" if count else ""
 
 
-def describe_step(outcome: StepOutcome, *, planning: bool) -> list[str]:
+def describe_step(outcome: StepOutcome, *, planning: bool, show_error: bool = True) -> list[str]:
     rec = outcome.record
     status = "done already" if outcome.already else rec.state
     if planning and rec.state == StepState.DONE and not outcome.already:
@@ -71,7 +71,7 @@ def describe_step(outcome: StepOutcome, *, planning: bool) -> list[str]:
     for note in rec.notes:
         prefix = "WARNING: " if note.get("level") == "warning" else ""
         lines.append(f"      {prefix}{note.get('text')}")
-    if rec.error:
+    if rec.error and show_error:
         lines.append(f"      error: {rec.error}")
     return lines
 

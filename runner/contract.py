@@ -125,8 +125,20 @@ class StepContext(Protocol):
         ...
 
     def progress(self, items: Iterable[T], total: int | None, label: str) -> Iterator[T]:
-        """Iterate while logging progress for long steps."""
+        """Iterate while showing progress (`label`: done/total, rate, ETA) for long steps.
+
+        Cheap per item (the engine looks at the clock every few thousand fast
+        items, every item of a slow loop), so it belongs on the loops where the
+        time goes, even ones of a few slow chunks.
+        """
         ...
+
+    def advance(self, label: str, done: int, total: int | None = None) -> None:
+        """Progress of a phase measured in its own unit (bytes of log read, say).
+
+        Shown like `progress`; inside a `progress` loop of the same label it
+        replaces that loop's item count in what is shown. Cheap: call it per chunk.
+        """
 
     def confirmed(self, key: str) -> bool:
         """Whether the playbook's safety.confirm or `--confirm KEY` grants `key`."""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import sys
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
+if TYPE_CHECKING:
+    from runner.terminal import Terminal
 
-def setup(verbosity: int) -> None:
-    level = {-1: "WARNING", 0: "INFO"}.get(verbosity, "DEBUG")
+
+def setup(terminal: Terminal) -> None:
+    """Send log lines at the chosen level to the terminal's stderr sink, which
+    leaves out what a step's block already shows (runner.terminal)."""
     logger.remove()
     logger.add(
-        sys.stderr,
-        level=level,
-        colorize=None,
-        format="<dim>{time:HH:mm:ss}</dim> <level>{level: <7}</level> {message}",
+        terminal.log,
+        level=terminal.options.level,
+        filter=terminal.shows,  # type: ignore[arg-type]
+        format="{message}",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -155,6 +156,27 @@ class Copy(Action):
         ctx.output(size=len(ctx.media.read_bytes(self.args["dst"])))
 
 
+class Wait(Action):
+    name = "toy.wait"
+    summary = "take `seconds` over `items` progress items (for the console's tests)"
+    args_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items", "seconds"],
+        "properties": {
+            "items": {"type": "integer", "minimum": 1},
+            "seconds": {"type": "number", "minimum": 0},
+        },
+    }
+
+    def run(self, ctx: StepContext) -> None:
+        items, seconds = self.args["items"], self.args["seconds"]
+        for _ in ctx.progress(range(items), items, "waited items"):
+            time.sleep(seconds / items)
+        ctx.note(f"waited {seconds}s over {items} items")
+        ctx.warn("a warning worth reading once")
+
+
 def _validate(steps: list[StepView]) -> list[Finding]:
     seen_device = False
     out = []
@@ -178,7 +200,7 @@ def world(directory: Path, items: int) -> None:
 PROCEDURE = Procedure(
     name="toy",
     title="Toy procedure for engine tests",
-    actions=(Mark, Device, Copy),
+    actions=(Mark, Device, Copy, Wait),
     assets=ProcedureAssets(templates=Path(__file__).parent / "toy_templates"),
     world=world,
     validate_steps=_validate,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,12 +15,12 @@ from loguru import logger
 from runner.engine.claims import ReportClaims
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaStore
+from runner.engine.progress import Meter, ProgressListener
 from runner.engine.reports import free_name, render_report
 from runner.site import Site
 
 T = TypeVar("T")
 MAX_LOSS_EXAMPLES = 50
-PROGRESS_EVERY_SECONDS = 2.0
 
 
 class Context:
@@ -41,6 +40,7 @@ class Context:
         reports: SandboxedEnvironment,
         on_checkpoint: Callable[[Context], None],
         claims: ReportClaims,
+        listener: ProgressListener | None = None,
     ) -> None:
         self.site = site
         self.db = db
@@ -56,6 +56,10 @@ class Context:
         self._on_checkpoint = on_checkpoint
         self._claims = claims
         self._log = logger.bind(step=record.step_id)
+        # Notes, warnings and reports are shown in the step's block: the log file
+        # keeps them, the console sink leaves them out (runner.terminal).
+        self._shown = self._log.bind(console="never")
+        self._meter = Meter(self._log, listener)
         crash = None if dry_run else _crash_point(record.step_id)
         self._crash_after_report = crash == "report"
         self._crash_at = crash if isinstance(crash, int) else None
@@ -83,11 +87,11 @@ class Context:
 
     def note(self, message: str) -> None:
         self.record.notes.append({"level": "info", "text": message})
-        self._log.info(message)
+        self._shown.info(message)
 
     def warn(self, message: str) -> None:
         self.record.notes.append({"level": "warning", "text": message})
-        self._log.warning(message)
+        self._shown.warning(message)
 
     def confirmed(self, key: str) -> bool:
         return key in self._confirmations
@@ -104,32 +108,27 @@ class Context:
         if self._crash_after_report:
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: killed before the step commits
         self.record.reports.append(written)
-        self._log.info(
+        self._shown.info(
             "report {} {}", "would be written to" if self.dry_run else "written to", written
         )
         return written
 
+    def advance(self, label: str, done: int, total: int | None = None) -> None:
+        self._meter.measure(label, done, total)
+
     def progress(self, items: Iterable[T], total: int | None, label: str) -> Iterator[T]:
-        started = last = time.monotonic()
+        meter = self._meter
+        meter.begin(label, total)
+        ask_at = 1
+        count = 0
         for count, item in enumerate(items, start=1):
             yield item
             self._items_seen += 1
             if self._crash_at is not None and self._items_seen >= self._crash_at:
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: a power cut, mid-step
-            if count & 255 == 0:
-                current = time.monotonic()
-                if current - last >= PROGRESS_EVERY_SECONDS:
-                    last = current
-                    share = f" ({100 * count / total:.0f}%)" if total else ""
-                    rate = count / (current - started)
-                    self._log.info(
-                        "{}: {:,}{}{} at {:,.0f}/s",
-                        label,
-                        count,
-                        f"/{total:,}" if total else "",
-                        share,
-                        rate,
-                    )
+            if count >= ask_at:
+                ask_at = count + meter.update(count, total)
+        meter.update(count, total, final=True)
 
 
 def _crash_point(step_id: str) -> int | str | None:

@@ -30,6 +30,7 @@ from runner.engine.context import Context
 from runner.engine.journal import StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.media import MediaLog, MediaStore
+from runner.engine.progress import current_listener
 from runner.engine.reports import make_environment
 from runner.errors import (
     LossBudgetExceeded,
@@ -142,6 +143,8 @@ class Session:
                         )
                         record.error = exc.message
                         if not keep_going:
+                            if on_step is not None:
+                                on_step(outcome)  # its block shows its notes and checks
                             raise
                 if on_step is not None:
                     on_step(outcome)
@@ -177,6 +180,7 @@ class Session:
         )
         started = time.monotonic()
         self._committed = copy.deepcopy(record)
+        listener = current_listener()
         try:
             if not self.dry_run:
                 record.state, record.attempts = StepState.RUNNING, record.attempts + 1
@@ -194,6 +198,7 @@ class Session:
                 reports=self.reports,
                 on_checkpoint=self._checkpoint,
                 claims=claims,
+                listener=listener,
             )
             conn.execute("BEGIN IMMEDIATE")
             outcome.checks = list(action.check(ctx))
@@ -205,9 +210,11 @@ class Session:
                     + "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed),
                     fix=next((c.fix for c in failed if c.fix), None),
                 )
-            logger.info(
+            logger.bind(console="plain").info(
                 "step {} ({}) {}", step.id, step.action, "planning" if self.dry_run else "running"
             )
+            if listener is not None:
+                listener.step_started(step.id, step.action, dry_run=self.dry_run)
             action.run(ctx)
             self._gate_loss(record)
             record.state = StepState.DONE
@@ -219,6 +226,7 @@ class Session:
             journal.write_step(conn, self.run_id, record)
             conn.execute("COMMIT")
             claims.release()
+            logger.debug("step {} done in {:.2f}s", step.id, record.seconds)
         except BaseException as exc:
             _rollback(conn)
             written = list(record.reports)
@@ -241,6 +249,8 @@ class Session:
                 raise error from exc
             raise
         finally:
+            if listener is not None:
+                listener.step_ended()
             conn.close()
 
     # -- steps' helpers ------------------------------------------------------

@@ -120,7 +120,7 @@ def build_key_file(
     roots: dict[int, KeyLoad] = {}
     for key_no in order or range(1, len(control.keys) + 1):
         sorter = feeder.sorters[key_no - 1]
-        stream = sorter.sorted_entries()
+        stream = sorter.sorted_entries(progress, f"key {key_no} sort ({sorter.count:,} values)")
         built = builder.build(key_no, sorter.count, stream, progress)
         roots[key_no] = KeyLoad(
             key_no,
@@ -172,7 +172,7 @@ def reload_pair(
         try:
             data_out.write(bytes(DATA_HEADER_SIZE))
             for first, blob in record_chunks(
-                data, header, header.keyed_eof, progress, "records read"
+                data, header, header.keyed_eof, progress, "record chunks read"
             ):
                 marks = blob[0::slot]
                 check_marks(marks, first, name)

@@ -59,7 +59,7 @@ def record_chunks(
     header: DataHeader,
     limit: int,
     progress: Progress[int] = no_progress,
-    label: str = "records",
+    label: str = "record chunks",
 ) -> Iterator[tuple[int, bytes]]:
     """(first record number, bytes of whole record slots) for records [0, limit)."""
     per = _chunk_records(header.slot)
@@ -97,7 +97,7 @@ def valid_map(
     (8 MB for 8 million records) that makes every key entry's check O(1).
     """
     valid = bytearray()
-    for first, blob in record_chunks(data, header, header.keyed_eof, progress, "data records"):
+    for first, blob in record_chunks(data, header, header.keyed_eof, progress, "data chunks"):
         marks = blob[0 :: header.slot]
         check_marks(marks, first, name)
         valid += marks.translate(LIVE_TABLE)

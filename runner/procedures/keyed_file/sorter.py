@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from runner.procedures.keyed_file.records import split
+from runner.procedures.keyed_file.records import Progress, no_progress, split
 
 READ_CHUNK = 1 << 16
 MAX_FAN_IN = 64
@@ -84,20 +84,25 @@ class EntrySorter:
     def fits_in_memory(self) -> bool:
         return self.count * entry_cost(self.width) <= self.memory_bytes
 
-    def sorted_entries(self) -> Iterator[bytes]:
-        """The entries in byte order; call once."""
+    def sorted_entries(
+        self, progress: Progress[int] = no_progress, label: str = "sort"
+    ) -> Iterator[bytes]:
+        """The entries in byte order; call once. `progress` sees the sort as one
+        item (in memory) or one item per sorted run written (external)."""
         assert self._spill is not None
         self._spill.close()
         self._spill = None
         if self.fits_in_memory:
-            with open(self._spill_path, "rb") as handle:
-                blob = handle.read()
-            entries = split(blob, self.width)
-            del blob
-            os.unlink(self._spill_path)
-            entries.sort()
+            entries: list[bytes] = []
+            for _ in progress(range(1), 1, label):  # one list.sort: no finer steps to show
+                with open(self._spill_path, "rb") as handle:
+                    blob = handle.read()
+                entries = split(blob, self.width)
+                del blob
+                os.unlink(self._spill_path)
+                entries.sort()
             return iter(entries)
-        runs = self._write_runs()
+        runs = self._write_runs(progress, label)
         while len(runs) > MAX_FAN_IN:
             runs = self._cascade(runs)
         chunk = self._reader_chunk(len(runs))
@@ -107,11 +112,15 @@ class EntrySorter:
         """Entries each run reader buffers: together they stay within the budget."""
         return max(256, self.memory_bytes // (2 * readers * entry_cost(self.width)))
 
-    def _write_runs(self) -> list[Path]:
+    def _write_runs(self, progress: Progress[int], label: str) -> list[Path]:
         per_run = max(1024, self.memory_bytes // entry_cost(self.width))
         paths: list[Path] = []
+        expected = (self.count + per_run - 1) // per_run
         with open(self._spill_path, "rb") as handle:
-            while blob := handle.read(per_run * self.width):
+            for _ in progress(range(expected), expected, f"{label}: runs"):
+                blob = handle.read(per_run * self.width)
+                if not blob:
+                    break
                 entries = split(blob, self.width)
                 del blob
                 entries.sort()

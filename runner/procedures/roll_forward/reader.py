@@ -87,7 +87,7 @@ OPEN_CALLS_SENT = 1000  # an open transaction with more calls is sent as its pos
 
 # A message is a tuple whose first item says what it is (all plain data, so it
 # crosses the pipe with marshal):
-#   ("progress", records)                    a chunk of records was read
+#   ("progress", records, file_no, offset)   a chunk of records was read, up to there
 #   ("batch", plan, metas, start, rows, opens, upto) completed transactions:
 #       plan [(statement key, [params...]), ...] in execution order, or None when
 #       they must be applied one by one; metas one Meta per transaction; start
@@ -228,7 +228,7 @@ class LogReader:
             if self.since_checkpoint >= self.opt.checkpoint_records:
                 self._checkpoint()
             yield from self._drain()
-            yield ("progress", count)
+            yield ("progress", count, st.pos[0], st.pos[1])
         if self.stop is None:
             self.stop = Stop("end", "the log ends cleanly")
         self._flush(self.seq)

@@ -17,6 +17,7 @@ while this process executes the last one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from typing import Any
@@ -54,6 +55,25 @@ from runner.procedures.roll_forward.reader import (
 CACHE_KIB = 16 * 1024
 # Below this much log to read, a second process costs more than it saves.
 READ_AHEAD_BYTES = 8 << 20
+
+
+LOG_READ = "log bytes read"
+
+
+class LogBytes:
+    """How far into the log set a position is, in bytes from where reading started
+    (the files from `start` on), for the progress shown while the log is read."""
+
+    def __init__(self, paths: dict[int, str], start: int) -> None:
+        self.before: dict[int, int] = {}
+        self.total = 0
+        for number in sorted(n for n in paths if n >= start):
+            self.before[number] = self.total
+            with contextlib.suppress(OSError):  # a file that cannot be read says so later
+                self.total += os.path.getsize(paths[number])
+
+    def upto(self, file_no: int, offset: int) -> int:
+        return min(self.total, self.before.get(file_no, self.total) + offset)
 
 
 def _cores() -> int:
@@ -94,9 +114,12 @@ class Replay(BatchApplier):
         for alias in self.aliases.values():
             self.db.execute(f"PRAGMA {alias}.cache_size = -{CACHE_KIB}")
         reader = LogReader(self.logset, self._paths(), self.st, self.opt, self.stmts)
+        read = LogBytes(reader.paths, int((self.st.rescan or self.st.pos)[0]))
         messages = read_ahead(reader) if self._ahead(reader) else reader.messages()
         try:
-            for message in self.ctx.progress(messages, None, "log records"):
+            for message in self.ctx.progress(messages, None, LOG_READ):
+                if message[0] == "progress":
+                    self.ctx.advance(LOG_READ, read.upto(message[2], message[3]), read.total)
                 stop = self._take(message)
                 if stop is not None:
                     return stop

@@ -117,6 +117,9 @@ class FakeContext:
             if self._crash_after is not None and self._items >= self._crash_after:
                 raise Killed()
 
+    def advance(self, label: str, done: int, total: int | None = None) -> None:
+        self.advanced = (label, done, total)
+
     def confirmed(self, key: str) -> bool:
         return key in self._confirm
 

@@ -178,7 +178,7 @@ def test_closing_early_stops_the_reader_process(make_site) -> None:
 
 def test_a_reader_process_that_fails_is_an_error_not_a_hang(make_site, monkeypatch) -> None:
     def broken(self: LogReader):  # type: ignore[no-untyped-def]
-        yield ("progress", 1)
+        yield ("progress", 1, 1, 0)
         raise ValueError("boom in the reader")
 
     monkeypatch.setattr(reader_module.LogReader, "_messages", broken)
@@ -193,10 +193,10 @@ def test_a_reader_process_that_fails_is_an_error_not_a_hang(make_site, monkeypat
 
 def test_a_reader_process_killed_is_an_error(make_site, monkeypatch) -> None:
     def killed(self: LogReader):  # type: ignore[no-untyped-def]
-        yield ("progress", 1)
+        yield ("progress", 1, 1, 0)
         time.sleep(0.05)
         os.kill(os.getpid(), 9)
-        yield ("progress", 1)
+        yield ("progress", 1, 1, 0)
 
     monkeypatch.setattr(reader_module.LogReader, "_messages", killed)
     site = make_site(seed=71)

@@ -178,7 +178,7 @@ class WriteTape(CaseAction):
             "SELECT id, relpath, size, digest FROM files WHERE location = 'cache' ORDER BY relpath"
         )
         with ctx.media.open(rel) as old, ctx.media.writer(rel) as out:
-            _copy_prefix(old, out, used)
+            _copy_prefix(ctx, old, out, used)
             writer = media.SessionWriter(out, used, backup, files)
             for file_id, relpath, size, digest in ctx.progress(rows, files, "files to tape"):
                 where = f"{cache}/{relpath}"
@@ -274,7 +274,7 @@ class WriteTape(CaseAction):
             ctx.warn(f"tape {label} is {percent:.1f}% full")
 
 
-def _copy_prefix(source: Any, out: Any, length: int) -> None:
+def _copy_prefix(ctx: StepContext, source: Any, out: Any, length: int) -> None:
     """The first `length` bytes of the old tape: what the catalog says is written."""
     left = length
     while left:
@@ -283,6 +283,7 @@ def _copy_prefix(source: Any, out: Any, length: int) -> None:
             raise media.TapeError("the tape ended before its committed data (truncated)")
         out.write(chunk)
         left -= len(chunk)
+        ctx.advance("tape bytes kept", length - left, length)
 
 
 class LoadTape(CaseAction):
