@@ -8,6 +8,7 @@ warnings flag a valid but risky one (`recover validate --strict` fails on them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
@@ -44,12 +45,13 @@ _RULES = (
     Rule("R208", "step-reference", "error", "`steps.X` names no earlier step"),
     Rule("R209", "unknown-output", "error", "`steps.X.outputs.Y` names no output of X"),
     Rule("R210", "type-mismatch", "error", "an output's type does not fit the argument"),
-    Rule("R211", "loss-unit", "error", "an allow_loss unit no step of the playbook reports"),
+    Rule("R211", "loss-unit", "error", "an allow_loss unit no action counts loss in"),
     Rule("R212", "procedure-rule", "error", "a procedure's own cross-step rule"),
     Rule("R213", "plain-when", "error", "`when:` is plain text, so always true"),
     Rule("W301", "no-loss-budget", "warning", "a step can lose data and allow_loss allows none"),
     Rule("W302", "param-undocumented", "warning", "a param without a description"),
     Rule("W303", "when-always-true", "warning", "a `when:` that is always true"),
+    Rule("W304", "unused-loss-budget", "warning", "an allow_loss unit no step here can lose"),
 )
 RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
 
@@ -113,3 +115,87 @@ def code_frame(text: str, line: int, col: int) -> str:
     source = lines[line - 1].replace("\t", "→")
     gutter = f"  {line} | "
     return f"{gutter}{source}\n{' ' * (len(gutter) + max(col - 1, 0))}^"
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def to_sarif(diagnostics: list[Diagnostic], version: str, root: Path) -> dict[str, Any]:
+    """A SARIF 2.1.0 log that GitHub code scanning accepts: every rule once in
+    the driver, each result with its rule, level, message and a region; file
+    locations relative to `root` (the repository checkout) where they can be."""
+    used = sorted({d.code for d in diagnostics if d.code in RULES})
+    index = {code: n for n, code in enumerate(used)}
+    rules = [
+        {
+            "id": code,
+            "name": RULES[code].name,
+            "shortDescription": {"text": RULES[code].summary},
+            "defaultConfiguration": {"level": RULES[code].severity},
+        }
+        for code in used
+    ]
+    results = []
+    for d in diagnostics:
+        result: dict[str, Any] = {
+            "ruleId": d.code or "R000",
+            "level": d.severity,
+            "message": {"text": d.message + (f". Fix: {d.fix}" if d.fix else "")},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(d.file, root)},
+                        "region": {"startLine": d.line, "startColumn": d.col},
+                    },
+                    "logicalLocations": [{"fullyQualifiedName": d.json_path, "kind": "member"}],
+                }
+            ],
+        }
+        if d.code in index:
+            result["ruleIndex"] = index[d.code]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "recover",
+                        "version": version,
+                        "informationUri": "https://recover.invalid/docs/playbooks.md",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def _uri(file: str, root: Path) -> str:
+    path = Path(file)
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_uri()
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """A GitHub Actions workflow command: the problem shows on the file's line."""
+    rule = d.rule
+    title = f"{rule.code} {rule.name}" if rule else "recover validate"
+    text = d.message + f" [{d.json_path}]" + (f"\nfix: {d.fix}" if d.fix else "")
+    props = ",".join(
+        f"{key}={_escape_property(str(value))}"
+        for key, value in (("file", d.file), ("line", d.line), ("col", d.col), ("title", title))
+    )
+    return f"::{d.severity} {props}::{_escape_data(text)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")

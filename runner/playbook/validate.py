@@ -284,13 +284,26 @@ def _report_forms(error: ValidationError, prefix: tuple[str | int, ...], out: _C
     branches = [b for b in error.validator_value if isinstance(b, dict)]
     forms = _forms_words(branches)
     closest = _closest_branch(branches, error.instance)
-    fix = _branch_fix(closest, error.instance, forms) if closest is not None else None
+    fix = None
+    if closest is not None:
+        others = _forms_words([b for b in branches if b is not closest and b.get("type") != "null"])
+        fix = _branch_fix(closest, error.instance)
+        fix = fix and (f"{fix}; or write {others}" if others != "null" else fix)
     out.add(
         path,
         f"expected {forms}; got {_show(error.instance)}",
         fix or f"write {forms}",
         code="R105",
     )
+
+
+def describe_forms(schema: dict[str, Any]) -> str:
+    """What a schema accepts, in words ("an integer >= 1, or 'all'")."""
+    for combinator in ("anyOf", "oneOf"):
+        branches = schema.get(combinator)
+        if isinstance(branches, list):
+            return _forms_words([b for b in branches if isinstance(b, dict)])
+    return _form_words(schema)
 
 
 def _forms_words(branches: list[dict[str, Any]]) -> str:
@@ -366,38 +379,42 @@ def _is_type(value: Any, kind: str) -> bool:
 
 
 def _closest_branch(branches: list[dict[str, Any]], value: Any) -> dict[str, Any] | None:
-    """The form whose type the value has (a const of the same type counts);
-    for a mapping where a list of mappings is expected, that list."""
+    """The form the value is nearest: one of its type (a const it resembles
+    counts); for a mapping or a text where a list of mappings goes, that list."""
     for branch in branches:
         kind = branch.get("type")
-        if isinstance(kind, str) and _is_type(value, kind):
+        if isinstance(kind, str) and _is_type(value, kind) and "pattern" not in branch:
             return branch
     for branch in branches:
-        if "const" in branch and type(branch["const"]) is type(value):
+        const = branch.get("const")
+        if (
+            isinstance(const, str)
+            and isinstance(value, str)
+            and difflib.SequenceMatcher(None, value.lower(), const).ratio() >= 0.6
+        ):
             return branch
     for branch in branches:
         items = branch.get("items")
-        if branch.get("type") == "array" and isinstance(items, dict):
-            if isinstance(value, dict) and items.get("type") == "object":
-                return branch
-            if isinstance(value, str):
-                return branch
+        if (
+            branch.get("type") == "array"
+            and isinstance(items, dict)
+            and items.get("type") == "object"
+            and isinstance(value, (dict, str))
+        ):
+            return branch
     return None
 
 
-def _branch_fix(branch: dict[str, Any], value: Any, forms: str) -> str | None:
+def _branch_fix(branch: dict[str, Any], value: Any) -> str | None:
     """How to turn `value` into the form it is closest to."""
     if "const" in branch:
-        return f"write {branch['const']!r} exactly, or {forms}"
+        return f"write {branch['const']!r}"
     kind = branch.get("type")
     if kind in ("integer", "number"):
-        words = _form_words(branch)
-        return f"give {words} (or another form: {forms})"
+        return f"give {_form_words(branch)}"
     items = branch.get("items")
     if kind == "array" and isinstance(items, dict) and items.get("type") == "object":
-        example = _item_example(items, value)
-        if example:
-            return f"write a list, e.g. [{example}]"
+        return f"write a list, e.g. [{_item_example(items, value)}]"
     return None
 
 
@@ -1013,17 +1030,27 @@ def _check_safety(raw: PosDict, out: _Collector) -> None:
         for unit in out.registry.action(action).loss_units:
             units.setdefault(unit, []).append(index)
     if all_known:
+        everywhere = sorted({u for a in out.registry.actions.values() for u in a.loss_units})
         for unit in allow:
             if unit in units:
                 continue
-            close = difflib.get_close_matches(str(unit), list(units), n=1)
+            if unit in everywhere:
+                out.add(
+                    ("safety", "allow_loss", unit),
+                    f"no step of this playbook can lose {unit!r}, so this budget is unused",
+                    f"remove `{unit}:`, or add the step that needs it",
+                    code="W304",
+                    key=True,
+                )
+                continue
+            close = difflib.get_close_matches(str(unit), list(units) or everywhere, n=1)
+            mine = f" (this playbook's steps count loss in: {', '.join(units)})" if units else ""
             out.add(
                 ("safety", "allow_loss", unit),
-                f"no step of this playbook can lose {unit!r}"
-                + (f" (its steps count loss in: {', '.join(units)})" if units else ""),
+                f"unknown loss unit {unit!r}{mine}",
                 f"did you mean {close[0]!r}?"
                 if close
-                else ("use one of: " + ", ".join(units) if units else "remove it"),
+                else "use a unit the steps count loss in: " + ", ".join(units or everywhere),
                 code="R211",
                 key=True,
             )

@@ -205,9 +205,7 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
 _UNQUOTED_EXPRESSION = re.compile(r"(^|[:\-\[,]\s*)\{\{")
 
 
-def _explain_syntax(
-    text: str, exc: yaml.MarkedYAMLError, where: Mark
-) -> tuple[str, str, Mark]:
+def _explain_syntax(text: str, exc: yaml.MarkedYAMLError, where: Mark) -> tuple[str, str, Mark]:
     """PyYAML's complaint in plain words, with the fix for the usual causes:
     an unquoted `{{`, a tab, a mis-indented line, an unclosed quote or bracket."""
     lines = text.splitlines()

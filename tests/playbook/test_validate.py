@@ -58,9 +58,7 @@ def _diagnostics(path: Path) -> list[dict[str, Any]]:
     result = invoke("validate", "--json", path)
     assert result.exit_code == 1, result.output
     assert_clean(result)
-    found: list[dict[str, Any]] = [
-        d for d in json.loads(result.stdout) if d["severity"] == "error"
-    ]
+    found: list[dict[str, Any]] = [d for d in json.loads(result.stdout) if d["severity"] == "error"]
     return found
 
 
@@ -107,8 +105,7 @@ def test_text_output_is_file_line_col_message_path_then_fix(
     result = invoke("validate", path)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        f"{path}:5:13: error R201 unknown-action: unknown action 'toy.devise' "
-        "[$.steps[0].action]",
+        f"{path}:5:13: error R201 unknown-action: unknown action 'toy.devise' [$.steps[0].action]",
         "  fix: did you mean 'toy.device'?",
     ]
     assert "1 problem(s) found" in result.stderr
