@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
+from runner.playbook.diagnostics import Diagnostic, code_frame, github_annotation
 from runner.procedures import load_registry
 from tests.helpers import PLAYBOOKS_DIR, PROJECT_ROOT, invoke, process_env
 
@@ -178,3 +181,36 @@ def test_the_pre_commit_hook_runs_as_pre_commit_runs_it(tmp_path: Path) -> None:
     )
     passing = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     assert passing.returncode == 0, passing.stdout + passing.stderr
+
+
+def _unescape(text: str) -> str:
+    return (
+        text.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%3A", ":")
+        .replace("%2C", ",")
+        .replace("%25", "%")
+    )
+
+
+@given(message=st.text(), file=st.text(min_size=1), fix=st.none() | st.text())
+def test_a_github_annotation_is_one_line_whatever_the_text(
+    message: str, file: str, fix: str | None
+) -> None:
+    line = github_annotation(Diagnostic(file, 3, 4, message, ("steps", 0), fix, "R201"))
+    assert "\n" not in line and "\r" not in line
+    head, _, data = line.partition("::")[2].partition("::")
+    assert head.startswith("error file=")
+    properties = dict(part.split("=", 1) for part in head.removeprefix("error ").split(","))
+    assert _unescape(properties["file"]) == file
+    assert properties["line"] == "3" and properties["col"] == "4"
+    assert _unescape(data) == message + " [$.steps[0]]" + (f"\nfix: {fix}" if fix else "")
+
+
+def test_the_text_form_has_rule_frame_and_fix() -> None:
+    diagnostic = Diagnostic(
+        "f.yaml", 2, 3, "boom", ("a",), "do this", "R001", code_frame("x\n\tab\n", 2, 3)
+    )
+    assert diagnostic.render() == (
+        "f.yaml:2:3: error R001 yaml-syntax: boom [$.a]\n  2 | →ab\n        ^\n  fix: do this"
+    )

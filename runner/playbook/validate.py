@@ -66,9 +66,10 @@ class _Collector:
     """The problems found so far, and what every check needs: the file, its
     positioned tree and the registry of actions."""
 
-    def __init__(self, file: str, raw: Any, registry: Registry) -> None:
+    def __init__(self, file: str, raw: Any, registry: Registry, text: str = "") -> None:
         self.file = file
         self.raw = raw
+        self.lines = text.splitlines()
         self.registry = registry
         self.items: list[Diagnostic] = []
 
@@ -80,8 +81,11 @@ class _Collector:
         *,
         code: str,
         key: bool = False,
+        needle: str = "",
     ) -> None:
         mark = mark_for_path(self.raw, path, key=key)
+        if needle:
+            mark = self._refine(mark, needle)
         self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix, code))
 
     def at(
@@ -94,6 +98,14 @@ class _Collector:
         code: str,
     ) -> None:
         self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix, code))
+
+    def _refine(self, mark: Mark, needle: str) -> Mark:
+        """Point inside a one-line value at the text the problem is about
+        (`steps.atempt` in `"{{ steps.atempt.state }}"`), when it is there."""
+        if not 0 < mark.line <= len(self.lines):
+            return mark
+        found = self.lines[mark.line - 1].find(needle, mark.col - 1)
+        return Mark(mark.line, found + 1) if found >= 0 else mark
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -145,7 +157,7 @@ def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, lis
         return None, [
             Diagnostic(file, p.mark.line, p.mark.col, p.message, p.path, p.fix, p.code, frame)
         ]
-    out = _Collector(file, raw, registry)
+    out = _Collector(file, raw, registry, text)
     for problem in problems:
         out.at(problem.mark, problem.message, problem.fix, problem.path, code=problem.code)
     if not isinstance(raw, PosDict):
@@ -435,6 +447,18 @@ def _item_example(items: dict[str, Any], value: Any) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
 
 
+_PATTERN_WORDS = {
+    "^[A-Za-z0-9][A-Za-z0-9_.-]*$": "use letters, digits, '_', '.' and '-', starting with a "
+    "letter or digit (e.g. archive-vol2)",
+    "^[A-Za-z_][A-Za-z0-9_-]*$": "start with a letter or '_', then letters, digits, '_' or '-' "
+    "(e.g. first_batch)",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "start with a letter or '_', then letters, digits or '_' "
+    "(e.g. max_jobs): expressions use the name as it is",
+    "^[a-z_]+\\.[a-z_]+$": "write procedure.action in lower case, e.g. archive.load "
+    "(`recover actions` lists them)",
+}
+
+
 def _fix_for(error: ValidationError) -> str:
     rule, value = error.validator, error.validator_value
     if rule == "enum":
@@ -442,7 +466,7 @@ def _fix_for(error: ValidationError) -> str:
     if rule == "const":
         return f"write {value!r}"
     if rule == "pattern":
-        return f"the value must match {value}"
+        return _PATTERN_WORDS.get(value, f"the value must match the pattern {value}")
     if rule == "minimum":
         return f"give a number >= {value}"
     if rule == "maximum":
@@ -649,11 +673,12 @@ def _check_output_types(
     that output's declared type (a list where an integer goes is an error now,
     not at run time)."""
     properties = out.registry.action_schema(action).get("properties", {})
-    ids = _step_ids(raw)
+    ids: dict[str, tuple[int, str | None]] | None = None
     for key, value in args.items():
         match = _WHOLE_OUTPUT.match(value) if isinstance(value, str) else None
         if match is None or not isinstance(properties.get(key), dict):
             continue
+        ids = ids if ids is not None else _step_ids(raw)
         source, name = match.groups()
         source_action = ids.get(source, (0, None))[1]
         declared = _declared_outputs(out.registry, source_action)
@@ -724,7 +749,7 @@ def check_with_params(
     reported before the first step runs rather than when its step comes.
     Values that depend on earlier steps' outputs are left for run time.
     """
-    out = _Collector(str(playbook.path), playbook.raw, registry)
+    out = _Collector(str(playbook.path), playbook.raw, registry, playbook.text)
     for step in playbook.steps:
         base: tuple[str | int, ...] = ("steps", step.index)
         targets: list[tuple[tuple[str | int, ...], Any]] = [((*base, "when"), step.when)]
@@ -890,7 +915,9 @@ def _check_expressions(raw: PosDict, params: dict[str, Param], out: _Collector) 
             try:
                 names = referenced_names(text)
             except TemplateProblem as exc:
-                out.add(path, *_explain_template(str(exc)), code="R206")
+                message, fix = _explain_template(str(exc))
+                unknown = _UNKNOWN_NAME.search(str(exc))
+                out.add(path, message, fix, code="R206", needle=unknown.group(2) if unknown else "")
                 continue
             for name in sorted(names - set(params) - RESERVED_NAMES):
                 close = difflib.get_close_matches(name, list(params), n=1)
@@ -901,6 +928,7 @@ def _check_expressions(raw: PosDict, params: dict[str, Param], out: _Collector) 
                     if close
                     else f"declare it under params: ({name}: {{type: string}})",
                     code="R205",
+                    needle=name,
                 )
             here = int(base[1]) if base[0] == "steps" else None
             refs = _STEP_PATH.findall(text)
@@ -956,6 +984,7 @@ def _check_step_reference(
             else "refer to an earlier step by its id"
             + (f" (earlier steps: {', '.join(earlier)})" if earlier else ""),
             code="R208",
+            needle=f"steps.{step}",
         )
         return
     index, action = step_ids[step]
@@ -970,6 +999,7 @@ def _check_step_reference(
             + repr(step)
             + (f", or use one of: {', '.join(earlier)}" if earlier else ""),
             code="R208",
+            needle=f"steps.{step}",
         )
         return
     if not field:
@@ -983,6 +1013,7 @@ def _check_step_reference(
             + "a step has: "
             + ", ".join(_STEP_FIELDS),
             code="R209",
+            needle=f"steps.{step}.{field}",
         )
         return
     declared = _declared_outputs(out.registry, action)
@@ -996,6 +1027,7 @@ def _check_step_reference(
         (f"did you mean {close[0]!r}? " if close else "")
         + f"its outputs: {', '.join(declared) or 'none'} (see `recover actions {action}`)",
         code="R209",
+        needle=f"steps.{step}.outputs.{name}",
     )
 
 
