@@ -177,7 +177,13 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
     try:
         loader = PositionedLoader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters at once
-        raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
+        raise YamlSyntaxError(
+            YamlProblem(
+                Mark(1, 1),
+                f"YAML error: {exc}",
+                "remove the control character: a playbook is plain text (save it as UTF-8)",
+            )
+        ) from exc
     try:
         data = loader.get_single_data()
     except ValueProblem as exc:
@@ -191,7 +197,13 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
         message, fix, where = _explain_syntax(text, exc, where)
         raise YamlSyntaxError(YamlProblem(where, message, fix)) from exc
     except yaml.YAMLError as exc:
-        raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
+        raise YamlSyntaxError(
+            YamlProblem(
+                Mark(1, 1),
+                f"YAML error: {exc}",
+                "keep the file to one YAML document of plain mappings, lists and scalars",
+            )
+        ) from exc
     except RecursionError as exc:
         raise YamlSyntaxError(
             YamlProblem(Mark(1, 1), "YAML nested too deeply", "flatten the document")
@@ -259,7 +271,21 @@ def _explain_syntax(text: str, exc: yaml.MarkedYAMLError, where: Mark) -> tuple[
         )
         indent = len(above) - len(above.lstrip(" -")) if above.strip() else 0
         own = len(source) - len(source.lstrip(" "))
-        how = "more" if own > indent else "less" if own < indent else "differently"
+        key, _, value = source.strip().lstrip("- ").partition(": ")
+        if ": " in value and own == indent and value.strip()[:1] not in ("{", "[", '"', "'"):
+            return (
+                f"YAML syntax error: line {where.line} holds ': ' inside its value",
+                f'put the value in quotes: {key}: "{value.strip()}"',
+                where,
+            )
+        if own == indent:
+            return (
+                f"YAML syntax error: {raw}",
+                f"write `key: value` on line {where.line - 1} and {where.line} (a key needs "
+                "': ' after it), and quote a value that itself holds ': '",
+                where,
+            )
+        how = "more" if own > indent else "less"
         return (
             f"YAML syntax error: line {where.line} is indented {how} than the key above it "
             f"({own} spaces, not {indent})",
@@ -267,11 +293,24 @@ def _explain_syntax(text: str, exc: yaml.MarkedYAMLError, where: Mark) -> tuple[
             "value that holds ': ', put the value in quotes",
             Mark(where.line, own + 1),
         )
+    for clue, fix in _OTHER_FIXES:
+        if clue in raw:
+            # a key without its colon: the scanner notices a line later
+            at_key = Mark.of(start) if start is not None and "expected ':'" in clue else None
+            return f"YAML syntax error: {raw}", fix, at_key or where
     return (
         f"YAML syntax error: {raw}",
         "check indentation (spaces only), quoting and that every ':' is followed by a space",
         where,
     )
+
+
+_OTHER_FIXES = (
+    ("single document", "keep one document per playbook: remove the second `---` and what follows"),
+    ("undefined alias", "define the anchor (`&name`) before the alias (`*name`) that uses it"),
+    ("could not find expected ':'", "write `key: value`, with a space after the colon"),
+    ("for merging", "`<<:` merges a mapping: point it at an anchored mapping"),
+)
 
 
 def _around(lines: list[str], line: int, after: int = 1) -> Iterator[tuple[int, str]]:

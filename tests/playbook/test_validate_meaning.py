@@ -313,3 +313,20 @@ def test_a_budget_for_a_unit_no_step_here_loses_is_a_warning(
     )
     assert code == 0 and [d["rule"] for d in found] == ["W304"]
     assert found[0]["path"] == "$.safety.allow_loss.files"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fix"),
+    [
+        ("version: 1\nname: a: b\n", 2, 'put the value in quotes: name: "a: b"'),
+        ("version: 1\nname\nsteps: []\n", 2, "write `key: value`, with a space after"),
+        ("version: 1\n--- 2\n", 2, "keep one document per playbook"),
+        ("version: 1\nname: *nowhere\n", 2, "define the anchor (`&name`)"),
+    ],
+)
+def test_other_syntax_errors_get_their_own_fix(
+    write_playbook: WritePlaybook, text: str, line: int, fix: str
+) -> None:
+    code, (d,) = _validate(write_playbook(text))
+    assert code == 1 and d["rule"] == "R001" and d["line"] == line
+    assert d["fix"].startswith(fix), d
