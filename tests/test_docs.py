@@ -30,7 +30,7 @@ def test_cli_reference_matches_help_texts() -> None:
 
 def test_every_command_documented_with_an_example() -> None:
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    for name in ("validate", "plan", "run", "status", "world", "demo", "schema"):
+    for name in ("validate", "plan", "run", "status", "world", "demo", "schema", "actions"):
         section = text.split(f"## `recover {name}`", 1)[1].split("\n## ", 1)[0]
         assert "Example" in section, f"recover {name} --help has no example"
 

@@ -1059,6 +1059,9 @@ def _check_safety(raw: PosDict, out: _Collector) -> None:
         if not isinstance(action, str) or action not in out.registry:
             all_known = False  # reported already; its units are unknown
             continue
+        # An action that declares its outputs declares its loss units too; one
+        # that declares neither (an older procedure) may count loss in any unit.
+        all_known = all_known and out.registry.action(action).outputs is not None
         for unit in out.registry.action(action).loss_units:
             units.setdefault(unit, []).append(index)
     if all_known:
