@@ -628,6 +628,7 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
         rendered = _check_args(index, action, args, defaults, out) if isinstance(args, dict) else {}
         if isinstance(args, dict):
             _check_output_types(index, action, args, raw, out)
+            _check_param_types(index, action, args, params, out)
         if not good_id:
             continue
         # Cross-step rules see the arguments as the defaults render them, so that a
@@ -697,6 +698,31 @@ def _check_output_types(
             )
 
 
+_WHOLE_PARAM = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
+
+
+def _check_param_types(
+    index: int, action: str, args: dict[str, Any], params: dict[str, Param], out: _Collector
+) -> None:
+    """An argument that is exactly a param with no default (so nothing to render
+    at validate time) must be able to take the param's declared type."""
+    properties = out.registry.action_schema(action).get("properties", {})
+    for key, value in args.items():
+        match = _WHOLE_PARAM.match(value) if isinstance(value, str) else None
+        param = params.get(match.group(1)) if match else None
+        if param is None or param.has_default or not isinstance(properties.get(key), dict):
+            continue
+        accepted = _accepted_types(properties[key])
+        if accepted and not _OUTPUT_TYPES[param.type] & accepted:
+            out.add(
+                ("steps", index, "args", key),
+                f"param {param.name!r} is declared {param.type}, "
+                f"but {key!r} takes {_type_words(sorted(accepted))}",
+                f"declare {param.name!r} with the type {key!r} takes",
+                code="R210",
+            )
+
+
 def _type_words_of(kind: str) -> str:
     return " or ".join(_type_words({"list": "array"}.get(k, k)) for k in kind.split(" or "))
 
@@ -705,7 +731,7 @@ def _accepted_types(schema: dict[str, Any]) -> set[str]:
     """The JSON types a schema can take (empty: unknown, anything goes)."""
     kind = schema.get("type")
     if isinstance(kind, str):
-        return {kind} | ({"number"} if kind == "integer" else set())
+        return {kind}
     if isinstance(kind, list):
         return set(map(str, kind))
     if "const" in schema:

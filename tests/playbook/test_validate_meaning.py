@@ -214,6 +214,21 @@ def test_an_output_of_the_wrong_type_for_its_argument(write_playbook: WritePlayb
     _at(text, '"{{ steps.scan', d)
 
 
+def test_a_param_without_default_of_the_wrong_type_for_its_argument(
+    write_playbook: WritePlaybook,
+) -> None:
+    text = BASE.replace(
+        "  day:", "  jobs: {type: list, description: no default}\n  day:", 1
+    ).replace("batches: all}", 'batches: all, max_jobs: "{{ jobs }}"}', 1)
+    code, found = _validate(write_playbook(text))
+    (d,) = [d for d in found if d["severity"] == "error"]
+    assert code == 1 and d["rule"] == "R210"
+    assert d["message"] == "param 'jobs' is declared list, but 'max_jobs' takes an integer"
+    assert d["fix"] == "declare 'jobs' with the type 'max_jobs' takes"
+    assert d["path"] == "$.steps[2].args.max_jobs"
+    _at(text, '"{{ jobs }}"', d)
+
+
 def test_an_unquoted_expression(write_playbook: WritePlaybook) -> None:
     text = BASE.replace('args: {volume: "{{ volume }}"}', "args:\n      volume: {{ volume }}", 1)
     path = write_playbook(text)
