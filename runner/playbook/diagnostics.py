@@ -163,7 +163,6 @@ def to_sarif(diagnostics: list[Diagnostic], version: str, root: Path) -> dict[st
                     "driver": {
                         "name": "recover",
                         "version": version,
-                        "informationUri": "https://recover.invalid/docs/playbooks.md",
                         "rules": rules,
                     }
                 },
