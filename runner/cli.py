@@ -9,7 +9,9 @@ attach to a report.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
+import glob
 import json
 import os
 import shlex
@@ -51,6 +53,8 @@ from runner.errors import (
     StalePlan,
     UsageError,
 )
+from runner.playbook import actions_doc
+from runner.playbook.diagnostics import Diagnostic, github_annotation, to_sarif
 from runner.playbook.model import Playbook, check_typed, convert_param
 from runner.playbook.schema import bundle_text
 from runner.playbook.validate import check_playbook, load_playbook
@@ -382,34 +386,77 @@ _confirm_opt = click.option(
 
 @_console_options
 @cli.command()
-@click.argument(
-    "playbooks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False)
+@click.argument("playbooks", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people; json; sarif (SARIF 2.1.0, for code scanning); "
+    "github (workflow annotations).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print diagnostics as JSON.")
-def validate(playbooks: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too (exit 1).")
+def validate(playbooks: tuple[Path, ...], output_format: str, as_json: bool, strict: bool) -> None:
     """Check playbooks without touching any site.
 
-    Reports every problem at once as FILE:LINE:COL: message [json.path], with a fix.
+    Reports every problem at once as FILE:LINE:COL: SEVERITY RULE: message
+    [json.path], with a fix. PLAYBOOKS are files, directories (every *.yaml
+    and *.yml under them) or glob patterns ('playbooks/**/*.yaml'). Errors
+    exit 1; warnings (a valid but risky playbook) exit 0 unless --strict.
 
     \b
-    Example:
+    Examples:
       recover validate playbooks/*.yaml
+      recover validate playbooks/ --strict --format sarif > recover.sarif
     """
-    problems = []
-    for path in playbooks:
-        _, found = check_playbook(path, _registry())
+    output_format = "json" if as_json else output_format
+    registry = _registry()
+    problems: list[Diagnostic] = []
+    for path in _playbook_files(playbooks):
+        _, found = check_playbook(path, registry)
         problems += found
-        if not as_json:
+        if output_format == "text":
             for diagnostic in found:
                 click.echo(diagnostic.render())
-            if not found:
-                click.echo(f"{path}: ok")
-    if as_json:
+            if not any(d.severity == "error" for d in found):
+                warned = len(found)
+                click.echo(f"{path}: ok" + (f" ({warned} warning(s))" if warned else ""))
+        elif output_format == "github":
+            for diagnostic in found:
+                click.echo(github_annotation(diagnostic))
+    if output_format == "json":
         click.echo(json.dumps([d.as_dict() for d in problems], indent=2))
+    elif output_format == "sarif":
+        click.echo(json.dumps(to_sarif(problems, __version__, Path.cwd()), indent=2))
+    errors = sum(d.severity == "error" for d in problems)
+    warnings = len(problems) - errors
     if problems:
-        if not as_json:
-            click.echo(f"{len(problems)} problem(s) found", err=True)
+        click.echo(
+            f"{len(problems)} problem(s) found: {errors} error(s), {warnings} warning(s)",
+            err=True,
+        )
+    if errors or (strict and warnings):
         sys.exit(EXIT_FAILED)
+
+
+def _playbook_files(arguments: tuple[Path, ...]) -> list[Path]:
+    """Files as given; directories as every *.yaml/*.yml under them; anything
+    else that is no file, as a glob pattern (a pattern matching nothing is
+    kept as given, so that it is reported as not found)."""
+    found: list[Path] = []
+    for argument in arguments:
+        if argument.is_dir():
+            found += sorted(
+                p for p in argument.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+            )
+        elif not argument.exists() and any(ch in str(argument) for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(str(argument), recursive=True))
+            found += [m for m in matches if m.is_file()] or [argument]
+        else:
+            found.append(argument)
+    return list(dict.fromkeys(found))
 
 
 def _selection_opts(command: Any) -> Any:
@@ -863,6 +910,37 @@ def demo(directory: Path, force: bool) -> None:
     click.echo(f"\nDemo sites are in {directory.resolve()}.")
     if failures:
         sys.exit(EXIT_FAILED)
+
+
+@_console_options
+@cli.command()
+@click.argument("name", required=False)
+def actions(name: str | None) -> None:
+    """List every action with a one-line summary, or show one action.
+
+    With NAME: its arguments (type, required, default), its outputs (for
+    `steps.<id>.outputs.<name>`), the data-loss units it counts and whether
+    it is destructive, all from its schema and declarations.
+
+    \b
+    Examples:
+      recover actions
+      recover actions archive.recovery_attempt
+    """
+    registry = _registry()
+    if name is None:
+        for line in actions_doc.summary_lines(registry):
+            click.echo(line)
+        return
+    if name not in registry:
+        close = difflib.get_close_matches(name, list(registry.actions), n=1)
+        raise RecoverError(
+            f"unknown action {name!r}",
+            fix=f"did you mean {close[0]!r}?"
+            if close
+            else "run `recover actions` to list every action",
+        )
+    click.echo(actions_doc.text(registry, name), nl=False)
 
 
 @_console_options

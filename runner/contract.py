@@ -37,6 +37,7 @@ from datetime import datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -145,6 +146,19 @@ class StepContext(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Output:
+    """One value an action reports with `ctx.output`, for `steps.<id>.outputs.<name>`.
+
+    `type` is a JSON type name ("integer", "string", "list", ...), or two
+    joined with " or " ("string or null"); validation checks references and,
+    where an argument's type is known, that the two agree.
+    """
+
+    type: str
+    description: str
+
+
 class Action:
     """Base class of every playbook action. Subclasses set the class attributes."""
 
@@ -155,6 +169,11 @@ class Action:
     #: The args schema inline; most actions leave this None and keep theirs in
     #: their procedure's schema folder as <name>.schema.json instead.
     args_schema: ClassVar[dict[str, Any] | None] = None
+    #: What `ctx.output` reports, by name. None: not declared (references to the
+    #: step's outputs are then not checked by `recover validate`).
+    outputs: ClassVar[Mapping[str, Output] | None] = None
+    #: The units `ctx.lost` may count (checked against `safety.allow_loss`).
+    loss_units: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, args: Mapping[str, Any]) -> None:
         self.args: dict[str, Any] = dict(args)
@@ -341,3 +360,8 @@ def load_action_schema(procedure: Procedure, action: type[Action]) -> dict[str, 
     if not isinstance(data, dict):
         raise ProcedureLoadError(f"action {action.name!r}: {resource} is not a JSON object")
     return data
+
+
+def declare_outputs(**declared: Output) -> Mapping[str, Output]:
+    """An action's `outputs`, read-only: one declaration serves every step."""
+    return MappingProxyType(declared)

@@ -73,7 +73,7 @@ def test_the_console_script_and_python_m_runner(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"recover, version {__version__}"
     done = run_process("validate", tmp_path / "nope.yaml")
     assert done.returncode == 1
-    assert "nope.yaml:1:1: playbook file not found [$]" in done.stdout
+    assert "nope.yaml:1:1: error R004 not-a-playbook: playbook file not found [$]" in done.stdout
 
 
 # -- exit codes --------------------------------------------------------------------------

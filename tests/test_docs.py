@@ -30,7 +30,7 @@ def test_cli_reference_matches_help_texts() -> None:
 
 def test_every_command_documented_with_an_example() -> None:
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    for name in ("validate", "plan", "run", "status", "world", "demo", "schema"):
+    for name in ("validate", "plan", "run", "status", "world", "demo", "schema", "actions"):
         section = text.split(f"## `recover {name}`", 1)[1].split("\n## ", 1)[0]
         assert "Example" in section, f"recover {name} --help has no example"
 
@@ -46,3 +46,27 @@ def test_every_shipped_playbook_points_editors_at_the_schema() -> None:
     for playbook in (ROOT / "playbooks").glob("*.yaml"):
         first = playbook.read_text(encoding="utf-8").splitlines()[0]
         assert first == f"# yaml-language-server: $schema=../schemas/{BUNDLE_NAME}", playbook
+
+
+def _load_action_docs():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "make_action_docs", ROOT / "docs" / "make_action_docs.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_procedure_pages_carry_the_current_argument_tables() -> None:
+    registry = load_registry({})
+    pages = _load_action_docs().pages(registry)
+    assert len(pages) == len(registry.procedures)
+    for page, expected in pages.items():
+        assert page.read_text(encoding="utf-8") == expected, (
+            f"{page.name} is out of date: run `python docs/make_action_docs.py`"
+        )
+    for name in registry.actions:  # every action and every argument is in a table
+        page = next(t for t in pages.values() if f"### `{name}`" in t)
+        for argument in registry.action_schema(name).get("properties", {}):
+            assert f"| `{argument}` |" in page.split(f"### `{name}`", 1)[1], (name, argument)

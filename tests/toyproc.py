@@ -21,10 +21,12 @@ from runner.contract import (
     Action,
     Check,
     Finding,
+    Output,
     Procedure,
     ProcedureAssets,
     StepContext,
     StepView,
+    declare_outputs,
 )
 from runner.site import Site
 
@@ -58,6 +60,8 @@ class Mark(_Catalog):
     name = "toy.mark"
     summary = "mark items X in batches; bad items are deleted (data loss)"
     destructive = True
+    outputs = declare_outputs(marked=Output("integer", "items marked"))
+    loss_units = ("items",)
     args_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
@@ -138,6 +142,7 @@ class Device(_Catalog):
 class Copy(Action):
     name = "toy.copy"
     summary = "copy a media file"
+    outputs = declare_outputs(size=Output("integer", "bytes copied"))
     args_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,

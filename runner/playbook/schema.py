@@ -16,6 +16,10 @@ from runner.assets import schema_folder
 from runner.contract import Registry
 
 BUNDLE_NAME = "playbook.bundle.schema.json"
+#: Every schema's `$id` is this base plus its path under schemas/ (the actions'
+#: under actions/); `.invalid` is reserved, so no one mistakes it for a URL to fetch.
+ID_BASE = "https://recover.invalid/schemas/"
+BUNDLE_ID = ID_BASE + BUNDLE_NAME
 
 
 @cache
@@ -29,6 +33,7 @@ def core_schema() -> dict[str, Any]:
 
 def bundle(registry: Registry) -> dict[str, Any]:
     schema = copy.deepcopy(core_schema())
+    schema["$id"] = BUNDLE_ID
     names = sorted(registry.actions)
     step = schema["$defs"]["step"]
     step["properties"]["action"] = {
@@ -52,24 +57,45 @@ def bundle(registry: Registry) -> dict[str, Any]:
     return schema
 
 
-_EXPRESSION = {"type": "string", "pattern": "\\{\\{", "description": "a {{ expression }}"}
+#: What `recover validate` takes for an expression: any text with `{{` or `{%`
+#: (it renders the text before checking the value).
+_EXPRESSION = {
+    "type": "string",
+    "pattern": "\\{[{%]",
+    "title": "a {{ expression }}",
+    "description": "a {{ expression }}",
+}
+_VALUE_KEYS = ("properties", "patternProperties")
+_BRANCH_KEYS = ("anyOf", "oneOf", "allOf")
 
 
 def _templatable(schema: dict[str, Any]) -> dict[str, Any]:
-    """Let editors accept `"{{ param }}"` wherever an argument value goes.
+    """Let editors accept `"{{ param }}"` wherever an argument value goes, at
+    any depth (a list item, a mapping value inside a list, a form of an anyOf).
 
     `recover validate` checks arguments after rendering, with the real types;
     this only keeps editors from flagging expressions as type errors.
     """
     out = dict(schema)
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {
-            key: {"anyOf": [_templatable(sub), _EXPRESSION]} if isinstance(sub, dict) else sub
-            for key, sub in out["properties"].items()
-        }
-    if isinstance(out.get("items"), dict):
-        out["items"] = {"anyOf": [_templatable(out["items"]), _EXPRESSION]}
+    for key in _VALUE_KEYS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: _value(sub) for name, sub in out[key].items()}
+    for key in ("additionalProperties", "items"):
+        if isinstance(out.get(key), dict):
+            out[key] = _value(out[key])
+    if isinstance(out.get("prefixItems"), list):
+        out["prefixItems"] = [_value(sub) for sub in out["prefixItems"]]
+    for key in _BRANCH_KEYS:
+        if isinstance(out.get(key), list):
+            out[key] = [_templatable(sub) if isinstance(sub, dict) else sub for sub in out[key]]
     return out
+
+
+def _value(schema: Any) -> Any:
+    """A value position: the schema's own forms, or an expression."""
+    if not isinstance(schema, dict):
+        return schema
+    return {"anyOf": [_templatable(schema), _EXPRESSION]}
 
 
 def bundle_text(registry: Registry) -> str:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SecurityError
 
 from runner.sandbox import MAX_EXPRESSION_OUTPUT, BoundedImmutableSandbox, expression_budget
@@ -33,7 +33,21 @@ def has_template(value: object) -> bool:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, SecurityError):
         return f"unsafe expression refused by the sandbox: {exc}"
+    if isinstance(exc, TemplateSyntaxError):
+        # str() adds Jinja's own traceback-like source lines; the message alone
+        # is what the playbook's author needs (validation gives the position).
+        return f"{type(exc).__name__}: {exc.message}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def filter_names() -> list[str]:
+    """The filters an expression may use (for did-you-mean)."""
+    return sorted(_ENV.filters)
+
+
+def jinja_tests() -> list[str]:
+    """The tests (`x is even`) an expression may use (for did-you-mean)."""
+    return sorted(_ENV.tests)
 
 
 def render_string(text: str, context: Mapping[str, Any]) -> Any:

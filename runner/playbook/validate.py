@@ -12,18 +12,20 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.contract import Registry, StepView
+from runner.contract import Output, Registry, StepView
 from runner.errors import PlaybookError, SiteError
-from runner.playbook.diagnostics import Diagnostic
-from runner.playbook.model import Param, Playbook, Step, type_matches
+from runner.playbook.diagnostics import Diagnostic, code_frame
+from runner.playbook.model import PARAM_TYPES, Param, Playbook, Step, type_matches
 from runner.playbook.schema import core_schema
 from runner.playbook.template import (
     TemplateProblem,
+    filter_names,
     has_template,
+    jinja_tests,
     referenced_names,
     render_value,
 )
@@ -64,9 +66,10 @@ class _Collector:
     """The problems found so far, and what every check needs: the file, its
     positioned tree and the registry of actions."""
 
-    def __init__(self, file: str, raw: Any, registry: Registry) -> None:
+    def __init__(self, file: str, raw: Any, registry: Registry, text: str = "") -> None:
         self.file = file
         self.raw = raw
+        self.lines = text.splitlines()
         self.registry = registry
         self.items: list[Diagnostic] = []
 
@@ -76,26 +79,51 @@ class _Collector:
         message: str,
         fix: str | None = None,
         *,
+        code: str,
         key: bool = False,
+        needle: str = "",
     ) -> None:
         mark = mark_for_path(self.raw, path, key=key)
-        self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix))
+        if needle:
+            mark = self._refine(mark, needle)
+        self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix, code))
 
     def at(
-        self, mark: Mark, message: str, fix: str | None = None, path: tuple[str | int, ...] = ()
+        self,
+        mark: Mark,
+        message: str,
+        fix: str | None = None,
+        path: tuple[str | int, ...] = (),
+        *,
+        code: str,
     ) -> None:
-        self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix))
+        self.items.append(Diagnostic(self.file, mark.line, mark.col, message, path, fix, code))
+
+    def _refine(self, mark: Mark, needle: str) -> Mark:
+        """Point inside a one-line value at the text the problem is about
+        (`steps.atempt` in `"{{ steps.atempt.state }}"`), when it is there."""
+        if not 0 < mark.line <= len(self.lines):
+            return mark
+        found = self.lines[mark.line - 1].find(needle, mark.col - 1)
+        return Mark(mark.line, found + 1) if found >= 0 else mark
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
 
 
 def load_playbook(path: Path, registry: Registry) -> Playbook:
-    """Load and validate; raise PlaybookError carrying every Diagnostic."""
+    """Load and validate; raise PlaybookError carrying every error (warnings
+    do not stop plan or run: `recover validate` shows them)."""
     playbook, diagnostics = check_playbook(path, registry)
-    if diagnostics or playbook is None:
-        raise PlaybookError(diagnostics)
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors or playbook is None:
+        raise PlaybookError(errors)
     return playbook
 
 
 def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, list[Diagnostic]]:
+    """The playbook (None if it has errors) and every diagnostic, warnings included."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -107,32 +135,48 @@ def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, lis
                 1,
                 "playbook file not found",
                 fix="check the path; playbooks usually live in playbooks/",
+                code="R004",
             )
         ]
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [Diagnostic(file, 1, 1, f"cannot read playbook: {exc}")]
+        return None, [
+            Diagnostic(
+                file,
+                1,
+                1,
+                f"cannot read playbook: {exc}",
+                fix="save the playbook as UTF-8 text the runner can read",
+                code="R004",
+            )
+        ]
     try:
         raw, problems = load_positioned(text)
     except YamlSyntaxError as exc:
         p = exc.problem
-        return None, [Diagnostic(file, p.mark.line, p.mark.col, p.message, p.path, p.fix)]
-    out = _Collector(file, raw, registry)
+        frame = code_frame(text, p.mark.line, p.mark.col)
+        return None, [
+            Diagnostic(file, p.mark.line, p.mark.col, p.message, p.path, p.fix, p.code, frame)
+        ]
+    out = _Collector(file, raw, registry, text)
     for problem in problems:
-        out.at(problem.mark, problem.message, problem.fix, problem.path)
+        out.at(problem.mark, problem.message, problem.fix, problem.path, code=problem.code)
     if not isinstance(raw, PosDict):
         out.at(
             Mark(1, 1),
             "a playbook must be a YAML mapping (version, name, steps, ...)",
             "start from one of the shipped playbooks in playbooks/",
+            code="R004",
         )
         return None, out.items
     _check_core_schema(raw, out)
     params = _check_params(raw, out)
     steps = _check_steps(raw, params, out)
-    _check_expressions(raw, params, steps, out)
+    _check_expressions(raw, params, out)
     _check_site(raw, out)
-    if out.items:
-        return None, sorted(out.items, key=lambda d: (d.line, d.col))
+    _check_safety(raw, out)
+    found = sorted(out.items, key=lambda d: (d.line, d.col))
+    if out.errors:
+        return None, found
     site = {k: str(v) for k, v in raw.get("site", {}).items()}
     safety = raw.get("safety", {})
     return Playbook(
@@ -146,7 +190,7 @@ def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, lis
         steps=steps,
         text=text,
         raw=raw,
-    ), []
+    ), found
 
 
 # -- schema ----------------------------------------------------------------
@@ -167,9 +211,8 @@ def _report_schema_error(
     error: ValidationError, prefix: tuple[str | int, ...], allowed: list[str], out: _Collector
 ) -> None:
     if error.validator in ("anyOf", "oneOf") and error.context:
-        from jsonschema.exceptions import best_match
-
-        error = best_match(error.context)
+        _report_forms(error, prefix, out)
+        return
     path = prefix + tuple(error.absolute_path)
     if "propertyNames" in error.schema_path and isinstance(error.instance, str):
         name = error.instance
@@ -177,6 +220,7 @@ def _report_schema_error(
             (*path, name),
             f"name {name!r} is not allowed here: {error.message}",
             _fix_for(error),
+            code="R107",
             key=True,
         )
         return
@@ -190,18 +234,33 @@ def _report_schema_error(
                     if close
                     else ("allowed keys: " + ", ".join(allowed) if allowed else None)
                 )
-                out.add((*path, key), f"unknown key {key!r}", fix, key=True)
+                out.add((*path, key), f"unknown key {key!r}", fix, code="R101", key=True)
         return
     if error.validator == "required":
         missing = re.search(r"'([^']+)' is a required property", error.message)
         name = missing.group(1) if missing else "?"
-        out.add(path, f"missing required key {name!r}", f"add `{name}:` here")
+        out.add(path, f"missing required key {name!r}", f"add `{name}:` here", code="R102")
+        return
+    if error.validator == "minProperties" and isinstance(error.instance, dict):
+        names = sorted(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
+        choice = " or ".join(names) if names else "a key"
+        out.add(
+            path,
+            f"needs at least {error.validator_value} of its keys: {choice}",
+            "add one of: " + ", ".join(names) if names else _fix_for(error),
+            code="R102",
+        )
         return
     if error.validator == "type":
-        fix = f"write a value of type {error.validator_value}"
+        fix = f"write {_type_words(error.validator_value)}"
         if isinstance(error.instance, bool) and "string" in str(error.validator_value):
             fix = "put the value in quotes: YAML reads unquoted yes/no/on/off as booleans"
-        out.add(path, f"expected {error.validator_value}, got {_show(error.instance)}", fix)
+        out.add(
+            path,
+            f"expected {_type_words(error.validator_value)}, got {_show(error.instance)}",
+            fix,
+            code="R103",
+        )
         return
     if error.validator == "format" and error.validator_value == "site-path":
         cause = error.cause
@@ -209,9 +268,195 @@ def _report_schema_error(
             path,
             str(cause.message if isinstance(cause, SiteError) else error.message),
             "use a path relative to the site, without '..' or a leading '/'",
+            code="R106",
         )
         return
-    out.add(path, error.message, _fix_for(error))
+    if error.validator == "enum":
+        close = difflib.get_close_matches(
+            str(error.instance), list(map(str, error.validator_value))
+        )
+        prefixed = [v for v in map(str, error.validator_value) if v.startswith(str(error.instance))]
+        guess = close[:1] or prefixed[:1]
+        out.add(
+            path,
+            f"{_show(error.instance)} is not one of the allowed values",
+            (f"did you mean {guess[0]!r}? " if guess else "")
+            + "use one of: "
+            + ", ".join(map(str, error.validator_value)),
+            code="R104",
+        )
+        return
+    out.add(path, error.message, _fix_for(error), code="R104")
+
+
+def _report_forms(error: ValidationError, prefix: tuple[str | int, ...], out: _Collector) -> None:
+    """A value that fits none of an anyOf/oneOf's forms: name the forms in words
+    and fix toward the one the value is closest to."""
+    path = prefix + tuple(error.absolute_path)
+    branches = [b for b in error.validator_value if isinstance(b, dict)]
+    forms = _forms_words(branches)
+    closest = _closest_branch(branches, error.instance)
+    fix = None
+    if closest is not None:
+        others = _forms_words([b for b in branches if b is not closest and b.get("type") != "null"])
+        fix = _branch_fix(closest, error.instance)
+        fix = fix and (f"{fix}; or write {others}" if others != "null" else fix)
+    out.add(
+        path,
+        f"expected {forms}; got {_show(error.instance)}",
+        fix or f"write {forms}",
+        code="R105",
+    )
+
+
+def describe_forms(schema: dict[str, Any]) -> str:
+    """What a schema accepts, in words ("an integer >= 1, or 'all'")."""
+    for combinator in ("anyOf", "oneOf"):
+        branches = schema.get(combinator)
+        if isinstance(branches, list):
+            return _forms_words([b for b in branches if isinstance(b, dict)])
+    return _form_words(schema)
+
+
+def _forms_words(branches: list[dict[str, Any]]) -> str:
+    words = [_form_words(b) for b in branches if b.get("type") != "null"] or ["null"]
+    words = list(dict.fromkeys(words))
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + ", or " + words[-1]
+
+
+def _form_words(schema: dict[str, Any]) -> str:
+    """One schema form in words: "an integer >= 1", "'all'", "a list of {begin, end?}"."""
+    if "title" in schema:
+        return str(schema["title"])
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(repr, schema["enum"]))
+    kind = schema.get("type")
+    if kind in ("integer", "number"):
+        text = _type_words(kind)
+        if "minimum" in schema:
+            text += f" >= {schema['minimum']}"
+        if "maximum" in schema:
+            text += f" <= {schema['maximum']}"
+        return text
+    if kind == "string" and schema.get("pattern") == "\\{\\{":
+        return "a {{ expression }}"
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        items = schema["items"]
+        if items.get("type") == "object" and isinstance(items.get("properties"), dict):
+            return f"a list of {_object_shape(items)}"
+        return f"a list of {_form_words(items).removeprefix('a ').removeprefix('an ')}s"
+    if kind == "object" and isinstance(schema.get("properties"), dict):
+        return f"a mapping {_object_shape(schema)}"
+    return _type_words(kind) if kind else "a value"
+
+
+def _object_shape(schema: dict[str, Any]) -> str:
+    required = set(schema.get("required", []))
+    keys = [k if k in required else f"{k}?" for k in schema.get("properties", {})]
+    return "{" + ", ".join(keys) + "}"
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "null": (type(None),),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "string": (str,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def _type_words(kind: Any) -> str:
+    words = {
+        "null": "null",
+        "boolean": "a boolean",
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "array": "a list",
+        "object": "a mapping",
+    }
+    if isinstance(kind, list):
+        return " or ".join(words.get(str(k), str(k)) for k in kind)
+    return words.get(str(kind), str(kind))
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _JSON_TYPES.get(kind, ()))
+
+
+def _closest_branch(branches: list[dict[str, Any]], value: Any) -> dict[str, Any] | None:
+    """The form the value is nearest: one of its type (a const it resembles
+    counts); for a mapping or a text where a list of mappings goes, that list."""
+    for branch in branches:
+        kind = branch.get("type")
+        if isinstance(kind, str) and _is_type(value, kind) and "pattern" not in branch:
+            return branch
+    for branch in branches:
+        const = branch.get("const")
+        if (
+            isinstance(const, str)
+            and isinstance(value, str)
+            and difflib.SequenceMatcher(None, value.lower(), const).ratio() >= 0.6
+        ):
+            return branch
+    for branch in branches:
+        items = branch.get("items")
+        if (
+            branch.get("type") == "array"
+            and isinstance(items, dict)
+            and items.get("type") == "object"
+            and isinstance(value, (dict, str))
+        ):
+            return branch
+    return None
+
+
+def _branch_fix(branch: dict[str, Any], value: Any) -> str | None:
+    """How to turn `value` into the form it is closest to."""
+    if "const" in branch:
+        return f"write {branch['const']!r}"
+    kind = branch.get("type")
+    if kind in ("integer", "number"):
+        return f"give {_form_words(branch)}"
+    items = branch.get("items")
+    if kind == "array" and isinstance(items, dict) and items.get("type") == "object":
+        return f"write a list, e.g. [{_item_example(items, value)}]"
+    return None
+
+
+def _item_example(items: dict[str, Any], value: Any) -> str:
+    """One list item written from what the user wrote: a mapping with its keys
+    corrected ({begin: 90, ned: 150} -> {begin: 90, end: 150}) or "90-150"."""
+    names = list(items.get("properties", {}))
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            close = difflib.get_close_matches(str(key), names, n=1)
+            pairs.append((close[0] if close else str(key), item))
+    elif isinstance(value, str):
+        numbers = re.findall(r"\d+", value)
+        pairs = list(zip(names, (int(n) for n in numbers), strict=False))
+    if not pairs:
+        pairs = [(name, 0) for name in items.get("required", names[:1])]
+    return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+
+
+_PATTERN_WORDS = {
+    "^[A-Za-z0-9][A-Za-z0-9_.-]*$": "use letters, digits, '_', '.' and '-', starting with a "
+    "letter or digit (e.g. archive-vol2)",
+    "^[A-Za-z_][A-Za-z0-9_-]*$": "start with a letter or '_', then letters, digits, '_' or '-' "
+    "(e.g. first_batch)",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "start with a letter or '_', then letters, digits or '_' "
+    "(e.g. max_jobs): expressions use the name as it is",
+    "^[a-z_]+\\.[a-z_]+$": "write procedure.action in lower case, e.g. archive.load "
+    "(`recover actions` lists them)",
+}
 
 
 def _fix_for(error: ValidationError) -> str:
@@ -221,9 +466,15 @@ def _fix_for(error: ValidationError) -> str:
     if rule == "const":
         return f"write {value!r}"
     if rule == "pattern":
-        return f"the value must match {value}"
-    if rule in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{rule} is {value}"
+        return _PATTERN_WORDS.get(value, f"the value must match the pattern {value}")
+    if rule == "minimum":
+        return f"give a number >= {value}"
+    if rule == "maximum":
+        return f"give a number <= {value}"
+    if rule == "exclusiveMinimum":
+        return f"give a number > {value}"
+    if rule == "exclusiveMaximum":
+        return f"give a number < {value}"
     if rule == "minItems":
         return f"give at least {value} item(s)"
     if rule == "maxItems":
@@ -234,9 +485,9 @@ def _fix_for(error: ValidationError) -> str:
         return "write a non-empty value" if value == 1 else f"write at least {value} characters"
     if rule == "maxLength":
         return f"write at most {value} characters"
-    if rule in ("minProperties", "maxProperties"):
-        return f"{rule} is {value}"
-    return "see the allowed values with `recover schema` (or docs/playbooks.md)"
+    if rule == "maxProperties":
+        return f"give at most {value} key(s)"
+    return "see the allowed values with `recover actions NAME` or `recover schema`"
 
 
 def _show(value: Any) -> str:
@@ -259,37 +510,66 @@ def _show(value: Any) -> str:
 
 
 def _check_params(raw: PosDict, out: _Collector) -> dict[str, Param]:
+    """The declared params. One with a bad type (the schema reports it) is still
+    declared, so the expressions that use it are not reported as well."""
     params: dict[str, Param] = {}
     declared = raw.get("params")
     if not isinstance(declared, dict):
         return params
     for name, spec in declared.items():
-        if not isinstance(spec, dict) or spec.get("type") not in (
-            "string",
-            "integer",
-            "number",
-            "boolean",
-            "list",
-            "object",
-        ):
+        if not isinstance(spec, dict):
             continue  # the schema already reported it
         if name in RESERVED_NAMES:
             out.add(
-                ("params", name), f"param name {name!r} is reserved", "rename the param", key=True
+                ("params", name),
+                f"param name {name!r} is reserved",
+                "rename the param",
+                code="R204",
+                key=True,
             )
             continue
+        kind = spec.get("type")
+        known = isinstance(kind, str) and kind in PARAM_TYPES
+        kind = kind if isinstance(kind, str) and known else "string"
         has_default = "default" in spec
-        if has_default and not type_matches(spec["type"], spec["default"]):
+        if known and has_default and not type_matches(kind, spec["default"]):
             out.add(
                 ("params", name, "default"),
                 f"default of param {name!r} is {_show(spec['default'])}, "
-                f"but the param is declared {spec['type']}",
-                f"give a {spec['type']} default or change the type",
+                f"but the param is declared {kind}",
+                f"give a {kind} default or change the type",
+                code="R203",
+            )
+        if not spec.get("description"):
+            out.add(
+                ("params", name),
+                f"param {name!r} has no description",
+                f"add `description:` to param {name!r}: what it is, and an example value",
+                code="W302",
+                key=True,
             )
         params[name] = Param(
-            name, spec["type"], spec.get("default"), has_default, spec.get("description", "")
+            name,
+            kind,
+            spec.get("default"),
+            has_default,
+            spec.get("description", ""),
         )
     return params
+
+
+def _step_ids(raw: PosDict) -> dict[str, tuple[int, str | None]]:
+    """Every step id written (first use wins) -> (index, action if a known one).
+
+    Steps with an unknown action or a malformed id are here too: a later
+    `steps.X` names them rightly, and their own problem is reported once."""
+    ids: dict[str, tuple[int, str | None]] = {}
+    raw_steps = raw.get("steps")
+    for index, spec in enumerate(raw_steps if isinstance(raw_steps, list) else []):
+        if isinstance(spec, dict) and isinstance(spec.get("id"), str):
+            action = spec.get("action")
+            ids.setdefault(spec["id"], (index, action if isinstance(action, str) else None))
+    return ids
 
 
 def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> list[Step]:
@@ -310,6 +590,14 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 ("steps", index, "when"),
                 f"`when` is plain text ({when!r}), which is always true",
                 f'write an expression, e.g. when: "{{{{ {when} }}}}", or true/false',
+                code="R213",
+            )
+        elif when is True or (isinstance(when, str) and _ALWAYS_TRUE.match(when)):
+            out.add(
+                ("steps", index, "when"),
+                "`when` is always true, so it changes nothing",
+                "remove `when:`, or write the condition the step depends on",
+                code="W303",
             )
         raw_id, action = spec.get("id"), spec.get("action")
         good_id = isinstance(raw_id, str)  # a bad id is the schema's to report
@@ -319,6 +607,7 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 ("steps", index, "id"),
                 f"duplicate step id {step_id!r} (first used by step {seen[step_id] + 1})",
                 "give every step its own id",
+                code="R202",
             )
         if good_id:
             seen.setdefault(step_id, index)
@@ -331,11 +620,15 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 f"unknown action {action!r}",
                 f"did you mean {close[0]!r}?"
                 if close
-                else "list the actions with `recover schema` or see docs/playbooks.md",
+                else "list the actions with `recover actions` (or see docs/playbooks.md)",
+                code="R201",
             )
             continue
         args = spec.get("args", {})
         rendered = _check_args(index, action, args, defaults, out) if isinstance(args, dict) else {}
+        if isinstance(args, dict):
+            _check_output_types(index, action, args, raw, out)
+            _check_param_types(index, action, args, params, out)
         if not good_id:
             continue
         # Cross-step rules see the arguments as the defaults render them, so that a
@@ -355,8 +648,121 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
         if procedure.validate_steps is not None:
             mine = [v for v in views if v.action.split(".")[0] == procedure.name]
             for finding in procedure.validate_steps(mine):
-                out.add(finding.path, finding.message, finding.fix)
+                out.add(finding.path, finding.message, finding.fix, code="R212")
     return steps
+
+
+_ALWAYS_TRUE = re.compile(r"^\s*\{\{\s*(true|True|1)\s*\}\}\s*$")
+_WHOLE_OUTPUT = re.compile(
+    r"^\s*\{\{\s*steps\.([A-Za-z_][A-Za-z0-9_]*)\.outputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$"
+)
+_OUTPUT_TYPES = {
+    "integer": {"integer", "number"},
+    "number": {"number"},
+    "string": {"string"},
+    "boolean": {"boolean"},
+    "list": {"array"},
+    "object": {"object"},
+    "null": {"null"},
+}
+
+
+def _check_output_types(
+    index: int, action: str, args: dict[str, Any], raw: PosDict, out: _Collector
+) -> None:
+    """An argument that is exactly one earlier step's output must be able to take
+    that output's declared type (a list where an integer goes is an error now,
+    not at run time)."""
+    properties = out.registry.action_schema(action).get("properties", {})
+    ids: dict[str, tuple[int, str | None]] | None = None
+    for key, value in args.items():
+        match = _WHOLE_OUTPUT.match(value) if isinstance(value, str) else None
+        if match is None or not isinstance(properties.get(key), dict):
+            continue
+        ids = ids if ids is not None else _step_ids(raw)
+        source, name = match.groups()
+        source_action = ids.get(source, (0, None))[1]
+        declared = _declared_outputs(out.registry, source_action)
+        if declared is None or name not in declared:
+            continue  # reported (or not checkable) with the reference itself
+        produced = set().union(*(_OUTPUT_TYPES[k] for k in declared[name].type.split(" or ")))
+        accepted = _accepted_types(properties[key])
+        if accepted and not produced & accepted:
+            out.add(
+                ("steps", index, "args", key),
+                f"`steps.{source}.outputs.{name}` is {_type_words_of(declared[name].type)}, "
+                f"but {key!r} takes {_type_words(sorted(accepted))}",
+                f"use an output of the right type (see `recover actions {source_action}`), "
+                "or convert it in the expression",
+                code="R210",
+            )
+
+
+_WHOLE_PARAM = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
+
+
+def _check_param_types(
+    index: int, action: str, args: dict[str, Any], params: dict[str, Param], out: _Collector
+) -> None:
+    """An argument that is exactly a param with no default (so nothing to render
+    at validate time) must be able to take the param's declared type."""
+    properties = out.registry.action_schema(action).get("properties", {})
+    for key, value in args.items():
+        match = _WHOLE_PARAM.match(value) if isinstance(value, str) else None
+        param = params.get(match.group(1)) if match else None
+        if param is None or param.has_default or not isinstance(properties.get(key), dict):
+            continue
+        accepted = _accepted_types(properties[key])
+        if accepted and not _OUTPUT_TYPES[param.type] & accepted:
+            out.add(
+                ("steps", index, "args", key),
+                f"param {param.name!r} is declared {param.type}, "
+                f"but {key!r} takes {_type_words(sorted(accepted))}",
+                f"declare {param.name!r} with the type {key!r} takes",
+                code="R210",
+            )
+
+
+def _type_words_of(kind: str) -> str:
+    return " or ".join(_type_words({"list": "array"}.get(k, k)) for k in kind.split(" or "))
+
+
+def _accepted_types(schema: dict[str, Any]) -> set[str]:
+    """The JSON types a schema can take (empty: unknown, anything goes)."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return set(map(str, kind))
+    if "const" in schema:
+        return {_json_type(schema["const"])}
+    for combinator in ("anyOf", "oneOf"):
+        if isinstance(schema.get(combinator), list):
+            found: set[str] = set()
+            for branch in schema[combinator]:
+                sub = _accepted_types(branch) if isinstance(branch, dict) else set()
+                if not sub:
+                    return set()
+                found |= sub
+            return found
+    return set()
+
+
+def _json_type(value: Any) -> str:
+    return next(
+        (
+            kind
+            for kind in ("null", "boolean", "integer", "number", "string", "array", "object")
+            if _is_type(value, kind)
+        ),
+        "string",
+    )
+
+
+def _declared_outputs(registry: Registry, action: str | None) -> Mapping[str, Output] | None:
+    if action is None or action not in registry:
+        return None
+    return registry.action(action).outputs
 
 
 def check_with_params(
@@ -369,7 +775,7 @@ def check_with_params(
     reported before the first step runs rather than when its step comes.
     Values that depend on earlier steps' outputs are left for run time.
     """
-    out = _Collector(str(playbook.path), playbook.raw, registry)
+    out = _Collector(str(playbook.path), playbook.raw, registry, playbook.text)
     for step in playbook.steps:
         base: tuple[str | int, ...] = ("steps", step.index)
         targets: list[tuple[tuple[str | int, ...], Any]] = [((*base, "when"), step.when)]
@@ -379,7 +785,12 @@ def check_with_params(
                 try:
                     render_value(text, params)
                 except TemplateProblem as exc:
-                    out.add(path, f"expression fails: {exc}", "fix the {{ ... }} expression")
+                    out.add(
+                        path,
+                        f"expression fails: {exc}",
+                        "fix the {{ ... }} expression, or give a --param value it works with",
+                        code="R207",
+                    )
         _check_args(step.index, step.action, step.args, params, out)
     return sorted(out.items, key=lambda d: (d.line, d.col))
 
@@ -402,6 +813,7 @@ def _check_args(
             f"{number} does not fit in SQLite's 64-bit integers "
             f"({SQLITE_MIN_INT} to {SQLITE_MAX_INT})",
             "give a smaller number",
+            code="R108",
         )
     return dict(rendered)
 
@@ -504,11 +916,16 @@ def _walk_strings(
             yield from _walk_strings(item, (*path, index))
 
 
-def _check_expressions(
-    raw: PosDict, params: dict[str, Param], steps: list[Step], out: _Collector
-) -> None:
+_STEP_FIELDS = ("outputs", "state", "changes", "loss", "reports")
+_STEP_PATH = re.compile(
+    r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?(?:\.([A-Za-z_][A-Za-z0-9_]*))?"
+)
+_UNKNOWN_NAME = re.compile(r"No (filter|test) named '([^']+)'")
+
+
+def _check_expressions(raw: PosDict, params: dict[str, Param], out: _Collector) -> None:
     defaults = {name: p.default for name, p in params.items() if p.has_default}
-    step_index = {s.id: s.index for s in steps}
+    step_ids = _step_ids(raw)
     sections: list[tuple[tuple[str | int, ...], Any]] = [
         (("site",), raw.get("site")),
         (("safety",), raw.get("safety")),
@@ -524,7 +941,9 @@ def _check_expressions(
             try:
                 names = referenced_names(text)
             except TemplateProblem as exc:
-                out.add(path, f"bad expression: {exc}", "fix the {{ ... }} expression")
+                message, fix = _explain_template(str(exc))
+                unknown = _UNKNOWN_NAME.search(str(exc))
+                out.add(path, message, fix, code="R206", needle=unknown.group(2) if unknown else "")
                 continue
             for name in sorted(names - set(params) - RESERVED_NAMES):
                 close = difflib.get_close_matches(name, list(params), n=1)
@@ -534,23 +953,108 @@ def _check_expressions(
                     f"did you mean {close[0]!r}?"
                     if close
                     else f"declare it under params: ({name}: {{type: string}})",
+                    code="R205",
+                    needle=name,
                 )
-            refs = _STEP_REF.findall(text)
-            in_step = base[0] == "steps"
+            here = int(base[1]) if base[0] == "steps" else None
+            refs = _STEP_PATH.findall(text)
             for ref in refs:
-                here = int(base[1]) if in_step else -1
-                if ref not in step_index or not in_step or step_index[ref] >= here:
-                    out.add(
-                        path,
-                        f"`steps.{ref}` does not name an earlier step",
-                        "refer only to steps that come before this one",
-                    )
+                _check_step_reference(ref, here, step_ids, path, out)
             if refs or names - set(defaults):
                 continue  # values only known at run time
             try:
                 render_value(text, defaults)
             except TemplateProblem as exc:
-                out.add(path, f"expression fails: {exc}", "fix the {{ ... }} expression")
+                out.add(
+                    path,
+                    f"expression fails with the params' defaults: {exc}",
+                    "fix the {{ ... }} expression, or the default it uses",
+                    code="R207",
+                )
+
+
+def _explain_template(problem: str) -> tuple[str, str]:
+    """A parse problem in words, with did-you-mean for unknown filters and tests."""
+    unknown = _UNKNOWN_NAME.search(problem)
+    if unknown:
+        kind, name = unknown.groups()
+        known = filter_names() if kind == "filter" else jinja_tests()
+        close = difflib.get_close_matches(name, known, n=1)
+        return (
+            f"unknown {kind} {name!r}",
+            f"did you mean {close[0]!r}?"
+            if close
+            else f"use one of the {kind}s: " + ", ".join(known),
+        )
+    return f"bad expression: {problem}", "fix the {{ ... }} expression (Jinja syntax)"
+
+
+def _check_step_reference(
+    ref: tuple[str, str, str],
+    here: int | None,
+    step_ids: dict[str, tuple[int, str | None]],
+    path: tuple[str | int, ...],
+    out: _Collector,
+) -> None:
+    """`steps.X.FIELD.NAME`: X an earlier step, FIELD one a step has, NAME one
+    of X's declared outputs (each with did-you-mean)."""
+    step, field, name = ref
+    earlier = [sid for sid, (index, _) in step_ids.items() if here is not None and index < here]
+    if step not in step_ids:
+        close = difflib.get_close_matches(step, earlier or list(step_ids), n=1)
+        out.add(
+            path,
+            f"`steps.{step}` names no step",
+            f"did you mean {close[0]!r}?"
+            if close
+            else "refer to an earlier step by its id"
+            + (f" (earlier steps: {', '.join(earlier)})" if earlier else ""),
+            code="R208",
+            needle=f"steps.{step}",
+        )
+        return
+    index, action = step_ids[step]
+    if here is None or index >= here:
+        where = "this step itself" if index == here else f"a later step (step {index + 1})"
+        out.add(
+            path,
+            f"`steps.{step}` is {where}: "
+            + ("site and safety" if here is None else "a step")
+            + " can only use the steps before it",
+            "refer only to steps that come before this one: move this step after "
+            + repr(step)
+            + (f", or use one of: {', '.join(earlier)}" if earlier else ""),
+            code="R208",
+            needle=f"steps.{step}",
+        )
+        return
+    if not field:
+        return
+    if field not in _STEP_FIELDS:
+        close = difflib.get_close_matches(field, _STEP_FIELDS, n=1)
+        out.add(
+            path,
+            f"`steps.{step}.{field}`: a step has no {field!r}",
+            (f"did you mean {close[0]!r}? " if close else "")
+            + "a step has: "
+            + ", ".join(_STEP_FIELDS),
+            code="R209",
+            needle=f"steps.{step}.{field}",
+        )
+        return
+    declared = _declared_outputs(out.registry, action)
+    if field != "outputs" or not name or declared is None or name in declared:
+        return
+    close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.5)
+    close = close or [known for known in declared if known.startswith(name)][:1]
+    out.add(
+        path,
+        f"`steps.{step}.outputs.{name}`: {action} has no output {name!r}",
+        (f"did you mean {close[0]!r}? " if close else "")
+        + f"its outputs: {', '.join(declared) or 'none'} (see `recover actions {action}`)",
+        code="R209",
+        needle=f"steps.{step}.outputs.{name}",
+    )
 
 
 def _check_site(raw: PosDict, out: _Collector) -> None:
@@ -563,4 +1067,64 @@ def _check_site(raw: PosDict, out: _Collector) -> None:
         try:
             safe_relpath(value, what=f"site.{key}")
         except SiteError as exc:
-            out.add(("site", key), exc.message, "use a path relative to the site root")
+            out.add(("site", key), exc.message, "use a path relative to the site root", code="R106")
+
+
+def _check_safety(raw: PosDict, out: _Collector) -> None:
+    """allow_loss units against the units the playbook's steps can lose, and
+    each step that can lose data against the budget."""
+    safety = raw.get("safety")
+    allow = safety.get("allow_loss") if isinstance(safety, dict) else None
+    allow = allow if isinstance(allow, dict) else {}
+    found_steps = raw.get("steps")
+    raw_steps: list[Any] = found_steps if isinstance(found_steps, list) else []
+    units: dict[str, list[int]] = {}
+    all_known = True
+    for index, spec in enumerate(raw_steps):
+        action = spec.get("action") if isinstance(spec, dict) else None
+        if not isinstance(action, str) or action not in out.registry:
+            all_known = False  # reported already; its units are unknown
+            continue
+        # An action that declares its outputs declares its loss units too; one
+        # that declares neither (an older procedure) may count loss in any unit.
+        all_known = all_known and out.registry.action(action).outputs is not None
+        for unit in out.registry.action(action).loss_units:
+            units.setdefault(unit, []).append(index)
+    if all_known:
+        everywhere = sorted({u for a in out.registry.actions.values() for u in a.loss_units})
+        for unit in allow:
+            if unit in units:
+                continue
+            if unit in everywhere:
+                out.add(
+                    ("safety", "allow_loss", unit),
+                    f"no step of this playbook can lose {unit!r}, so this budget is unused",
+                    f"remove `{unit}:`, or add the step that needs it",
+                    code="W304",
+                    key=True,
+                )
+                continue
+            close = difflib.get_close_matches(str(unit), list(units) or everywhere, n=1)
+            mine = f" (this playbook's steps count loss in: {', '.join(units)})" if units else ""
+            out.add(
+                ("safety", "allow_loss", unit),
+                f"unknown loss unit {unit!r}{mine}",
+                f"did you mean {close[0]!r}?"
+                if close
+                else "use a unit the steps count loss in: " + ", ".join(units or everywhere),
+                code="R211",
+                key=True,
+            )
+    for unit, indexes in units.items():
+        if unit in allow:
+            continue
+        for index in indexes:
+            spec = raw_steps[index]
+            out.add(
+                ("steps", index, "action"),
+                f"step {spec.get('id')!r} ({spec['action']}) can lose {unit}, and "
+                f"safety.allow_loss allows no {unit}: any loss will stop the run",
+                f"add `{unit}: N` under safety.allow_loss (`recover plan` shows the figure), "
+                f"or `{unit}: 0` to make the refusal explicit",
+                code="W301",
+            )

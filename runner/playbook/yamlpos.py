@@ -8,6 +8,8 @@ silent overwrites.
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +50,7 @@ class YamlProblem:
     message: str
     fix: str | None = None
     path: tuple[str | int, ...] = ()
+    code: str = "R001"
 
 
 class PositionedLoader(yaml.SafeLoader):
@@ -122,9 +125,24 @@ def _construct_timestamp(loader: PositionedLoader, node: Node) -> Any:
     except ValueError as exc:
         raise ValueProblem(
             f"{node.value!r} looks like a date but is not one ({exc})",
-            "write a real date (YYYY-MM-DD), or quote it to keep it as text",
+            _date_fix(str(node.value)),
             node,
         ) from exc
+
+
+def _date_fix(value: str) -> str:
+    """How to write this particular not-a-date: the real date nearest, or quotes."""
+    quoted = f'or quote it to keep it as text: "{value}"'
+    match = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})", value)
+    if match is None:
+        return f"write a real date (YYYY-MM-DD), {quoted}"
+    year, month, day = (int(part) for part in match.groups())
+    if not 1 <= month <= 12:
+        return f"months go from 01 to 12: write a real date, {quoted}"
+    last = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= last:
+        return f"the last day of {year}-{month:02d} is {year}-{month:02d}-{last:02d}; {quoted}"
+    return f"write a real date (YYYY-MM-DD), {quoted}"
 
 
 def _construct_int(loader: PositionedLoader, node: Node) -> Any:
@@ -159,25 +177,33 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
     try:
         loader = PositionedLoader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters at once
-        raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
+        raise YamlSyntaxError(
+            YamlProblem(
+                Mark(1, 1),
+                f"YAML error: {exc}",
+                "remove the control character: a playbook is plain text (save it as UTF-8)",
+            )
+        ) from exc
     try:
         data = loader.get_single_data()
     except ValueProblem as exc:
         where = Mark.of(exc.problem_mark) if exc.problem_mark is not None else Mark(1, 1)
-        raise YamlSyntaxError(YamlProblem(where, str(exc.problem), exc.fix)) from exc
+        raise YamlSyntaxError(
+            YamlProblem(where, str(exc.problem), exc.fix, _path_at(text, where), "R003")
+        ) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = Mark.of(mark) if mark is not None else Mark(1, 1)
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        message, fix, where = _explain_syntax(text, exc, where)
+        raise YamlSyntaxError(YamlProblem(where, message, fix)) from exc
+    except yaml.YAMLError as exc:
         raise YamlSyntaxError(
             YamlProblem(
-                where,
-                f"YAML syntax error: {message}",
-                "check indentation, quoting and that every ':' is followed by a space",
+                Mark(1, 1),
+                f"YAML error: {exc}",
+                "keep the file to one YAML document of plain mappings, lists and scalars",
             )
         ) from exc
-    except yaml.YAMLError as exc:
-        raise YamlSyntaxError(YamlProblem(Mark(1, 1), f"YAML error: {exc}")) from exc
     except RecursionError as exc:
         raise YamlSyntaxError(
             YamlProblem(Mark(1, 1), "YAML nested too deeply", "flatten the document")
@@ -186,6 +212,137 @@ def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
         loader.dispose()
     _refuse_alias_bombs(data)
     return data, list(_duplicates(data, (), set()))
+
+
+_UNQUOTED_EXPRESSION = re.compile(r"(^|[:\-\[,]\s*)\{\{")
+
+
+def _explain_syntax(text: str, exc: yaml.MarkedYAMLError, where: Mark) -> tuple[str, str, Mark]:
+    """PyYAML's complaint in plain words, with the fix for the usual causes:
+    an unquoted `{{`, a tab, a mis-indented line, an unclosed quote or bracket."""
+    lines = text.splitlines()
+    problem = str(exc.problem or "")
+    context = str(exc.context or "")
+    raw = " ".join(part for part in (context, problem) if part)
+    source = lines[where.line - 1] if 0 < where.line <= len(lines) else ""
+    start = exc.context_mark
+    opened = f"line {start.line + 1}, column {start.column + 1}" if start else "above"
+    if "'\\t'" in problem or "\t" in source[: max(where.col, 1)]:
+        return (
+            "YAML syntax error: a tab character; YAML indents with spaces only",
+            f"use spaces, not tabs: replace the tab on line {where.line} with spaces",
+            where,
+        )
+    expression_line = next(
+        (
+            (number, line)
+            for number, line in _around(lines, where.line)
+            if _UNQUOTED_EXPRESSION.search(line.split("#")[0])
+        ),
+        None,
+    )
+    if expression_line is not None or "unhashable key" in problem:
+        number, line = expression_line or (where.line, source)
+        key, _, value = line.strip().lstrip("- ").partition(":")
+        example = f'{key.strip()}: "{value.strip()}"' if value.strip() else '"{{ name }}"'
+        return (
+            f"YAML syntax error: an unquoted {{{{ on line {number} "
+            "(YAML reads `{` as the start of a mapping)",
+            f"put a value that starts with {{{{ in quotes: {example}",
+            Mark(number, line.find("{{") + 1) if "{{" in line else where,
+        )
+    if "end of stream" in problem and "quoted scalar" in context:
+        return (
+            f"YAML syntax error: the quote opened at {opened} is never closed",
+            'close the quote (a value in double quotes ends at the next unescaped ")',
+            Mark.of(start) if start else where,
+        )
+    if "flow sequence" in context or "flow mapping" in context:
+        bracket = "]" if "sequence" in context else "}"
+        return (
+            f"YAML syntax error: the {'[' if bracket == ']' else '{'} opened at {opened} "
+            f"is not closed where expected ({problem})",
+            f"close it with {bracket}, and separate its items with ', '",
+            where,
+        )
+    if "mapping values are not allowed" in problem or "expected <block end>" in problem:
+        above = next(
+            (line for _, line in reversed(list(_around(lines, where.line, after=0))[:-1])), ""
+        )
+        indent = len(above) - len(above.lstrip(" -")) if above.strip() else 0
+        own = len(source) - len(source.lstrip(" "))
+        key, _, value = source.strip().lstrip("- ").partition(": ")
+        if ": " in value and own == indent and value.strip()[:1] not in ("{", "[", '"', "'"):
+            return (
+                f"YAML syntax error: line {where.line} holds ': ' inside its value",
+                f'put the value in quotes: {key}: "{value.strip()}"',
+                where,
+            )
+        if own == indent:
+            return (
+                f"YAML syntax error: {raw}",
+                f"write `key: value` on line {where.line - 1} and {where.line} (a key needs "
+                "': ' after it), and quote a value that itself holds ': '",
+                where,
+            )
+        how = "more" if own > indent else "less"
+        return (
+            f"YAML syntax error: line {where.line} is indented {how} than the key above it "
+            f"({own} spaces, not {indent})",
+            f"indent line {where.line} like the key above it ({indent} spaces), or, for a "
+            "value that holds ': ', put the value in quotes",
+            Mark(where.line, own + 1),
+        )
+    for clue, fix in _OTHER_FIXES:
+        if clue in raw:
+            # a key without its colon: the scanner notices a line later
+            at_key = Mark.of(start) if start is not None and "expected ':'" in clue else None
+            return f"YAML syntax error: {raw}", fix, at_key or where
+    return (
+        f"YAML syntax error: {raw}",
+        "check indentation (spaces only), quoting and that every ':' is followed by a space",
+        where,
+    )
+
+
+_OTHER_FIXES = (
+    ("single document", "keep one document per playbook: remove the second `---` and what follows"),
+    ("undefined alias", "define the anchor (`&name`) before the alias (`*name`) that uses it"),
+    ("could not find expected ':'", "write `key: value`, with a space after the colon"),
+    ("for merging", "`<<:` merges a mapping: point it at an anchored mapping"),
+)
+
+
+def _around(lines: list[str], line: int, after: int = 1) -> Iterator[tuple[int, str]]:
+    """The non-blank lines from a few before `line` to `after` after it, numbered."""
+    for number in range(max(1, line - 3), min(len(lines), line + after) + 1):
+        if lines[number - 1].strip():
+            yield number, lines[number - 1]
+
+
+def _path_at(text: str, where: Mark) -> tuple[str | int, ...]:
+    """The JSON path of the node that starts at `where` (for a value PyYAML
+    parses but cannot construct, like 2026-02-30): composing builds no values."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return ()
+    found: tuple[str | int, ...] = ()
+
+    def visit(node: Node, path: tuple[str | int, ...]) -> bool:
+        nonlocal found
+        if Mark.of(node.start_mark) == where and not isinstance(node, (MappingNode, SequenceNode)):
+            found = path
+            return True
+        if isinstance(node, MappingNode):
+            return any(visit(value, (*path, str(key.value))) for key, value in node.value)
+        if isinstance(node, SequenceNode):
+            return any(visit(item, (*path, index)) for index, item in enumerate(node.value))
+        return False
+
+    if root is not None:
+        visit(root, ())
+    return found
 
 
 #: More values than any playbook holds; a document that expands beyond this
@@ -214,6 +371,7 @@ def _refuse_alias_bombs(data: Any) -> None:
                 f"(more than {MAX_EXPANDED_VALUES:,} in the document): an alias bomb?",
                 "write the values out instead of nesting aliases",
                 (key,),
+                "R001",
             )
         )
 
@@ -247,6 +405,7 @@ def _duplicates(node: Any, path: tuple[str | int, ...], seen: set[int]) -> Itera
                 f"duplicate key {key!r} (first defined at line {first.line})",
                 "remove one of the two entries",
                 (*path, key),
+                "R002",
             )
         for key, value in node.items():
             yield from _duplicates(value, (*path, key), seen)

@@ -140,7 +140,7 @@ def test_keys_that_are_not_strings_become_strings() -> None:
         ("a: [1, 2\n", 2),
         ("a: 1\n b: 2\n", 2),
         ("a:\n\t- x\n", 2),
-        ("a: 'unterminated\n", 2),
+        ("a: 'unterminated\n", 1),
         ("? [a, b]\n: 1\n", 1),  # unhashable key
         ("a: !!python/object:os.system x\n", 1),  # the safe loader refuses it
         ("--- 1\n--- 2\n", 2),  # more than one document

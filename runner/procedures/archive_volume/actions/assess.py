@@ -23,6 +23,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+from runner.contract import Output, declare_outputs
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.actions.base import ArchiveAction, VolumeNeed, require_checks
 
@@ -223,6 +224,20 @@ class _Assessment(ArchiveAction):
 class PreRecoveryAssessment(_Assessment):
     name = "archive.pre_recovery_assessment"
     summary = "Report every study in recovery: objects, recoverable, locations, carriers to load"
+    outputs = declare_outputs(
+        report=Output("string", "the text report written"),
+        csv=Output("string", "the CSV report written"),
+        carriers=Output("list", "carriers holding other copies"),
+        carriers_to_load=Output("list", "those of them not loaded yet"),
+        studies=Output("integer", "studies in recovery"),
+        objects=Output("integer", "objects in recovery"),
+        in_recovery=Output("integer", "locations in recovery"),
+        recoverable=Output("integer", "objects with another good copy"),
+        unrecoverable=Output("integer", "objects with no other copy"),
+        recoverable_studies=Output("integer", "studies with at least one recoverable object"),
+        fully_recoverable_studies=Output("integer", "studies whose every object is recoverable"),
+        unrecoverable_studies=Output("integer", "studies with no recoverable object"),
+    )
     default_report = "reports/pre_report.txt"
     default_csv = "reports/pre_report.csv"
     volume_need = VolumeNeed(online=False)
@@ -415,6 +430,19 @@ def _post_rows(db: sqlite3.Connection, select: str) -> sqlite3.Cursor:
 class PostRecoveryAssessment(_Assessment):
     name = "archive.post_recovery_assessment"
     summary = "Report each study's recovery status, recovered counts and totals (text + CSV)"
+    outputs = declare_outputs(
+        report=Output("string", "the text report written"),
+        csv=Output("string", "the CSV report written"),
+        studies=Output("integer", "studies assessed"),
+        objects=Output("integer", "objects assessed"),
+        processed=Output("integer", "objects processed"),
+        recovered=Output("integer", "objects recovered"),
+        recoverable=Output("integer", "objects still recoverable"),
+        unrecoverable=Output("integer", "objects with no good copy"),
+        pending=Output("integer", "objects not yet processed"),
+        fully=Output("integer", "studies fully recovered"),
+        partially=Output("integer", "studies partly recovered"),
+    )
     default_report = "reports/post_report.txt"
     default_csv = "reports/post_report.csv"
     volume_need = VolumeNeed(online=None)  # either: it may run while recovery is under way

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from runner.contract import Check
+from runner.contract import Check, Output, declare_outputs
 from runner.errors import PreconditionFailed
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.actions.base import ArchiveAction, VolumeNeed, require_checks
@@ -18,6 +18,10 @@ class MarkAffectedLocations(ArchiveAction):
     name = "archive.mark_affected_locations"
     summary = "Mark the volume's locations inside the ordinal ranges as in recovery (A -> R)"
     destructive = True
+    outputs = declare_outputs(
+        marked=Output("integer", "locations marked in recovery (A -> R)"),
+        studies=Output("integer", "studies with a marked location"),
+    )
     volume_need = VolumeNeed(online=False)
 
     def own_checks(self, ctx: StepContext) -> Iterable[Check]:
@@ -85,6 +89,15 @@ class CleanUp(ArchiveAction):
     name = "archive.clean_up"
     summary = "Finish recovered locations (S -> F), queue re-archive, delete unrecoverable objects"
     destructive = True
+    outputs = declare_outputs(
+        deleted_objects=Output("integer", "unrecoverable objects deleted"),
+        finished=Output("integer", "recovered locations finished (S -> F)"),
+        queued=Output("integer", "studies queued for re-archive"),
+        unprotected=Output("integer", "cache entries unprotected"),
+        volume_removed=Output("boolean", "whether the damaged volume was removed"),
+        target_volume=Output("string or null", "the open volume re-archiving goes to"),
+    )
+    loss_units = ("objects",)
     volume_need = VolumeNeed(online=False)
 
     def target(self, ctx: StepContext) -> str | None:

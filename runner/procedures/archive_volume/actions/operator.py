@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from runner.contract import Check
+from runner.contract import Check, Output, declare_outputs
 from runner.errors import MediaError
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.actions.base import (
@@ -109,18 +109,31 @@ class _CarrierAction(ArchiveAction):
 class Load(_CarrierAction):
     name = "archive.load"
     summary = "Put carriers (and so their volumes) online, checking each volume's label"
+    outputs = declare_outputs(
+        carriers=Output("list", "carrier ids acted on"),
+        changed=Output("integer", "carriers whose state changed (loaded now)"),
+    )
     loading = True
 
 
 class Unload(_CarrierAction):
     name = "archive.unload"
     summary = "Take carriers (and so their volumes) offline"
+    outputs = declare_outputs(
+        carriers=Output("list", "carrier ids acted on"),
+        changed=Output("integer", "carriers whose state changed (unloaded now)"),
+    )
     loading = False
 
 
 class ScanVolume(ArchiveAction):
     name = "archive.scan_volume"
     summary = "Read every block of a volume and record its unreadable ordinal ranges"
+    outputs = declare_outputs(
+        ranges=Output("list", "unreadable ordinal ranges found, as {begin, end}"),
+        unreadable_blocks=Output("integer", "blocks that could not be read"),
+        blocks=Output("integer", "blocks read in all"),
+    )
     volume_need = VolumeNeed(online=True, closed=False)
 
     def own_checks(self, ctx: StepContext) -> Iterable[Check]:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from runner.contract import Check
+from runner.contract import Check, Output, declare_outputs
 from runner.errors import MediaError, SiteError
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.actions.base import (
@@ -43,6 +43,14 @@ class RecoveryAttempt(ArchiveAction):
     name = "archive.recovery_attempt"
     summary = "Create SEND jobs (max_jobs per batch) gathering whole studies in recovery into cache"
     destructive = True
+    outputs = declare_outputs(
+        jobs=Output("integer", "SEND jobs created"),
+        batches=Output("integer", "batches run in this step"),
+        recovered=Output("integer", "objects copied into the cache"),
+        intact_in_cache=Output("integer", "intact objects already in the cache"),
+        intact_not_fetched=Output("integer", "intact objects that could not be fetched"),
+        remaining_studies=Output("integer", "studies still in recovery afterwards"),
+    )
     volume_need = VolumeNeed(online=True)
 
     def own_checks(self, ctx: StepContext) -> Iterable[Check]:

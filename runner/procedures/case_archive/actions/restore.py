@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import SiteError
 from runner.procedures.case_archive import catalog, media
 from runner.procedures.case_archive.actions.base import (
@@ -36,6 +36,20 @@ class Restore(CaseAction):
     summary = (
         "restore a store session (or some of its products and times) into a case directory, "
         "from the cache or the tape holding it"
+    )
+    outputs = declare_outputs(
+        case=Output("string", "case name"),
+        directory=Output("string", "directory restored into"),
+        session=Output("string", "store session restored from"),
+        tape=Output("string or null", "tape read from, if any"),
+        files=Output("integer", "files restored"),
+        bytes=Output("integer", "bytes restored"),
+        links=Output("integer", "links to common data made"),
+        from_cache=Output("integer", "files read from the cache"),
+        from_tape=Output("integer", "files read from tape"),
+        missing=Output("integer", "files missing (not restored)"),
+        corrupt=Output("integer", "files corrupt (not restored)"),
+        report=Output("string", "the report written"),
     )
 
     def _params(self) -> tuple[str, str | None, str | None, str | None]:
@@ -293,6 +307,11 @@ class DeleteCase(CaseAction):
     name = "cases.delete_case"
     summary = "delete a restored case directory (refused while the case is in use)"
     destructive = True
+    outputs = declare_outputs(
+        case=Output("string", "case name"),
+        directory=Output("string", "directory removed"),
+        files_removed=Output("integer", "files removed"),
+    )
 
     def own_checks(self, ctx: StepContext) -> list[Check]:
         checks: list[Check] = []

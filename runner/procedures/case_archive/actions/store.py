@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import StepFailed
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.actions.base import (
@@ -33,6 +33,19 @@ class Store(CaseAction):
     summary = (
         "copy matching ingest files to the cache and record them in a store session "
         "(one-time, or one update of a continuous session)"
+    )
+    outputs = declare_outputs(
+        session=Output("string", "store session name"),
+        mode=Output("string", "store mode"),
+        files_copied=Output("integer", "files copied to the cache"),
+        files_shared=Output("integer", "files already stored for another session"),
+        bytes_copied=Output("integer", "bytes copied to the cache"),
+        session_files=Output("integer", "files the session holds"),
+        session_bytes=Output("integer", "bytes the session holds"),
+        cache_used=Output("integer", "cache bytes used"),
+        cache_capacity=Output("integer", "cache capacity in bytes"),
+        cache_percent=Output("number", "how full the cache is, in percent"),
+        report=Output("string", "the report written"),
     )
 
     def _request(self, ctx: StepContext) -> tuple[str, str | None, str, str]:

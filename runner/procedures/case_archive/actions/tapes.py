@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import StepFailed
 from runner.procedures.case_archive import catalog, media
 from runner.procedures.case_archive.actions.base import CaseAction, check, urgent_banner
@@ -65,6 +65,18 @@ class WriteTape(CaseAction):
     summary = (
         "write everything in the cache to the current tape as one backup session, "
         "then empty the cache"
+    )
+    outputs = declare_outputs(
+        tape=Output("string", "label of the tape written"),
+        backup=Output("integer", "backup session number"),
+        files=Output("integer", "files written"),
+        bytes=Output("integer", "bytes written"),
+        tape_used=Output("integer", "bytes used on the tape"),
+        tape_capacity=Output("integer", "tape capacity in bytes"),
+        tape_percent=Output("number", "how full the tape is, in percent"),
+        level=Output("string", "ok, warning or urgent"),
+        urgent=Output("string or null", "the urgent banner, if the tape is nearly full"),
+        report=Output("string", "the report written"),
     )
     tape_access = True
 
@@ -289,6 +301,10 @@ def _copy_prefix(ctx: StepContext, source: Any, out: Any, length: int) -> None:
 class LoadTape(CaseAction):
     name = "cases.load_tape"
     summary = "load a tape in the drive (an old one to restore from, or the current one back)"
+    outputs = declare_outputs(
+        loaded=Output("string", "label of the tape loaded"),
+        unloaded=Output("string or null", "label of the tape taken out, if any"),
+    )
     tape_access = True
 
     def own_checks(self, ctx: StepContext) -> list[Check]:
@@ -329,6 +345,11 @@ class NewTape(CaseAction):
     summary = (
         "accept a newly initialised tape as the current store tape; the old one "
         "becomes write-protected"
+    )
+    outputs = declare_outputs(
+        label=Output("string", "the new current store tape"),
+        previous=Output("string or null", "the previous current tape, if any"),
+        capacity=Output("integer", "the new tape's capacity in bytes"),
     )
     tape_access = True
 
@@ -417,6 +438,12 @@ class ReinitTape(CaseAction):
     name = "cases.reinit_tape"
     summary = "re-initialise an old tape: its store sessions leave the restore catalog (data loss)"
     destructive = True
+    outputs = declare_outputs(
+        label=Output("string", "the tape re-initialised"),
+        files_removed=Output("integer", "stored files removed from the restore catalog"),
+        sessions_removed=Output("integer", "store sessions removed"),
+    )
+    loss_units = ("files",)
     tape_access = True
 
     def own_checks(self, ctx: StepContext) -> list[Check]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 
-from runner.contract import StepContext
+from runner.contract import Output, StepContext, declare_outputs
 from runner.errors import MediaError
 from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction
 from runner.procedures.keyed_file.btree import Leaf, walk
@@ -15,6 +15,11 @@ class Count(KeyedAction):
     name = "keyed.count"
     summary = "count the valid records by reading the file in key order"
     destructive = False
+    outputs = declare_outputs(
+        count=Output("integer", "records counted in key order"),
+        valid_records=Output("integer", "valid records in the data"),
+        agrees=Output("boolean", "whether the two agree"),
+    )
 
     def run(self, ctx: StepContext) -> None:
         key_no = int(self.args.get("key", 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import RecoverError
 from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction
 from runner.procedures.keyed_file.bulkload import ReloadResult, reload_pair
@@ -23,6 +23,11 @@ class Reload(KeyedAction):
         "swap it in when complete (old pair kept as .bak)"
     )
     destructive = True
+    outputs = declare_outputs(
+        records=Output("integer", "records loaded"),
+        deleted_dropped=Output("integer", "deleted records dropped"),
+        key_values=Output("list", "entries per key after the reload"),
+    )
     crashed_fix = "run keyed.repair first: a reload needs a repaired file"
 
     def shared_checks(self, ctx: StepContext) -> Iterable[Check]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from runner.contract import StepContext
+from runner.contract import Output, StepContext, declare_outputs
 from runner.procedures.keyed_file.actions.base import (
     TEMPLATES,
     KeyedAction,
@@ -28,6 +28,21 @@ class Repair(KeyedAction):
         "compare key counts, reset the crash flag"
     )
     destructive = True
+    outputs = declare_outputs(
+        missing_keys=Output("integer", "key values missing from the key trees"),
+        reload_needed=Output("boolean", "whether a reload is still needed"),
+        dangling_deleted=Output("integer", "dangling key entries deleted"),
+        fs_eof_reset=Output("boolean", "whether the file-system end of file was reset"),
+        key_eof_reset=Output("boolean", "whether the key end of file was reset"),
+        valid_records=Output("integer", "valid records"),
+        fs_eof=Output("integer", "file-system end of file"),
+        keyed_eof=Output("integer", "keyed end of file"),
+        key_eof=Output("integer", "key end of file before"),
+        key_eof_after=Output("integer", "key end of file after"),
+        keys_before=Output("list", "entries per key tree before"),
+        dangling_per_key=Output("list", "dangling entries per key"),
+        key_counts=Output("list", "entries per key tree after"),
+    )
     allow_crashed = True
 
     def run(self, ctx: StepContext) -> None:

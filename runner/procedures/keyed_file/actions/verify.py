@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.contract import StepContext
+from runner.contract import Output, StepContext, declare_outputs
 from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction, report_findings
 from runner.procedures.keyed_file.keyinfo import Findings, inspect_pair
 
@@ -11,6 +11,14 @@ class Verify(KeyedAction):
     name = "keyed.verify"
     summary = "print file information, keyed parameters, control block and damage found"
     destructive = False
+    outputs = declare_outputs(
+        crashed=Output("boolean", "whether the file was left open by a crash"),
+        damaged=Output("boolean", "whether any damage was found"),
+        valid_records=Output("integer", "valid records"),
+        dangling=Output("integer", "key entries pointing to no valid record"),
+        missing_keys=Output("integer", "key values missing from the key trees"),
+        reload_needed=Output("boolean", "whether a reload is needed"),
+    )
 
     def run(self, ctx: StepContext) -> None:
         with self.opened(ctx) as (data, key, info):

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from runner.contract import StepContext
+from runner.contract import Output, StepContext, declare_outputs
 from runner.procedures.pool_containers import pool_scan
 from runner.procedures.pool_containers.actions.base import PoolsAction, scan_counts
 
@@ -18,6 +18,17 @@ class CheckPools(PoolsAction):
     name = "pools.check"
     summary = (
         "check the storage pools: missing and unreferenced containers, corrupt digests (read only)"
+    )
+    outputs = declare_outputs(
+        containers_checked=Output("integer", "containers checked"),
+        missing=Output("integer", "containers missing"),
+        elements_with_missing=Output("integer", "elements with a missing container"),
+        unreferenced=Output("integer", "containers no element refers to"),
+        orphans=Output("integer", "unreferenced containers of unknown elements"),
+        corrupt=Output("integer", "containers failing their digest"),
+        digests_checked=Output("integer", "digests checked"),
+        cleartext_copies=Output("integer", "cleartext copies found"),
+        report=Output("string", "the report written"),
     )
 
     def run(self, ctx: StepContext) -> None:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import ConfirmationRequired, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.pool_containers import pool_scan, window
 from runner.procedures.pool_containers.actions.base import PoolsAction, scan_counts
@@ -33,6 +33,40 @@ class FixPools(PoolsAction):
         "the loss the window allows"
     )
     destructive = True
+    outputs = declare_outputs(
+        mode=Output("string", "the fix mode"),
+        window_since=Output("string", "start of the fix window (ISO time)"),
+        changed=Output("boolean", "whether any element was fixed"),
+        reports=Output("list", "reports written"),
+        containers_checked=Output("integer", "containers checked"),
+        missing=Output("integer", "containers missing"),
+        elements_with_missing=Output("integer", "elements with a missing container"),
+        unreferenced=Output("integer", "containers no element refers to"),
+        orphans=Output("integer", "unreferenced containers of unknown elements"),
+        cleartext_copies=Output("integer", "cleartext copies found"),
+        corrupt_found=Output("integer", "containers failing their digest"),
+        elements_examined=Output("integer", "elements examined"),
+        elements_fix=Output("integer", "elements to fix"),
+        elements_fixed=Output("integer", "elements fixed"),
+        elements_interactive=Output("integer", "elements left for an interactive decision"),
+        elements_refused_window=Output("integer", "elements outside the window"),
+        alternates_moved=Output("integer", "alternates moved"),
+        alternates_of_examined=Output("integer", "alternates of the examined elements"),
+        containers_rebuilt=Output("integer", "containers rebuilt"),
+        containers_removed=Output("integer", "containers removed"),
+        match_identical=Output("integer", "rebuilt identical"),
+        match_superset=Output("integer", "rebuilt as a superset"),
+        match_subset=Output("integer", "rebuilt as a subset"),
+        match_nonoptimised=Output("integer", "rebuilt non-optimised"),
+        match_none=Output("integer", "no match"),
+        versions_held=Output("integer", "versions held"),
+        versions_lost=Output("integer", "versions lost"),
+        versions_lost_accepted=Output("integer", "versions lost, accepted"),
+        versions_lost_refused=Output("integer", "versions lost, refused"),
+        versions_rebuildable=Output("integer", "versions rebuildable"),
+        versions_rebuilt=Output("integer", "versions rebuilt"),
+    )
+    loss_units = ("versions",)
 
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         try:

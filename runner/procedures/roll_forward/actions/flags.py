@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import SafetyRefusal, StepFailed
 from runner.procedures.roll_forward.actions.base import (
     RollForwardAction,
@@ -32,6 +32,9 @@ class MustRecoverFirst(SafetyRefusal):
 class ShowFlags(RollForwardAction):
     name = "rollforward.show_flags"
     summary = "list the flags of databases (access, recovery, must-recover, logging, backup stamp)"
+    outputs = declare_outputs(
+        flags=Output("object", "each database's flags, by name"),
+    )
 
     def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         return [database_exists(ctx, name) for name in self.names()]
@@ -67,6 +70,10 @@ def _online_text(row: dict[str, Any]) -> str:
 class SetFlags(RollForwardAction):
     name = "rollforward.set_flags"
     summary = "enable or disable access, recovery, must-recover or logging of databases"
+    outputs = declare_outputs(
+        databases=Output("list", "databases changed"),
+        set=Output("object", "the flags set"),
+    )
 
     def own_checks(self, ctx: StepContext) -> Iterable[Check]:
         return [database_exists(ctx, name) for name in self.names()]

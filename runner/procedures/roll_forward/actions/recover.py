@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import MediaError, RecoverError, SafetyRefusal, StepFailed
 from runner.procedures.roll_forward import reporting
 from runner.procedures.roll_forward.actions.base import (
@@ -63,6 +63,24 @@ class Recover(RollForwardAction):
     name = "rollforward.recover"
     summary = "roll databases forward: re-apply completed transactions from a log set"
     destructive = True
+    outputs = declare_outputs(
+        applied=Output("integer", "transactions re-applied"),
+        calls_applied=Output("integer", "calls re-applied"),
+        suppressed=Output("integer", "transactions suppressed"),
+        suppressed_by_reason=Output("object", "suppressed transactions by reason"),
+        rolled_back=Output("integer", "transactions rolled back"),
+        transactions_lost=Output("integer", "transactions lost (failed or dependent)"),
+        records_read=Output("integer", "log records read"),
+        files_read=Output("list", "log files read"),
+        first_time=Output("string or null", "time of the first record read"),
+        last_time=Output("string or null", "time of the last record read"),
+        stop_at=Output("string or null", "the stop time given"),
+        ended_by=Output("string", "why the roll-forward stopped"),
+        warnings=Output("list", "warnings"),
+        per_database=Output("object", "counts per database"),
+        overrides=Output("list", "overrides applied"),
+    )
+    loss_units = ("transactions",)
 
     def __init__(self, args: dict[str, Any]) -> None:
         super().__init__(args)

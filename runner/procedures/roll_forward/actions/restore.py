@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from runner.contract import Check, StepContext
+from runner.contract import Check, Output, StepContext, declare_outputs
 from runner.errors import StepFailed
 from runner.procedures.roll_forward.actions.base import (
     DatabaseInUse,
@@ -30,6 +30,9 @@ class Restore(RollForwardAction):
     name = "rollforward.restore"
     summary = "restore databases from their backup copies, keeping a copy of the damaged ones"
     destructive = True
+    outputs = declare_outputs(
+        restored=Output("object", "each database restored, by name"),
+    )
 
     def databases(self, site: Site) -> dict[str, str]:
         out = super().databases(site)
