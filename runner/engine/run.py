@@ -19,13 +19,14 @@ from pathlib import Path
 from loguru import logger
 
 from runner import clock
-from runner.engine import claims, journal
+from runner.engine import claims, journal, lock
 from runner.engine.journal import RunRecord, RunState
 from runner.engine.lock import SiteLock, current_user
 from runner.engine.plan import PlanResult, fingerprint_digest, load_plan_file, make_plan
+from runner.engine.preflight import preflight, refuse_if_any
 from runner.engine.request import run_key
 from runner.engine.session import Request, Session, StepOutcome
-from runner.errors import ConfirmationRequired, RecoverError
+from runner.errors import ConfirmationRequired, RecoverError, SiteLocked
 
 
 @dataclass
@@ -56,8 +57,10 @@ def execute_run(
         # Refuse before creating anything in the site (not even .recover/).
         peeked, peeked_records = journal.peek(site.state_dir / "journal.sqlite", run_key(request))
         if peeked is None or peeked.state != RunState.DONE:
+            _check_inputs(request, peeked_records)
             _confirm_destructive(request, peeked_records, yes=yes, confirm=confirm)
     else:
+        _check_inputs(request, {})
         _confirm_destructive(request, {}, yes=yes, confirm=confirm)
     with SiteLock(site.state_dir, f"recover run {request.playbook.name}"):
         journal_path = site.state_dir / "journal.sqlite"
@@ -118,6 +121,17 @@ def execute_run(
             return RunResult(run_id, RunState.DONE, outcomes, latest is not None, log_path)
         finally:
             logger.remove(sink)
+
+
+def _check_inputs(request: Request, records: dict[str, journal.StepRecord]) -> None:
+    """Every pending step's inputs, before the first one changes anything: a run
+    that would fail on them is refused whole (runner.engine.preflight)."""
+    try:
+        with lock.reading(request.site.state_dir):
+            problems = preflight(request, records, clock.now())
+    except SiteLocked:
+        return  # taking the run's own lock refuses, naming the holder
+    refuse_if_any(problems)
 
 
 def _confirm_destructive(

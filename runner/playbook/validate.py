@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
+STEP_REF = _STEP_REF  # what marks a value known only once earlier steps ran
 RESERVED_NAMES = {"steps"}
 
 

@@ -28,7 +28,7 @@ from runner.procedures.roll_forward.catalog import (
     valid_name,
     write_flags,
 )
-from runner.procedures.roll_forward.logset import LogSet, scan_log_set
+from runner.procedures.roll_forward.logset import LogSet, present_files, scan_log_set
 from runner.procedures.roll_forward.media import iso_stamp, iso_us, to_us
 from runner.procedures.roll_forward.reader import Options, ReplayState
 from runner.procedures.roll_forward.replay import Replay
@@ -67,6 +67,32 @@ class Recover(RollForwardAction):
     def __init__(self, args: dict[str, Any]) -> None:
         super().__init__(args)
         self._logset: LogSet | None = None
+
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """stop_at parses and the log set has files, before a run's first step
+        (which of them the roll forward starts in depends on the restored
+        databases: its own checks look at that)."""
+        yield self._stop_at_check()
+        set_name = str(self.args.get("log_set", ""))
+        if set_name and not present_files(ctx.media, set_name):
+            yield Check(
+                f"log set {set_name} is present",
+                False,
+                f"no file of log set {set_name!r} in logs/ (looked for logs/{set_name}.<n>.log)",
+                fix="check the log_set argument, or copy the log files into logs/",
+            )
+
+    def _stop_at_check(self) -> Check:
+        try:
+            parse_stop(self.args.get("stop_at"))
+            return Check("stop_at is a date-time with a time zone", True)
+        except ValueError as exc:
+            return Check(
+                "stop_at is a date-time with a time zone",
+                False,
+                f"stop_at {self.args.get('stop_at')!r}: {exc}",
+                fix="write it like 2026-01-02T03:04:05+00:00",
+            )
 
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Each database exists, stop_at parses, the log set is intact (scanned

@@ -38,6 +38,10 @@ class Restore(RollForwardAction):
                 out[backup_alias(name)] = backup_rel(name)
         return out
 
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """The backups (no step changes them), before a run's first step."""
+        return self.own_checks(ctx)
+
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         """The backup of each database is there and has a stamp (the database
         itself may be missing: its backup file is then copied in)."""
