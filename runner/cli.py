@@ -161,7 +161,10 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+            raise UsageError(
+                f"--param {item!r} is not NAME=VALUE",
+                fix="write --param NAME=VALUE, with NAME from the playbook's params: section",
+            )
         result[name.strip()] = value
     return result
 

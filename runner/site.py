@@ -80,9 +80,20 @@ class Site:
         full = self.root / clean_relpath(rel, what=what)
         real = self._real_dir(full.parent)
         if full.is_symlink() or not self._inside(real):
-            real = full.resolve()
+            try:
+                real = full.resolve()
+            except (RuntimeError, OSError) as exc:  # a link loop (Python 3.11: RuntimeError)
+                raise SiteError(
+                    f"{what} {os.fspath(rel)!r} cannot be resolved: a symbolic link loop",
+                    fix=f"replace the link at {os.fspath(rel)!r} (or a directory above it) "
+                    "with the real file or directory",
+                ) from exc
         if not self._inside(real):
-            raise SiteError(f"{what} {os.fspath(rel)!r} resolves outside the site via a link")
+            raise SiteError(
+                f"{what} {os.fspath(rel)!r} resolves outside the site via a link",
+                fix=f"replace the link at {os.fspath(rel)!r} (or a directory above it) with "
+                "the real file or directory inside the site",
+            )
         return full
 
     def _inside(self, real: Path) -> bool:
@@ -102,7 +113,13 @@ class Site:
         probe = directory
         while not probe.exists() and probe != self.root and probe != probe.parent:
             probe = probe.parent
-        real = probe.resolve()
+        try:
+            real = probe.resolve()
+        except (RuntimeError, OSError) as exc:
+            raise SiteError(
+                f"{directory} cannot be resolved: a symbolic link loop",
+                fix="replace the looping link with the real directory",
+            ) from exc
         if probe == directory and self._inside(real):
             self._real_dirs[directory] = real
         return real

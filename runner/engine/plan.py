@@ -23,7 +23,7 @@ from runner.engine import journal, lock
 from runner.engine.fingerprint import describe_differences, fingerprint
 from runner.engine.journal import RunState, StepState
 from runner.engine.loss import LossTally
-from runner.engine.preflight import StepProblems, preflight
+from runner.engine.preflight import preflight
 from runner.engine.request import run_key
 from runner.engine.session import Request, Session, StepOutcome, copy_database
 from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, StalePlan
@@ -166,30 +166,11 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
             records=records,
             scratch=scratch,
         )
-        problems = preflight(request, dict(records), moment)
+        session.blocked = {p.step.id: p.failed for p in preflight(request, dict(records), moment)}
         outcomes = session.execute(keep_going=True, on_step=on_step)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _add_preflight(outcomes, problems)
     return PlanResult(request, outcomes, prints, run_state, moment)
-
-
-def _add_preflight(outcomes: list[StepOutcome], problems: list[StepProblems]) -> None:
-    """Show what `run` would refuse before its first step: each problem on its
-    step, which fails the plan even when the dry run got past it (a step whose
-    `when` turned false on the copies, say), so plan and run agree."""
-    by_step = {p.step.id: p.failed for p in problems}
-    for outcome in outcomes:
-        failed = by_step.get(outcome.step.id)
-        if not failed:
-            continue
-        shown = {(c.name, c.detail) for c in outcome.checks}
-        outcome.checks = [c for c in failed if (c.name, c.detail) not in shown] + outcome.checks
-        if outcome.record.state not in (StepState.FAILED, StepState.REFUSED):
-            outcome.record.state = StepState.FAILED
-            outcome.record.error = f"step {outcome.step.id!r} would fail before any step ran: " + (
-                "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed)
-            )
 
 
 def fingerprint_digest(prints: dict[str, str]) -> str:

@@ -67,7 +67,9 @@ def preflight(
             checks = [*_path_checks(args, schema, site)]
             if not checks:
                 state = record.state_data if record is not None else {}
-                checks += _step_checks(action, site, media, reports, step, now, state)
+                checks += _step_checks(
+                    action, site, media, reports, step, now, state, request.confirmations
+                )
             failed = [c for c in checks if not c.ok]
             if failed:
                 out.append(StepProblems(step, failed))
@@ -164,6 +166,7 @@ def _step_checks(
     step: Step,
     now: datetime,
     state: dict[str, Any],
+    confirmations: set[str],
 ) -> Iterator[Check]:
     try:
         databases = action.databases(site)
@@ -190,7 +193,7 @@ def _step_checks(
             now=now,
             run_id="preflight",
             record=record,
-            confirmations=set(),
+            confirmations=confirmations,
             reports=reports,
             on_checkpoint=_no_checkpoint,
             claims=ReportClaims(None),

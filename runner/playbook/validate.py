@@ -110,8 +110,29 @@ def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, lis
                 fix="check the path; playbooks usually live in playbooks/",
             )
         ]
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [Diagnostic(file, 1, 1, f"cannot read playbook: {exc}")]
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        col = exc.start - (exc.object.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Diagnostic(
+                file,
+                line,
+                col,
+                f"the playbook is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
+                f"at line {line}, column {col}",
+                fix="save the playbook as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)",
+            )
+        ]
+    except OSError as exc:
+        return None, [
+            Diagnostic(
+                file,
+                1,
+                1,
+                f"cannot read playbook: {exc.strerror or exc}",
+                fix="check the path and its permissions; give a regular file",
+            )
+        ]
     try:
         raw, problems = load_positioned(text)
     except YamlSyntaxError as exc:

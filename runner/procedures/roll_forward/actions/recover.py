@@ -21,6 +21,8 @@ from runner.procedures.roll_forward.catalog import (
     Flags,
     OnlineBackup,
     alias_for,
+    backup_alias,
+    backup_rel,
     database_rel,
     ensure_recovery_table,
     read_flags,
@@ -28,10 +30,11 @@ from runner.procedures.roll_forward.catalog import (
     valid_name,
     write_flags,
 )
-from runner.procedures.roll_forward.logset import LogSet, present_files, scan_log_set
+from runner.procedures.roll_forward.logset import LogSet, scan_log_set
 from runner.procedures.roll_forward.media import iso_stamp, iso_us, to_us
 from runner.procedures.roll_forward.reader import Options, ReplayState
 from runner.procedures.roll_forward.replay import Replay
+from runner.site import Site
 
 
 class StampMismatch(SafetyRefusal):
@@ -68,19 +71,39 @@ class Recover(RollForwardAction):
         super().__init__(args)
         self._logset: LogSet | None = None
 
+    def databases(self, site: Site) -> dict[str, str]:
+        """The databases, and the backups they are restored from: where the roll
+        forward starts in the log (an online copy's point) is known from the
+        backups before the restore step has run (see preflight)."""
+        out = super().databases(site)
+        for name in self.names():
+            if valid_name(name) and site.path(backup_rel(name)).exists():
+                out[backup_alias(name)] = backup_rel(name)
+        return out
+
     def preflight(self, ctx: StepContext) -> Iterator[Check]:
-        """stop_at parses and the log set has files, before a run's first step
-        (which of them the roll forward starts in depends on the restored
-        databases: its own checks look at that)."""
+        """stop_at parses and the log set is intact from the file the roll forward
+        starts in (the backups' online point, else file 1), before a run's
+        first step: a log that cannot be replayed refuses the run whole."""
         yield self._stop_at_check()
         set_name = str(self.args.get("log_set", ""))
-        if set_name and not present_files(ctx.media, set_name):
-            yield Check(
-                f"log set {set_name} is present",
-                False,
-                f"no file of log set {set_name!r} in logs/ (looked for logs/{set_name}.<n>.log)",
-                fix="check the log_set argument, or copy the log files into logs/",
-            )
+        if not set_name:
+            return
+        points: set[OnlineBackup | None] = set()
+        for name in self.names():
+            if not valid_name(name) or not ctx.media.exists(backup_rel(name)):
+                points.add(None)
+                continue
+            try:
+                flags = read_flags(ctx.db, backup_alias(name), backup_rel(name))
+                points.add(read_online_backup(ctx.db, backup_alias(name), flags))
+            except (MediaError, sqlite3.Error):
+                points.add(None)  # the restore step's checks name the backup
+        point = next(iter(points)) if len(points) == 1 else None
+        try:
+            scan_log_set(ctx.media, set_name, point.log_file if point is not None else 1)
+        except MediaError as exc:
+            yield Check(f"log set {set_name} is intact", False, exc.message, fix=exc.fix)
 
     def _stop_at_check(self) -> Check:
         try:
