@@ -39,7 +39,10 @@ def safe_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosi
     """Normalise a site-relative path, refusing absolute paths and `..` escapes."""
     text = os.fspath(rel)
     if not text or "\x00" in text:
-        raise SiteError(f"{what} {text!r} is empty or contains a NUL byte")
+        raise SiteError(
+            f"{what} {text!r} is empty or contains a NUL byte",
+            fix="give a path relative to the site directory, without NUL bytes",
+        )
     posix = PurePosixPath(text.replace("\\", "/"))
     if posix.is_absolute() or (len(text) > 1 and text[1] == ":"):
         raise SiteError(
@@ -59,9 +62,15 @@ def safe_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosi
             continue
         parts.append(part)
     if not parts:
-        raise SiteError(f"{what} {text!r} names the site directory itself")
+        raise SiteError(
+            f"{what} {text!r} names the site directory itself",
+            fix="name a file inside the site directory",
+        )
     if parts[0] == STATE_DIR:
-        raise SiteError(f"{what} {text!r} points into the runner's state directory")
+        raise SiteError(
+            f"{what} {text!r} points into the runner's state directory",
+            fix=f"choose a path outside {STATE_DIR}/ (it holds the journal and the lock)",
+        )
     return PurePosixPath(*parts)
 
 

@@ -56,6 +56,8 @@ class Procedure:
     media: tuple[str, ...]
     #: catalog tables whose loss the playbook cannot work without
     tables: tuple[str, ...] = ()
+    #: the run clock (RECOVER_NOW) under which the shipped playbook succeeds on the site
+    clock: str = NOW
 
 
 PROCEDURES = (
@@ -90,6 +92,7 @@ PROCEDURES = (
         name="cases",
         playbook="case-archive.yaml",
         world=("cases", "--hours", "16"),
+        clock="2026-03-10T20:00:00+00:00",  # inside the site's tape access window
         int_param="",
         str_param="session",
         path_param=None,
@@ -126,6 +129,7 @@ PROCEDURES = (
         name="pools",
         playbook="pool-container-fix.yaml",
         world=("pools", "--elements", "30"),
+        clock="2026-01-15T12:00:00+00:00",  # the repository's present
         int_param="batch_size",
         str_param="since",
         path_param=None,
@@ -212,6 +216,9 @@ TEXT_EDITS: dict[str, TextEdit] = {
     "type-unknown-top-level-key": _append("\nextra_key: 1\n"),
     "huge-int-5000-digits": _replace("version: 1\n", "version: " + "9" * 5000 + "\n"),
     "huge-int-sqlite": _replace("version: 1\n", "version: 99999999999999999999\n"),
+    "path-report-dotdot": _replace("reports", "../../reports"),
+    "path-report-absolute": _replace("reports", "/tmp/reports"),
+    "path-report-state-dir": _replace("reports", ".recover/reports"),
     "template-python-internals": _replace(
         '"{{ ', "\"{{ ''.__class__.__mro__[1].__subclasses__() }}{{ ", 1
     ),
@@ -385,8 +392,26 @@ def _slug(rel: str) -> str:
     return rel.replace("/", "_").replace(".", "_")
 
 
+def _reports_elsewhere(site: Path) -> None:
+    """`reports/` becomes a link to a directory outside the site."""
+    outside = site.parent / "outside-reports"
+    outside.mkdir()
+    if (site / "reports").exists():
+        shutil.rmtree(site / "reports")
+    (site / "reports").symlink_to(outside)
+
+
+def _reports_a_file(site: Path) -> None:
+    if (site / "reports").exists():
+        shutil.rmtree(site / "reports")
+    (site / "reports").write_text("a file where the reports directory belongs\n")
+
+
 def _site_cases(proc: Procedure) -> dict[str, tuple[SiteEdit, bool]]:
-    out: dict[str, tuple[SiteEdit, bool]] = {}
+    out: dict[str, tuple[SiteEdit, bool]] = {
+        "reports-dir-link-leaving-site": (_reports_elsewhere, False),
+        "reports-dir-a-file": (_reports_a_file, False),
+    }
     for index, rel in enumerate(dict.fromkeys((*proc.catalogs, *proc.media))):
         kind = "catalog" if rel in proc.catalogs else "media"
         out |= _file_edits(rel, f"{kind}-{_slug(rel)}", special=index == 0)
@@ -548,8 +573,8 @@ def _run_in_process(args: list[str]) -> Outcome:
     return Outcome(result.exit_code, result.output, seconds)
 
 
-def _run_as_process(args: list[str]) -> Outcome:
-    env = process_env(RECOVER_NOW=NOW)
+def _run_as_process(args: list[str], clock: str) -> Outcome:
+    env = process_env(RECOVER_NOW=clock)
     env.pop("RECOVER_EXTRA_PROCEDURES", None)
     started = time.monotonic()
     try:
@@ -594,7 +619,8 @@ def test_bad_input_ends_cleanly_and_changes_nothing(
             args += ["--param", param]
     if case.command == "run":
         args.append("--yes")
-    outcome = _run_as_process(args) if case.process else _run_in_process(args)
+    monkeypatch.setenv("RECOVER_NOW", proc.clock)
+    outcome = _run_as_process(args, proc.clock) if case.process else _run_in_process(args)
 
     assert outcome.exit_code in (1, 2, 3), outcome.output
     assert outcome.seconds < HANG_SECONDS, f"took {outcome.seconds:.1f} s"
@@ -611,6 +637,23 @@ def _fill_the_disk(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
 
     monkeypatch.setattr(media, "_create_fresh", full)
+
+
+@pytest.mark.parametrize("name", [p.name for p in PROCEDURES])
+def test_the_shipped_playbook_succeeds_on_the_unbroken_site(
+    name: str, base_sites: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each case's failure is its bad input's doing: without it, validate, plan
+    and run succeed on a copy of the same site under the same clock."""
+    proc = BY_NAME[name]
+    monkeypatch.setenv("RECOVER_NOW", proc.clock)
+    site = tmp_path / "site"
+    shutil.copytree(base_sites[name], site, symlinks=True)
+    playbook = PLAYBOOKS_DIR / proc.playbook
+    assert invoke("validate", playbook).exit_code == 0
+    for command in (["plan"], ["run", "--yes"]):
+        result = invoke(command[0], playbook, "--site", site, *command[1:])
+        assert result.exit_code == 0, result.output
 
 
 def test_the_corpus_is_large_and_covers_every_procedure_and_command() -> None:

@@ -76,6 +76,8 @@ class StepOutcome:
     #: what an interrupted attempt of this step had committed before this one went on
     #: (its counts are included in `record`'s, which are the step's totals)
     before: StepRecord | None = None
+    #: how to fix what ended the step (a plan shows it under the step's error)
+    fix: str | None = None
 
 
 class Session:
@@ -135,6 +137,7 @@ class Session:
                             else StepState.FAILED
                         )
                         record.error = exc.message
+                        outcome.fix = exc.fix
                         if not keep_going:
                             raise
                 if on_step is not None:

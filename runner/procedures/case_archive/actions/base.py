@@ -120,13 +120,18 @@ class CaseAction(Action):
         yield from shape
         if not all(c.ok for c in shape):
             return
-        problems = settings_problems(Settings(ctx.db))
+        settings = Settings(ctx.db)
+        problems = settings_problems(settings)
         yield check(
             "settings are valid",
             not problems,
             "; ".join(problems),
             fix="correct the settings table (see docs/case_archive.md)",
         )
+        if not problems and self.tape_access:
+            # Outside the window now, a tape step would be refused after the
+            # steps before it (a store) had changed the site: refuse the run.
+            yield window_check(settings.text("tape_window"))
 
     def shared_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Catalog, settings and, for tape actions, the access window: the
