@@ -15,7 +15,7 @@ import sys
 import tempfile
 import traceback
 from datetime import UTC, datetime
-from errno import EDQUOT, ENOSPC, EROFS
+from errno import EDQUOT, ENAMETOOLONG, ENOSPC, EROFS
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,11 @@ def _environment_problem(exc: OSError | sqlite3.Error) -> RecoverError | None:
         return RecoverError(
             f"no space left on device{where}",
             fix="free space and run the same command again; it resumes where it stopped",
+        )
+    if errno == ENAMETOOLONG:
+        return RecoverError(
+            f"a file name is too long for the file system{where}",
+            fix="give shorter names in the playbook's paths and params (at most 255 bytes a name)",
         )
     if errno == EROFS or name.startswith("SQLITE_READONLY"):
         return RecoverError(

@@ -219,6 +219,7 @@ TEXT_EDITS: dict[str, TextEdit] = {
     "path-report-dotdot": _replace("reports", "../../reports"),
     "path-report-absolute": _replace("reports", "/tmp/reports"),
     "path-report-state-dir": _replace("reports", ".recover/reports"),
+    "path-report-name-too-long": _replace("reports", "reports/" + "x" * 300),
     "template-python-internals": _replace(
         '"{{ ', "\"{{ ''.__class__.__mro__[1].__subclasses__() }}{{ ", 1
     ),
@@ -260,6 +261,7 @@ def _param_cases(proc: Procedure) -> dict[str, tuple[str, ...]]:
             "path-dotdot": (f"{proc.path_param}=../outside.txt",),
             "path-state-dir": (f"{proc.path_param}=.recover/x",),
             "path-backslash": (f"{proc.path_param}=..\\..\\x",),
+            "path-name-too-long": (f"{proc.path_param}=reports/{'x' * 300}",),
         }
     return out
 

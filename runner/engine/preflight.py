@@ -13,6 +13,7 @@ read-only and media through a dry-run store.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 from collections.abc import Iterable, Iterator
@@ -36,6 +37,8 @@ from runner.playbook.validate import STEP_REF, known_args
 from runner.site import Site
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+_PATH_MAX = 4096
 
 
 @dataclass
@@ -121,6 +124,22 @@ def _path_checks(args: dict[str, Any], schema: dict[str, Any], site: Site) -> It
             path = site.path(value, what=key)
         except RecoverError as exc:
             yield Check(f"{key} stays inside the site", False, exc.message, exc.fix)
+            continue
+        long_name = next((p for p in value.split("/") if len(os.fsencode(p)) > _NAME_MAX), None)
+        if long_name is not None or len(os.fsencode(str(path))) > _PATH_MAX:
+            yield Check(
+                f"{key} is not too long",
+                False,
+                f"{value[:60]}...: "
+                + (
+                    f"a name of {len(os.fsencode(long_name)):,} bytes"
+                    if long_name is not None
+                    else f"a path of {len(os.fsencode(str(path))):,} bytes"
+                )
+                + " (the file system takes at most "
+                + f"{_NAME_MAX} bytes a name, {_PATH_MAX:,} a path)",
+                f"give a shorter {key}",
+            )
             continue
         blocked = _blocking_file(site.root, path)
         if blocked is not None:

@@ -38,9 +38,20 @@ STEP_REF = _STEP_REF  # what marks a value known only once earlier steps ran
 RESERVED_NAMES = {"steps"}
 
 
+#: the longest file name (in bytes) the file systems the runner serves take
+NAME_MAX = 255
+
+
 def _is_site_path(value: object) -> bool:
     if isinstance(value, str) and not has_template(value):
-        safe_relpath(value)
+        for part in safe_relpath(value).parts:
+            if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+                raise SiteError(
+                    f"path {value[:60]!r}... has a name of "
+                    f"{len(part.encode('utf-8', 'surrogateescape')):,} bytes, longer than a "
+                    f"file system takes ({NAME_MAX})",
+                    fix=f"give names of at most {NAME_MAX} bytes",
+                )
     return True
 
 
@@ -230,7 +241,8 @@ def _report_schema_error(
         out.add(
             path,
             str(cause.message if isinstance(cause, SiteError) else error.message),
-            "use a path relative to the site, without '..' or a leading '/'",
+            (cause.fix if isinstance(cause, SiteError) and cause.fix else None)
+            or "use a path relative to the site, without '..' or a leading '/'",
         )
         return
     out.add(path, error.message, _fix_for(error))
