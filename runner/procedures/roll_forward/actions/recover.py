@@ -85,6 +85,7 @@ class Recover(RollForwardAction):
         """stop_at parses and the log set is intact from the file the roll forward
         starts in (the backups' online point, else file 1), before a run's
         first step: a log that cannot be replayed refuses the run whole."""
+        yield from super().preflight(ctx)
         yield self._stop_at_check()
         set_name = str(self.args.get("log_set", ""))
         if not set_name:

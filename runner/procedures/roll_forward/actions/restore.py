@@ -39,8 +39,12 @@ class Restore(RollForwardAction):
         return out
 
     def preflight(self, ctx: StepContext) -> Iterator[Check]:
-        """The backups (no step changes them), before a run's first step."""
-        return self.own_checks(ctx)
+        """Unknown databases, then the backups (no step changes them), before a
+        run's first step."""
+        unknown = list(super().preflight(ctx))
+        yield from unknown
+        if not unknown:
+            yield from self.own_checks(ctx)
 
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         """The backup of each database is there and has a stamp (the database
