@@ -60,6 +60,9 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str | None = None
+    #: failing is a safety gate's refusal (exit 3: a confirmation is missing), not
+    #: a failed precondition (exit 1); used by preflight checks
+    refusal: bool = False
 
 
 def tables_check(

@@ -30,7 +30,7 @@ from runner.engine.journal import StepRecord
 from runner.engine.media import MediaStore
 from runner.engine.reports import make_environment
 from runner.engine.session import Request
-from runner.errors import PreconditionFailed, RecoverError
+from runner.errors import PreconditionFailed, RecoverError, SafetyRefusal
 from runner.playbook.model import Step
 from runner.playbook.template import TemplateProblem, has_template, render_value
 from runner.playbook.validate import STEP_REF, known_args
@@ -102,7 +102,8 @@ def refuse_if_any(problems: list[StepProblems]) -> None:
             f"step {ids[0]!r}{later} would fail: {name}" + (f": {detail}" if detail else "")
         )
     first = problems[0]
-    raise PreconditionFailed(
+    refused = all(c.refusal for p in problems for c in p.failed)
+    raise (SafetyRefusal if refused else PreconditionFailed)(
         "\n  ".join(lines) + "\n  nothing was changed: this was found before the first step ran",
         fix=next((fix for fix in fixes.values() if fix), None)
         or f"correct the site or the params for step {first.step.id!r}, then run again",

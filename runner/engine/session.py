@@ -151,7 +151,8 @@ class Session:
         blocked = self.blocked.get(step.id)
         if blocked:
             outcome.checks = list(blocked)
-            raise PreconditionFailed(
+            refused = all(c.refusal for c in blocked)
+            raise (SafetyRefusal if refused else PreconditionFailed)(
                 f"step {step.id!r} would fail before any step ran: "
                 + "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in blocked),
                 fix=next((c.fix for c in blocked if c.fix), None),

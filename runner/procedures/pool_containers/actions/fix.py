@@ -54,6 +54,7 @@ class FixPools(PoolsAction):
                 f"the window starts {win.since.isoformat()}, more than a week before now",
                 fix=f"if that much loss is acceptable, add {window.CONFIRM_KEY} to the "
                 f"playbook's safety.confirm or pass --confirm {window.CONFIRM_KEY}",
+                refusal=True,
             )
 
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
