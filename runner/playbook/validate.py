@@ -42,11 +42,16 @@ RESERVED_NAMES = {"steps"}
 NAME_MAX = 255
 
 
+class _NameTooLong(SiteError):
+    """A site path with a name no file system takes: its own fix, not the
+    generic one for paths that leave the site."""
+
+
 def _is_site_path(value: object) -> bool:
     if isinstance(value, str) and not has_template(value):
         for part in safe_relpath(value).parts:
             if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
-                raise SiteError(
+                raise _NameTooLong(
                     f"path {value[:60]!r}... has a name of "
                     f"{len(part.encode('utf-8', 'surrogateescape')):,} bytes, longer than a "
                     f"file system takes ({NAME_MAX})",
@@ -241,7 +246,7 @@ def _report_schema_error(
         out.add(
             path,
             str(cause.message if isinstance(cause, SiteError) else error.message),
-            (cause.fix if isinstance(cause, SiteError) and cause.fix else None)
+            (cause.fix if isinstance(cause, _NameTooLong) else None)
             or "use a path relative to the site, without '..' or a leading '/'",
         )
         return
