@@ -22,7 +22,7 @@ import tempfile
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from errno import EDQUOT, ENOSPC, EROFS
+from errno import EDQUOT, ENAMETOOLONG, ENOSPC, EROFS
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -124,6 +124,11 @@ def _environment_problem(exc: OSError | sqlite3.Error) -> RecoverError | None:
         return RecoverError(
             f"no space left on device{where}",
             fix="free space and run the same command again; it resumes where it stopped",
+        )
+    if errno == ENAMETOOLONG:
+        return RecoverError(
+            f"a file name is too long for the file system{where}",
+            fix="give shorter names in the playbook's paths and params (at most 255 bytes a name)",
         )
     if errno == EROFS or name.startswith("SQLITE_READONLY"):
         return RecoverError(
@@ -286,7 +291,10 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+            raise UsageError(
+                f"--param {item!r} is not NAME=VALUE",
+                fix="write --param NAME=VALUE, with NAME from the playbook's params: section",
+            )
         if value.startswith("@@"):
             value = value[1:]
         elif value.startswith("@"):

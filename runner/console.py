@@ -73,6 +73,9 @@ def describe_step(outcome: StepOutcome, *, planning: bool, show_error: bool = Tr
         lines.append(f"      {prefix}{note.get('text')}")
     if rec.error and show_error:
         lines.append(f"      error: {rec.error}")
+        fixes_shown = {check.fix for check in outcome.checks if not check.ok}
+        if outcome.fix and outcome.fix not in fixes_shown:
+            lines.append(f"           fix: {outcome.fix}")
     return lines
 
 

@@ -16,6 +16,10 @@ schema folder, or inline as `args_schema`), and two methods:
   `Check` (plan reports every failed one; run refuses the step). The flow is
   the same for every action: the procedure's `shared_checks` first, then the
   action's `own_checks`, which run only when the shared ones hold;
+- `preflight(ctx)` yields what the step needs that no earlier step provides
+  (its tables, its media, its backups): checked for every pending step before
+  a run's first step changes anything, so a run that would fail on its
+  inputs changes nothing;
 - `run(ctx)` does the work. The same code serves the dry run: there
   `ctx.dry_run` is true, attached catalogs are scratch copies and media writes
   land in an overlay, so nothing under the site changes.
@@ -57,6 +61,9 @@ class Check:
     ok: bool
     detail: str = ""
     fix: str | None = None
+    #: failing is a safety gate's refusal (exit 3: a confirmation is missing), not
+    #: a failed precondition (exit 1); used by preflight checks
+    refusal: bool = False
 
 
 def tables_check(
@@ -69,6 +76,160 @@ def tables_check(
     }
     missing = [t for t in tables if t not in have]
     return Check(name, not missing, f"missing tables: {', '.join(missing)}" if missing else "", fix)
+
+
+def catalog_shape_checks(
+    db: sqlite3.Connection, ddl: str, *, what: str, fix: str, alias: str = "catalog"
+) -> list[Check]:
+    """Whether the attached catalog has every table and column `ddl` creates, and
+    holds values of the declared types (an INTEGER column only integers, a
+    TEXT column only text; NULL aside): what a step's SQL and Python rely on.
+
+    A failed check names the table (and the first bad row) and says `fix`.
+    Each catalog is scanned once per content (the result is kept by file,
+    size and modification time), so the steps of one run share one scan.
+    """
+    reference = sqlite3.connect(":memory:")
+    try:
+        reference.executescript(ddl)
+        wanted = {
+            table: [
+                (col[1], str(col[2]).upper())
+                for col in reference.execute("SELECT * FROM pragma_table_info(?)", (table,))
+            ]
+            for (table,) in reference.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid"
+            )
+        }
+    finally:
+        reference.close()
+    key = _catalog_key(db, alias, ddl)
+    if key is not None and key in _SHAPES:
+        return _SHAPES[key]
+    have = {
+        row[0] for row in db.execute(f"SELECT name FROM {alias}.sqlite_master WHERE type = 'table'")
+    }
+    missing = [t for t in wanted if t not in have]
+    checks = [
+        Check(
+            f"{what} has its tables",
+            not missing,
+            f"missing tables: {', '.join(missing)}" if missing else "",
+            fix,
+        )
+    ]
+    if not missing:
+        checks += _column_checks(db, alias, wanted, what, fix)
+    if key is not None:
+        _SHAPES[key] = checks
+    return checks
+
+
+_SHAPES: dict[tuple[str, int, int, str], list[Check]] = {}
+
+#: the storage classes a declared type admits (SQLite's affinity rules)
+_ADMITS = (
+    ("INT", ("integer",)),
+    ("CHAR", ("text",)),
+    ("CLOB", ("text",)),
+    ("TEXT", ("text",)),
+    ("REAL", ("real", "integer")),
+    ("FLOA", ("real", "integer")),
+    ("DOUB", ("real", "integer")),
+)
+
+
+def _admitted(declared: str) -> tuple[str, ...] | None:
+    for marker, kinds in _ADMITS:
+        if marker in declared:
+            return kinds
+    return None  # BLOB, NUMERIC or no type: anything goes
+
+
+def _catalog_key(db: sqlite3.Connection, alias: str, ddl: str) -> tuple[str, int, int, str] | None:
+    for _seq, name, file in db.execute("PRAGMA database_list"):
+        if name == alias and file:
+            try:
+                info = Path(file).stat()
+            except OSError:
+                return None
+            return (file, info.st_size, info.st_mtime_ns, ddl)
+    return None
+
+
+def _column_checks(
+    db: sqlite3.Connection,
+    alias: str,
+    wanted: dict[str, list[tuple[str, str]]],
+    what: str,
+    fix: str,
+) -> list[Check]:
+    checks = []
+    for table, columns in wanted.items():
+        present = [row[1] for row in db.execute(f'PRAGMA {alias}.table_info("{table}")')]
+        absent = [name for name, _type in columns if name not in present]
+        if absent:
+            checks.append(
+                Check(
+                    f"{what} table {table} has its columns",
+                    False,
+                    f"table {table} lacks column(s) {', '.join(absent)}",
+                    fix,
+                )
+            )
+            continue
+        typed = [(name, kinds) for name, kind in columns if (kinds := _admitted(kind))]
+        if not typed:
+            continue
+        condition = " OR ".join(
+            f'typeof("{name}") NOT IN ({", ".join(repr(k) for k in (*kinds, "null"))})'
+            for name, kinds in typed
+        )
+        try:
+            row = db.execute(
+                f'SELECT rowid, * FROM {alias}."{table}" WHERE {condition} LIMIT 1'
+            ).fetchone()
+        except sqlite3.OperationalError:  # a WITHOUT ROWID table
+            row = db.execute(
+                f'SELECT NULL, * FROM {alias}."{table}" WHERE {condition} LIMIT 1'
+            ).fetchone()
+        if row is None:
+            continue
+        values = dict(zip(present, row[1:], strict=False))
+        bad = next(
+            (name, kinds)
+            for name, kinds in typed
+            if _storage_class(values.get(name)) not in (*kinds, "null")
+        )
+        checks.append(
+            Check(
+                f"{what} table {table} holds values of the right types",
+                False,
+                f"table {table}, row {row[0]}: column {bad[0]} holds "
+                f"{_storage_class(values.get(bad[0]))} {_shown(values.get(bad[0]))}, "
+                f"expected {' or '.join(bad[1])}",
+                f"correct row {row[0]} of table {table} (column {bad[0]}), "
+                "or restore the catalog from a backup",
+            )
+        )
+    return checks
+
+
+def _storage_class(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, bytes):
+        return "blob"
+    return "text"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass
@@ -193,6 +354,20 @@ class Action:
         if all(check.ok for check in shared):
             return [*shared, *self.own_checks(ctx)]
         return shared
+
+    def preflight(self, ctx: StepContext) -> Iterable[Check]:
+        """What this step needs that no earlier step provides, checked before a
+        run's first step changes anything (and reported by plan): tables and
+        columns, media present and of the right kind, backups, logs.
+
+        Only what earlier steps of the playbook cannot change belongs here (a
+        volume's online state, a crash flag, a file another step writes do
+        not). `self.args` holds what the params tell: arguments that depend on
+        earlier steps' outputs are missing. The engine has already checked
+        the arguments, the site paths and that each catalog is a whole,
+        readable SQLite file (runner.engine.preflight). Default: nothing more.
+        """
+        return ()
 
     def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
         """What every action of the procedure needs; its base action overrides this."""

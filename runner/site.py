@@ -39,7 +39,10 @@ def safe_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosi
     """Normalise a site-relative path, refusing absolute paths and `..` escapes."""
     text = os.fspath(rel)
     if not text or "\x00" in text:
-        raise SiteError(f"{what} {text!r} is empty or contains a NUL byte")
+        raise SiteError(
+            f"{what} {text!r} is empty or contains a NUL byte",
+            fix="give a path relative to the site directory, without NUL bytes",
+        )
     posix = PurePosixPath(text.replace("\\", "/"))
     if posix.is_absolute() or (len(text) > 1 and text[1] == ":"):
         raise SiteError(
@@ -59,9 +62,15 @@ def safe_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosi
             continue
         parts.append(part)
     if not parts:
-        raise SiteError(f"{what} {text!r} names the site directory itself")
+        raise SiteError(
+            f"{what} {text!r} names the site directory itself",
+            fix="name a file inside the site directory",
+        )
     if parts[0] == STATE_DIR:
-        raise SiteError(f"{what} {text!r} points into the runner's state directory")
+        raise SiteError(
+            f"{what} {text!r} points into the runner's state directory",
+            fix=f"choose a path outside {STATE_DIR}/ (it holds the journal and the lock)",
+        )
     return PurePosixPath(*parts)
 
 
@@ -80,9 +89,20 @@ class Site:
         full = self.root / clean_relpath(rel, what=what)
         real = self._real_dir(full.parent)
         if full.is_symlink() or not self._inside(real):
-            real = full.resolve()
+            try:
+                real = full.resolve()
+            except (RuntimeError, OSError) as exc:  # a link loop (Python 3.11: RuntimeError)
+                raise SiteError(
+                    f"{what} {os.fspath(rel)!r} cannot be resolved: a symbolic link loop",
+                    fix=f"replace the link at {os.fspath(rel)!r} (or a directory above it) "
+                    "with the real file or directory",
+                ) from exc
         if not self._inside(real):
-            raise SiteError(f"{what} {os.fspath(rel)!r} resolves outside the site via a link")
+            raise SiteError(
+                f"{what} {os.fspath(rel)!r} resolves outside the site via a link",
+                fix=f"replace the link at {os.fspath(rel)!r} (or a directory above it) with "
+                "the real file or directory inside the site",
+            )
         return full
 
     def _inside(self, real: Path) -> bool:
@@ -102,7 +122,13 @@ class Site:
         probe = directory
         while not probe.exists() and probe != self.root and probe != probe.parent:
             probe = probe.parent
-        real = probe.resolve()
+        try:
+            real = probe.resolve()
+        except (RuntimeError, OSError) as exc:
+            raise SiteError(
+                f"{directory} cannot be resolved: a symbolic link loop",
+                fix="replace the looping link with the real directory",
+            ) from exc
         if probe == directory and self._inside(real):
             self._real_dirs[directory] = real
         return real

@@ -151,9 +151,15 @@ class MediaStore:
                 )
             return open(path, "rb")
         except FileNotFoundError as exc:
-            raise MediaError(f"media file {rel} is missing") from exc
+            raise MediaError(
+                f"media file {rel} is missing",
+                fix=f"put the file back at {rel} (from a backup), or check --site",
+            ) from exc
         except OSError as exc:
-            raise MediaError(f"media file {rel} cannot be read: {exc.strerror}") from exc
+            raise MediaError(
+                f"media file {rel} cannot be read: {exc.strerror}",
+                fix=f"replace {rel} with a readable regular file",
+            ) from exc
 
     def read_bytes(self, rel: str) -> bytes:
         with self.open(rel) as handle:

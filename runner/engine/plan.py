@@ -22,6 +22,7 @@ from runner.engine.fingerprint import fingerprint
 from runner.engine.journal import RunState, StepState
 from runner.engine.loss import LossTally
 from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
+from runner.engine.preflight import preflight
 from runner.engine.request import run_key
 from runner.engine.selection import borrowed_inputs
 from runner.engine.session import Request, Session, StepOutcome, copy_database
@@ -183,6 +184,7 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
             records=records,
             scratch=scratch,
         )
+        session.blocked = {p.step.id: p.failed for p in preflight(request, dict(records), moment)}
         outcomes = session.execute(keep_going=True, on_step=on_step)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

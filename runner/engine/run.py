@@ -24,10 +24,11 @@ from runner.engine.journal import RunRecord, RunState
 from runner.engine.lock import SiteLock, current_user
 from runner.engine.plan import PlanResult, make_plan
 from runner.engine.planfile import SavedPlan
+from runner.engine.preflight import preflight, refuse_if_any
 from runner.engine.request import run_key
 from runner.engine.selection import borrowed_inputs
 from runner.engine.session import Request, Session, StepOutcome
-from runner.errors import ConfirmationRequired, RecoverError, StalePlan
+from runner.errors import ConfirmationRequired, RecoverError, SiteLocked, StalePlan
 
 
 @dataclass
@@ -65,6 +66,10 @@ def execute_run(
     own = {} if peeked is None or peeked.state == RunState.DONE else peeked_records
     inputs = borrowed_inputs(journal_path, request.playbook, request.params, request.selection, own)
     if peeked is None or peeked.state != RunState.DONE:
+        # Refuse before creating anything in the site (not even .recover/); a
+        # resumed run is checked at its own clock, as its steps will run.
+        resumed_at = datetime.fromisoformat(peeked.clock) if peeked is not None else None
+        _check_inputs(request, own, resumed_at or clock.now())
         _confirm_destructive(request, own, yes=yes, confirm=confirm)
     with SiteLock(site.state_dir, f"recover run {request.playbook.name}"):
         if seen_steps is not None and planfile.journal_steps(journal_path) != seen_steps:
@@ -148,6 +153,19 @@ def _check_saved_plan(
         if recorded is not None:
             return None
         return planfile.journal_steps(request.site.state_dir / "journal.sqlite")
+
+
+def _check_inputs(
+    request: Request, records: dict[str, journal.StepRecord], moment: datetime
+) -> None:
+    """Every pending step's inputs, before the first one changes anything: a run
+    that would fail on them is refused whole (runner.engine.preflight)."""
+    try:
+        with lock.reading(request.site.state_dir):
+            problems = preflight(request, records, moment)
+    except SiteLocked:
+        return  # taking the run's own lock refuses, naming the holder
+    refuse_if_any(problems)
 
 
 def _confirm_destructive(

@@ -14,6 +14,7 @@ import copy
 import re
 import shutil
 import sqlite3
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class StepOutcome:
     #: what an interrupted attempt of this step had committed before this one went on
     #: (its counts are included in `record`'s, which are the step's totals)
     before: StepRecord | None = None
+    #: how to fix what ended the step (a plan shows it under the step's error)
+    fix: str | None = None
 
 
 class Session:
@@ -110,6 +113,9 @@ class Session:
             request.site.root / "templates", request.registry.template_folders()
         )
         self._copies: dict[str, tuple[Path, Path]] = {}
+        #: steps whose inputs already fail (runner.engine.preflight): a plan shows
+        #: them failed without running them on inputs known to be bad
+        self.blocked: dict[str, list[Check]] = {}
         self._committed = StepRecord("", 0, "")  # the current step as last committed
 
     # -- the loop ------------------------------------------------------------
@@ -142,6 +148,7 @@ class Session:
                             else StepState.FAILED
                         )
                         record.error = exc.message
+                        outcome.fix = exc.fix
                         if not keep_going:
                             if on_step is not None:
                                 on_step(outcome)  # its block shows its notes and checks
@@ -154,6 +161,15 @@ class Session:
 
     def _step(self, step: Step, cls: type[Action], outcome: StepOutcome) -> None:
         record = outcome.record
+        blocked = self.blocked.get(step.id)
+        if blocked:
+            outcome.checks = list(blocked)
+            refused = all(c.refusal for c in blocked)
+            raise (SafetyRefusal if refused else PreconditionFailed)(
+                f"step {step.id!r} would fail before any step ran: "
+                + "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in blocked),
+                fix=next((c.fix for c in blocked if c.fix), None),
+            )
         try:
             variables = self._variables()
             if step.when is not None and not self._render(step, ("when",), step.when, variables):
@@ -410,6 +426,14 @@ class Session:
                 fix="check --site and the playbook's site section",
             )
         source = self.media.path(rel)
+        with contextlib.suppress(OSError):
+            mode = source.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise MediaError(
+                    f"database {rel} is not a regular file (it is a "
+                    f"{'directory' if stat.S_ISDIR(mode) else 'special file'})",
+                    fix=f"replace {rel} with the SQLite file, or point the playbook's site at it",
+                )
         if not self.dry_run:
             return source
         assert self.scratch is not None

@@ -102,7 +102,10 @@ class Playbook:
             if close
             else ("declared params: " + (", ".join(sorted(self.params)) or "none"))
         )
-        raise UsageError(f"{source} {name}: the playbook declares no such param; {hint}")
+        raise UsageError(
+            f"{source} {name}: the playbook declares no such param; {hint}",
+            fix="use a param from the playbook's params: section",
+        )
 
 
 def check_typed(param: Param, value: Any, source: str = "param") -> Any:
@@ -131,6 +134,12 @@ def convert_param(param: Param, raw: str) -> Any:
             f"(byte 0x{ord(raw[exc.start]) & 0xFF:02x} at position {exc.start})",
             fix="give the value as UTF-8 text (check the terminal's locale, e.g. LANG=C.UTF-8)",
         ) from None
+    if "\x00" in raw:
+        raise UsageError(
+            f"--param {param.name}: the value contains a NUL byte, which no file name, "
+            "catalog or report can hold",
+            fix="give the value without the NUL byte",
+        )
     if param.type == "string":
         return raw
     try:

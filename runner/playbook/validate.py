@@ -36,12 +36,29 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 _STEP_REF = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_]*)")
+STEP_REF = _STEP_REF  # what marks a value known only once earlier steps ran
 RESERVED_NAMES = {"steps"}
+
+
+#: the longest file name (in bytes) the file systems the runner serves take
+NAME_MAX = 255
+
+
+class _NameTooLong(SiteError):
+    """A site path with a name no file system takes: its own fix, not the
+    generic one for paths that leave the site."""
 
 
 def _is_site_path(value: object) -> bool:
     if isinstance(value, str) and not has_template(value):
-        safe_relpath(value)
+        for part in safe_relpath(value).parts:
+            if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+                raise _NameTooLong(
+                    f"path {value[:60]!r}... has a name of "
+                    f"{len(part.encode('utf-8', 'surrogateescape')):,} bytes, longer than a "
+                    f"file system takes ({NAME_MAX})",
+                    fix=f"give names of at most {NAME_MAX} bytes",
+                )
     return True
 
 
@@ -138,14 +155,28 @@ def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, lis
                 code="R004",
             )
         ]
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        col = exc.start - (exc.object.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [
+            Diagnostic(
+                file,
+                line,
+                col,
+                f"the playbook is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} "
+                f"at line {line}, column {col}",
+                fix="save the playbook as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)",
+                code="R004",
+            )
+        ]
+    except OSError as exc:
         return None, [
             Diagnostic(
                 file,
                 1,
                 1,
-                f"cannot read playbook: {exc}",
-                fix="save the playbook as UTF-8 text the runner can read",
+                f"cannot read playbook: {exc.strerror or exc}",
+                fix="check the path and its permissions; give a regular file",
                 code="R004",
             )
         ]
@@ -267,7 +298,8 @@ def _report_schema_error(
         out.add(
             path,
             str(cause.message if isinstance(cause, SiteError) else error.message),
-            "use a path relative to the site, without '..' or a leading '/'",
+            (cause.fix if isinstance(cause, _NameTooLong) else None)
+            or "use a path relative to the site, without '..' or a leading '/'",
             code="R106",
         )
         return

@@ -7,7 +7,6 @@ import string
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -111,8 +110,12 @@ def test_resolve_params_overrides_defaults_and_requires_the_rest() -> None:
 def test_cli_param_syntax() -> None:
     assert _params(("a=1", "b=x=y", " c =", "a=2")) == {"a": "2", "b": "x=y", "c": ""}
     for bad in ("novalue", "=5", " =5"):
-        with pytest.raises(click.BadParameter):
+        with pytest.raises(UsageError) as refused:
             _params((bad,))
+        assert refused.value.exit_code == 2
+        assert refused.value.fix == (
+            "write --param NAME=VALUE, with NAME from the playbook's params: section"
+        )
 
 
 # -- property-based ---------------------------------------------------------------
@@ -147,9 +150,17 @@ def test_a_value_starting_with_at_is_written_with_two(name: str, value: str) -> 
 
 
 @settings(max_examples=200, deadline=None)
-@given(raw=st.text())
+@given(raw=st.text().filter(lambda text: "\x00" not in text))
 def test_a_string_param_takes_the_text_as_is(raw: str) -> None:
     assert convert_param(_param("string"), raw) == raw
+
+
+@pytest.mark.parametrize("kind", ["string", "integer", "list"])
+def test_a_nul_byte_in_a_param_is_a_usage_error(kind: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        convert_param(_param(kind), "a\x00b")
+    assert "contains a NUL byte" in refused.value.message
+    assert refused.value.fix == "give the value without the NUL byte"
 
 
 @settings(max_examples=200, deadline=None)

@@ -284,7 +284,8 @@ def test_an_unreadable_file(write_playbook: WritePlaybook) -> None:
     path = write_playbook("")
     path.write_bytes(b"\xff\xfe\x00not utf-8")
     (found,) = _diagnostics(path)
-    assert "cannot read playbook" in found["message"]
+    assert found["message"] == "the playbook is not UTF-8 text: byte 0xff at line 1, column 1"
+    assert found["fix"] == "save the playbook as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8)"
 
 
 @pytest.mark.parametrize(

@@ -69,23 +69,27 @@ def test_tape_operations_refuse_outside_the_access_window(
 def test_a_step_refused_outside_the_window_succeeds_when_run_again_inside_it(
     site: Site, monkeypatch: Any
 ) -> None:
-    """The printed fix works: the resumed run keeps its start clock for what it
-    writes, but the window is checked against the time the tape step starts."""
+    """The printed fix works. Outside the window the whole run is refused before
+    its first step (the store would otherwise be done and the write refused):
+    nothing changes, and the run started again inside the window does it all."""
     monkeypatch.setenv("RECOVER_NOW", "2026-03-10T12:00:00+00:00")
+    before = snapshot(site.root)
     result = run_playbook(site)
     assert result.exit_code == 1, result.output
-    assert "it is 12:00 UTC" in result.output
+    assert "step 'write' would fail: inside the tape access window: it is 12:00 UTC" in (
+        result.output
+    )
     assert "run again inside the tape access window (18:00-06:00 UTC)" in result.output
-    assert site.query("SELECT count(*) FROM backups WHERE written LIKE '2026-03-10T12%'") == [(0,)]
+    assert snapshot(site.root) == before
+    assert not (site.root / ".recover").exists()
     monkeypatch.setenv("RECOVER_NOW", "2026-03-10T19:30:00+00:00")
     result = run_playbook(site)
     assert result.exit_code == 0, result.output
     runs = json.loads(recover("status", "--site", site.root, "--json").output)["runs"]
     assert len(runs) == 1 and runs[0]["state"] == "done"
-    # the same run, resumed: the timestamps it writes are still its start clock
     assert site.query(
         "SELECT written FROM backups WHERE id = ?", outputs(site, "write")["backup"]
-    ) == [("2026-03-10T12:00:00Z",)]
+    ) == [("2026-03-10T19:30:00Z",)]
     assert outputs(site, "restore")["from_tape"] > 0
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from runner.contract import Action, Check
+from runner.contract import Action, Check, catalog_shape_checks
 from runner.errors import MediaError, PreconditionFailed, SiteError
 from runner.procedures.archive_volume import catalog as cat
 from runner.procedures.archive_volume.media import VolumeReader
@@ -38,6 +38,18 @@ class ArchiveAction(Action):
 
     def databases(self, site: Site) -> dict[str, str]:
         return {cat.CATALOG_ALIAS: site.location("catalog", cat.CATALOG_DEFAULT)}
+
+    def preflight(self, ctx: StepContext) -> Iterable[Check]:
+        """The catalog has the archive tables and columns, holding values of the
+        declared types (checked before a run's first step changes anything)."""
+        return catalog_shape_checks(
+            ctx.db,
+            cat.SCHEMA,
+            what="the archive catalog",
+            fix="point site.catalog at the archive catalog (generate one with "
+            "`recover world archive DIR`)",
+            alias=cat.CATALOG_ALIAS,
+        )
 
     def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
         need = self.volume_need

@@ -12,7 +12,7 @@ from typing import Any
 
 from runner import clock
 from runner.clock import parse_moment
-from runner.contract import Action, Check, StepContext, tables_check
+from runner.contract import Action, Check, StepContext, catalog_shape_checks, tables_check
 from runner.errors import SiteError, UsageError
 from runner.procedures.case_archive import catalog
 from runner.procedures.case_archive.catalog import Settings
@@ -107,6 +107,31 @@ class CaseAction(Action):
 
     def databases(self, site: Site) -> dict[str, str]:
         return {"catalog": site.location("catalog", "catalog.sqlite")}
+
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """The catalog's tables, columns and value types, then its settings: what
+        no earlier step provides, checked before a run's first step."""
+        shape = catalog_shape_checks(
+            ctx.db,
+            catalog.DDL,
+            what="the case-archive catalog",
+            fix="point site.catalog at the case-archive catalog (see docs/case_archive.md)",
+        )
+        yield from shape
+        if not all(c.ok for c in shape):
+            return
+        settings = Settings(ctx.db)
+        problems = settings_problems(settings)
+        yield check(
+            "settings are valid",
+            not problems,
+            "; ".join(problems),
+            fix="correct the settings table (see docs/case_archive.md)",
+        )
+        if not problems and self.tape_access:
+            # Outside the window now, a tape step would be refused after the
+            # steps before it (a store) had changed the site: refuse the run.
+            yield window_check(settings.text("tape_window"))
 
     def shared_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Catalog, settings and, for tape actions, the access window: the

@@ -80,6 +80,26 @@ class KeyedAction(Action):
         """None: a keyed file has no catalog; every read and write goes through ctx.media."""
         return {}
 
+    def preflight(self, ctx: StepContext) -> Iterable[Check]:
+        """The pair is named, and both files exist and open (crashed or not: the
+        repair resets the flag), before a run's first step. A pair in the middle
+        of a reload's swap (a `.new` file beside it) is left to the resumed
+        reload, which completes the swap."""
+        try:
+            data_rel, key_rel = self.paths(ctx)
+        except SiteError as exc:
+            return [Check("keyed file named", False, exc.message, exc.fix)]
+        if ctx.state.get("phase") == "built" or any(
+            ctx.media.exists(rel + ".new") for rel in (data_rel, key_rel)
+        ):
+            return []
+        checks = [
+            check
+            for check in KeyedAction.shared_checks(self, ctx)
+            if check.name != "crash flag clear"
+        ]
+        return checks
+
     def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
         """The pair is named, both files exist and open, and (unless the action
         reads a crashed file as it is) the crash flag is clear."""

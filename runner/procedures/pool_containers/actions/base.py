@@ -7,7 +7,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 
-from runner.contract import Action, Check, StepContext, tables_check
+from runner.contract import Action, Check, StepContext, catalog_shape_checks, tables_check
 from runner.procedures.pool_containers import catalog
 from runner.procedures.pool_containers.pool_scan import Pool
 from runner.site import Site
@@ -18,6 +18,20 @@ class PoolsAction(Action):
 
     def databases(self, site: Site) -> dict[str, str]:
         return {"catalog": site.location("catalog", "catalog.sqlite")}
+
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """The catalog's tables, columns and value types, then the shared checks
+        (pool paths and directories, named pools): no step of the procedure
+        changes them, so a run checks them before its first step."""
+        shape = catalog_shape_checks(
+            ctx.db,
+            catalog.DDL,
+            what="the repository catalog",
+            fix="point site.catalog at the repository database (see docs/pool_containers.md)",
+        )
+        yield from shape
+        if all(c.ok for c in shape):
+            yield from self.shared_checks(ctx)
 
     def shared_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Preconditions shared by check and fix (all reported at once by plan); a

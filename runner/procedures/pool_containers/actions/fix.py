@@ -68,6 +68,29 @@ class FixPools(PoolsAction):
     )
     loss_units = ("versions",)
 
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """The shared inputs, the window (and its confirmation when it is wide) and
+        the named elements: no step changes them, so a run that would be refused
+        here is refused before the check step writes its report."""
+        shared = list(super().preflight(ctx))
+        yield from shared
+        if not all(c.ok for c in shared):
+            return
+        yield from self.own_checks(ctx)
+        try:
+            win = window.parse(self.args.get("allow_missing_data_since", window.DEFAULT), ctx.now)
+        except RecoverError:
+            return  # reported by own_checks
+        if win.wide(ctx.now) and not ctx.confirmed(window.CONFIRM_KEY):
+            yield Check(
+                "a wide allowed-data-loss window is confirmed",
+                False,
+                f"the window starts {win.since.isoformat()}, more than a week before now",
+                fix=f"if that much loss is acceptable, add {window.CONFIRM_KEY} to the "
+                f"playbook's safety.confirm or pass --confirm {window.CONFIRM_KEY}",
+                refusal=True,
+            )
+
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         try:
             window.parse(self.args.get("allow_missing_data_since", window.DEFAULT), ctx.now)

@@ -16,6 +16,7 @@ from runner.errors import SafetyRefusal
 from runner.procedures.roll_forward.catalog import (
     Flags,
     alias_for,
+    backup_rel,
     database_rel,
     read_flags,
     valid_name,
@@ -39,6 +40,17 @@ class RollForwardAction(Action):
             if valid_name(name) and site.path(database_rel(name)).exists():
                 out[alias_for(name)] = database_rel(name)
         return out
+
+    def preflight(self, ctx: StepContext) -> Iterable[Check]:
+        """A named database that is neither there nor has a backup to restore it
+        from is unknown, whichever step names it: said before the first step."""
+        return [
+            database_exists(ctx, name)
+            for name in self.names()
+            if valid_name(name)
+            and not ctx.media.exists(database_rel(name))
+            and not ctx.media.exists(backup_rel(name))
+        ]
 
     def shared_checks(self, ctx: StepContext) -> Iterable[Check]:
         """A name that cannot be a database (only a failing check: the argument

@@ -21,6 +21,8 @@ from runner.procedures.roll_forward.catalog import (
     Flags,
     OnlineBackup,
     alias_for,
+    backup_alias,
+    backup_rel,
     database_rel,
     ensure_recovery_table,
     read_flags,
@@ -32,6 +34,7 @@ from runner.procedures.roll_forward.logset import LogSet, scan_log_set
 from runner.procedures.roll_forward.media import iso_stamp, iso_us, to_us
 from runner.procedures.roll_forward.reader import Options, ReplayState
 from runner.procedures.roll_forward.replay import Replay
+from runner.site import Site
 
 
 class StampMismatch(SafetyRefusal):
@@ -85,6 +88,53 @@ class Recover(RollForwardAction):
     def __init__(self, args: dict[str, Any]) -> None:
         super().__init__(args)
         self._logset: LogSet | None = None
+
+    def databases(self, site: Site) -> dict[str, str]:
+        """The databases, and the backups they are restored from: where the roll
+        forward starts in the log (an online copy's point) is known from the
+        backups before the restore step has run (see preflight)."""
+        out = super().databases(site)
+        for name in self.names():
+            if valid_name(name) and site.path(backup_rel(name)).exists():
+                out[backup_alias(name)] = backup_rel(name)
+        return out
+
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """stop_at parses and the log set is intact from the file the roll forward
+        starts in (the backups' online point, else file 1), before a run's
+        first step: a log that cannot be replayed refuses the run whole."""
+        yield from super().preflight(ctx)
+        yield self._stop_at_check()
+        set_name = str(self.args.get("log_set", ""))
+        if not set_name:
+            return
+        points: set[OnlineBackup | None] = set()
+        for name in self.names():
+            if not valid_name(name) or not ctx.media.exists(backup_rel(name)):
+                points.add(None)
+                continue
+            try:
+                flags = read_flags(ctx.db, backup_alias(name), backup_rel(name))
+                points.add(read_online_backup(ctx.db, backup_alias(name), flags))
+            except (MediaError, sqlite3.Error):
+                points.add(None)  # the restore step's checks name the backup
+        point = next(iter(points)) if len(points) == 1 else None
+        try:
+            scan_log_set(ctx.media, set_name, point.log_file if point is not None else 1)
+        except MediaError as exc:
+            yield Check(f"log set {set_name} is intact", False, exc.message, fix=exc.fix)
+
+    def _stop_at_check(self) -> Check:
+        try:
+            parse_stop(self.args.get("stop_at"))
+            return Check("stop_at is a date-time with a time zone", True)
+        except ValueError as exc:
+            return Check(
+                "stop_at is a date-time with a time zone",
+                False,
+                f"stop_at {self.args.get('stop_at')!r}: {exc}",
+                fix="write it like 2026-01-02T03:04:05+00:00",
+            )
 
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Each database exists, stop_at parses, the log set is intact (scanned

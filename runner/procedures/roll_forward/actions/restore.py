@@ -41,6 +41,14 @@ class Restore(RollForwardAction):
                 out[backup_alias(name)] = backup_rel(name)
         return out
 
+    def preflight(self, ctx: StepContext) -> Iterator[Check]:
+        """Unknown databases, then the backups (no step changes them), before a
+        run's first step."""
+        unknown = list(super().preflight(ctx))
+        yield from unknown
+        if not unknown:
+            yield from self.own_checks(ctx)
+
     def own_checks(self, ctx: StepContext) -> Iterator[Check]:
         """The backup of each database is there and has a stamp (the database
         itself may be missing: its backup file is then copied in)."""
