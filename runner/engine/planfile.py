@@ -299,6 +299,8 @@ def _row_counts(path: Path) -> dict[str, int] | None:
     and a hot journal is recovered by the first reader: such a catalog (until
     a run switches it to rollback mode) has no counts. Any other is opened
     immutable, which takes no lock and creates nothing."""
+    if not path.is_file():
+        return None  # a FIFO or device would block or never end; preflight says so
     try:
         with path.open("rb") as handle:
             head = handle.read(20)
