@@ -23,6 +23,7 @@ import os
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +161,8 @@ def choose_points(labels: list[str], count: int) -> list[int]:
     for candidate in [1, total, *spread(swaps, count // 3), *spread(commits, count // 4)]:
         if candidate not in chosen and len(chosen) < count:
             chosen.append(candidate)
-    evenly = spread(list(range(1, total + 1)), total)
-    step = 1
-    while len(chosen) < count:  # fill the widest gaps first
-        for n in spread(evenly, step):
-            if n not in chosen and len(chosen) < count:
-                chosen.append(n)
-        step *= 2
+    while len(chosen) < count:  # then the point farthest from every chosen one
+        chosen.append(max(range(1, total + 1), key=lambda n: (min(abs(n - c) for c in chosen), -n)))
     return chosen
 
 
@@ -265,4 +261,5 @@ def test_points_are_chosen_across_the_run_and_through_every_swap() -> None:
     assert len(set(chosen)) == 10 and chosen[:2] == [1, 100]
     assert {41, 42} <= set(chosen)  # both sides of the rename
     assert 43 in chosen or 44 in chosen
-    assert min(chosen[2:]) < 30 and max(c for c in chosen if c != 100) > 70
+    ordered = sorted(chosen)
+    assert max(b - a for a, b in pairwise(ordered)) <= 25  # no wide gap
