@@ -141,11 +141,11 @@ def _keep_damaged(ctx: StepContext, name: str, stamp: str, target: str) -> str:
     left) keeps its name, and this one gets the next free suffix.
     """
     kept, n = f"damaged/{name}.{stamp}.sqlite", 1
-    while ctx.media.exists(kept):
-        if _same_bytes(ctx, kept, target):
-            return kept
+    while ctx.media.exists(kept) and not _same_bytes(ctx, kept, target):
         n += 1
         kept = f"damaged/{name}.{stamp}_{n}.sqlite"
+    # A copy of these very bytes is rewritten (the same bytes again): it is this
+    # step's work, in its media summary, however often the step was interrupted.
     ctx.media.copy(target, kept)
     return kept
 
