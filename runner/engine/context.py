@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from jinja2.sandbox import SandboxedEnvironment
 from loguru import logger
 
+from runner.engine import crash
 from runner.engine.claims import ReportClaims
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaStore
@@ -60,10 +61,11 @@ class Context:
         # keeps them, the console sink leaves them out (runner.terminal).
         self._shown = self._log.bind(console="never")
         self._meter = Meter(self._log, listener)
-        crash = None if dry_run else _crash_point(record.step_id)
-        self._crash_after_report = crash == "report"
-        self._crash_at = crash if isinstance(crash, int) else None
+        step_crash = None if dry_run else _crash_point(record.step_id)
+        self._crash_after_report = step_crash == "report"
+        self._crash_at = step_crash if isinstance(step_crash, int) else None
         self._items_seen = 0
+        self._crash_points = crash.ACTIVE and not dry_run
 
     # -- recording ---------------------------------------------------------
     def changed(self, target: str, what: str, count: int = 1) -> None:
@@ -126,6 +128,8 @@ class Context:
             self._items_seen += 1
             if self._crash_at is not None and self._items_seen >= self._crash_at:
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: a power cut, mid-step
+            if self._crash_points:
+                crash.point(f"progress {self.step_id} {label}")
             if count >= ask_at:
                 ask_at = count + meter.update(count, total)
         meter.update(count, total, final=True)

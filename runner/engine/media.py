@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from runner.engine import crash
 from runner.errors import MediaError
 from runner.site import Site, clean_relpath
 
@@ -186,9 +187,11 @@ class MediaStore:
                 if not self.dry_run:
                     os.fsync(handle.fileno())
             size = tmp.stat().st_size
+            self._crash_point(f"write {key} before rename")
             os.replace(tmp, target)
             if not self.dry_run:
                 self._sync_dir(target.parent)
+                self._crash_point(f"write {key} after rename")
         except BaseException:
             tmp.unlink(missing_ok=True)
             for directory in created:  # deepest first: leave no trace of a failed write
@@ -208,10 +211,18 @@ class MediaStore:
             shutil.copyfileobj(source, target, 1 << 20)
 
     def move(self, src: str, dst: str) -> None:
-        """Rename within the site. Repeatable: an already-done move is a no-op."""
+        """Rename within the site. Repeatable: an already-done move is not done again.
+
+        A move found done (source gone, target there) was made by an attempt
+        killed before its commit; it is logged as this attempt's, so the step's
+        media summary is the same however often it was interrupted. A caller
+        must not repeat a move its step has committed (the target might since
+        have been moved on): a multi-file swap records how far it got.
+        """
         skey, dkey = clean_relpath(src), clean_relpath(dst)
         if not self.exists(skey):
             if self.exists(dkey):
+                self.log.add(MediaChange("move", dkey, source=skey))
                 return  # done before an interruption
             raise MediaError(f"cannot move {src}: it is missing")
         if self.dry_run:
@@ -221,19 +232,29 @@ class MediaStore:
         else:
             source, target = self.site.path(skey), self.site.path(dkey)
             target.parent.mkdir(parents=True, exist_ok=True)
+            self._crash_point(f"move {skey} -> {dkey} before")
             os.replace(source, target)
             self._sync_dir(target.parent)
+            self._crash_point(f"move {skey} -> {dkey} after")
         self.log.add(MediaChange("move", dkey, source=skey))
 
     def remove(self, rel: str) -> None:
-        """Delete a file. Repeatable: a missing file is already removed."""
+        """Delete a file. Repeatable: a missing file is already removed.
+
+        Call it only for a file the step found there: a missing one was removed
+        by an attempt killed before its commit, and is logged as removed, so the
+        step's media summary is the same however often it was interrupted.
+        """
         key = clean_relpath(rel)
         if not self.exists(key):
+            self.log.add(MediaChange("remove", key))
             return
         if self.dry_run:
             self._unplan(key)
         else:
+            self._crash_point(f"remove {key} before")
             self.site.path(key).unlink()
+            self._crash_point(f"remove {key} after")
         self.log.add(MediaChange("remove", key))
 
     def mkdir(self, rel: str) -> None:
@@ -242,6 +263,7 @@ class MediaStore:
             return
         if not self.dry_run:
             self.site.path(key).mkdir(parents=True, exist_ok=True)
+            self._crash_point(f"mkdir {key} after")
         else:
             assert self.overlay_dir is not None
             (self.overlay_dir / key).mkdir(parents=True, exist_ok=True)
@@ -268,6 +290,7 @@ class MediaStore:
         value = os.path.relpath(target_key, parent or ".")
         full = self.site.root / key
         if not self.dry_run and full.is_symlink() and os.readlink(full) == value:
+            self.log.add(MediaChange("symlink", key, source=value))  # see `move`
             return  # made before an interruption
         if self.dry_run:
             assert self.overlay_dir is not None
@@ -287,24 +310,28 @@ class MediaStore:
             tmp = full.with_name(f".{full.name}{TEMP_SUFFIX}")
             _clear(tmp)
             os.symlink(value, tmp)
+            self._crash_point(f"symlink {key} before rename")
             try:
                 os.replace(tmp, full)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 raise MediaError(f"cannot make the link {rel}: {exc.strerror}") from exc
             self._sync_dir(full.parent)
+            self._crash_point(f"symlink {key} after rename")
         self.log.add(MediaChange("symlink", key, source=value))
 
     def rmdir_empty(self, rel: str) -> bool:
         """Remove the directory `rel` if it is empty; True if it is gone.
 
-        Repeatable: a missing directory is already removed; one that is not
-        empty (or is not a directory) is left alone, a no-op. rmdir itself is
-        atomic. In a dry run the removal is planned in the overlay, and a
-        directory counts as empty when the plan has removed everything in it.
+        Repeatable: a missing directory is already removed (logged as removed,
+        like a missing file in `remove`); one that is not empty (or is not a
+        directory) is left alone, a no-op. rmdir itself is atomic. In a dry run
+        the removal is planned in the overlay, and a directory counts as empty
+        when the plan has removed everything in it.
         """
         key = clean_relpath(rel)
         if not self.exists(key):
+            self.log.add(MediaChange("rmdir", key))
             return True
         if self.path(key).is_symlink() or not self.is_dir(key) or self.listdir(key):
             return False  # a link is never a directory to remove, in a plan as in a run
@@ -312,13 +339,16 @@ class MediaStore:
             self._unplan(key)
         else:
             path = self.site.path(key)
+            self._crash_point(f"rmdir {key} before")
             try:
                 path.rmdir()
             except FileNotFoundError:
+                self.log.add(MediaChange("rmdir", key))
                 return True
             except OSError:
                 return False  # something appeared in it meanwhile
             self._sync_dir(path.parent)
+            self._crash_point(f"rmdir {key} after")
         self.log.add(MediaChange("rmdir", key))
         return True
 
@@ -351,6 +381,11 @@ class MediaStore:
             return real
         assert self.overlay_dir is not None
         return self.overlay_dir / key
+
+    def _crash_point(self, what: str) -> None:
+        """A numbered crash point of a real run (runner.engine.crash; tests only)."""
+        if crash.ACTIVE and not self.dry_run:
+            crash.point(f"media {what}")
 
     def _sync_dir(self, directory: Path) -> None:
         if self._held_dirs is None:

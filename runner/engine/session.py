@@ -25,7 +25,7 @@ from typing import Any
 from loguru import logger
 
 from runner.contract import Action, Check, Registry
-from runner.engine import journal
+from runner.engine import crash, journal
 from runner.engine.claims import ReportClaims
 from runner.engine.context import Context
 from runner.engine.journal import StepRecord, StepState
@@ -240,7 +240,9 @@ class Session:
             record.media = self.media.log.lines()
             record.media_log = self.media.log.to_json()
             journal.write_step(conn, self.run_id, record)
+            self._crash_point(f"commit {step.id} before")
             conn.execute("COMMIT")
+            self._crash_point(f"commit {step.id} after")
             claims.release()
             logger.debug("step {} done in {:.2f}s", step.id, record.seconds)
         except BaseException as exc:
@@ -355,11 +357,18 @@ class Session:
             return f"run again with --param {match.group(1)}={total} (or more)"
         return f"raise safety.allow_loss.{unit} in the playbook to {total:,} (or more)"
 
+    def _crash_point(self, what: str) -> None:
+        """A numbered crash point of a real run (runner.engine.crash; tests only)."""
+        if crash.ACTIVE and not self.dry_run:
+            crash.point(what)
+
     def _checkpoint(self, ctx: Context) -> None:
         self._gate_loss(ctx.record)
         ctx.record.media_log = self.media.log.to_json()
         journal.write_step(ctx.db, self.run_id, ctx.record)
+        self._crash_point(f"checkpoint {ctx.step_id} before")
         ctx.db.execute("COMMIT")
+        self._crash_point(f"checkpoint {ctx.step_id} after")
         self._committed = copy.deepcopy(ctx.record)
         ctx.db.execute("BEGIN IMMEDIATE")
 

@@ -81,16 +81,34 @@ def test_copy_move_remove_mkdir_are_repeatable(site: Site) -> None:
     store.copy("media/a.bin", "media/b.bin")
     assert (site.root / "media/b.bin").read_bytes() == b"original"
     store.move("media/b.bin", "archive/b.bin")
-    store.move("media/b.bin", "archive/b.bin")  # done before an interruption: a no-op
+    store.symlink("links/b", "archive/b.bin")
+    store.write_bytes("media/extra.bin", b"x")
+    store.remove("media/extra.bin")
+    (site.root / "gone").mkdir()
+    store.rmdir_empty("gone")
+    store.mkdir("empty/dir")
+    moved = (site.root / "archive/b.bin").stat().st_ino
+    # The same calls again, as a step resumed after a kill before its commit makes
+    # them: nothing is done twice, and what was found done is logged as this attempt's
+    # work, so the step's media summary is the same however often it was interrupted.
+    again = MediaStore(site)
+    again.move("media/b.bin", "archive/b.bin")
+    again.symlink("links/b", "archive/b.bin")
+    again.remove("media/extra.bin")
+    again.rmdir_empty("gone")
+    again.mkdir("empty/dir")  # a directory may have been there before the step: not logged
     assert not (site.root / "media/b.bin").exists()
     assert (site.root / "archive/b.bin").read_bytes() == b"original"
-    store.remove("archive/b.bin")
-    store.remove("archive/b.bin")  # already removed: a no-op
-    assert not (site.root / "archive/b.bin").exists()
-    store.mkdir("empty/dir")
-    store.mkdir("empty/dir")
+    assert (site.root / "archive/b.bin").stat().st_ino == moved
+    assert os.readlink(site.root / "links/b") == "../archive/b.bin"
+    assert not (site.root / "media/extra.bin").exists() and not (site.root / "gone").exists()
     assert (site.root / "empty/dir").is_dir()
-    assert [c.op for c in store.log.changes] == ["copy", "move", "remove", "mkdir"]
+    assert [c.op for c in store.log.changes] == [
+        "copy", "move", "symlink", "write", "remove", "rmdir", "mkdir",
+    ]  # fmt: skip
+    assert [c.describe() for c in again.log.changes] == [
+        c.describe() for c in store.log.changes if c.op in ("move", "symlink", "remove", "rmdir")
+    ]
     with pytest.raises(MediaError, match="cannot move media/zzz"):
         store.move("media/zzz", "media/yyy")
 
@@ -286,8 +304,11 @@ def test_symlink_is_relative_inside_the_site_and_repeatable(site: Site) -> None:
     assert (link / "a.bin").read_bytes() == b"original"
     assert _temps(site.root) == []
     assert store.log.changes == [MediaChange("symlink", "cases/one/media", source="../../media")]
-    store.symlink("cases/one/media", "media")  # the same link again: a no-op
-    assert len(store.log.changes) == 1 and os.readlink(link) == "../../media"
+    made = link.lstat().st_ino
+    again = MediaStore(site)  # a resumed attempt: the same link is left alone, and logged
+    again.symlink("cases/one/media", "media")
+    assert link.lstat().st_ino == made and os.readlink(link) == "../../media"
+    assert again.log.changes == store.log.changes
     (site.root / "other").mkdir()
     store.symlink("cases/one/media", "other")  # another target: replaced atomically
     assert os.readlink(link) == "../../other" and _temps(site.root) == []
@@ -332,9 +353,11 @@ def test_rmdir_empty_removes_only_empty_directories_and_repeats(site: Site) -> N
     assert store.rmdir_empty("cache/a") is False
     assert store.rmdir_empty("cache/a/b") is True
     assert store.rmdir_empty("cache/a") is True
-    assert store.rmdir_empty("cache/a") is True  # already gone: a no-op
     assert not (site.root / "cache/a").exists() and (site.root / "cache").is_dir()
     assert store.log.changes == [MediaChange("rmdir", "cache/a/b"), MediaChange("rmdir", "cache/a")]
+    again = MediaStore(site)  # a resumed attempt: already gone, logged as its work
+    assert again.rmdir_empty("cache/a") is True
+    assert again.log.changes == [MediaChange("rmdir", "cache/a")]
 
 
 def test_rmdir_empty_in_a_dry_run_sees_planned_removals(site: Site) -> None:

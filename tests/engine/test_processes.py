@@ -124,6 +124,31 @@ def test_a_crash_point_never_fires_in_a_plan(tmp_path: Path, toy_env: None) -> N
     assert snapshot(site) == before
 
 
+def test_numbered_crash_points_are_listed_by_a_run_never_a_plan_and_kill_where_told(
+    tmp_path: Path, toy_env: None
+) -> None:
+    """RECOVER_CRASH_POINTS lists a real run's points; RECOVER_CRASH_AT=point:N
+    kills at the Nth: at `commit mark after` the step is done, the next not begun."""
+    _, playbook = _toy_tree(tmp_path / "a")
+    tally = tmp_path / "points.txt"
+    planned = run_process("plan", playbook, env=process_env(RECOVER_CRASH_POINTS=str(tally)))
+    assert planned.returncode == 0, planned.stderr
+    assert tally.read_text() == ""  # a dry run passes no point
+    done = run_process("run", playbook, "--yes", env=process_env(RECOVER_CRASH_POINTS=str(tally)))
+    assert done.returncode == 0, done.stderr
+    labels = tally.read_text().splitlines()
+    assert labels.count("progress mark items") == 100
+    assert "checkpoint mark before" in labels
+    assert "media write media/copy.bin after rename" in labels
+    commit = labels.index("commit mark after") + 1
+    other, other_playbook = _toy_tree(tmp_path / "b")
+    env = process_env(RECOVER_CRASH_AT=f"point:{commit}")
+    killed = run_process("run", other_playbook, "--yes", env=env)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    steps = steps_of(other)
+    assert steps["mark"]["state"] == "done" and "copy" not in steps  # never begun
+
+
 # -- the site lock ----------------------------------------------------------------------
 
 HOLDER = """\

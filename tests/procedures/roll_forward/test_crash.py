@@ -23,8 +23,10 @@ from tests.procedures.roll_forward.conftest import (
 )
 
 
-def _run(site: Path, book: Path, crash: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RECOVER_CRASH_AT"}
+def _run(
+    site: Path, book: Path, crash: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECOVER_")}, **(env or {})}
     env["RECOVER_NOW"] = NOW
     if crash:
         env["RECOVER_CRASH_AT"] = crash
@@ -94,3 +96,50 @@ def test_sigkill_mid_replay_then_resume_equals_uninterrupted(
         assert_matches(site)
         assert _outcomes(site) == _outcomes(clean)
         assert snapshot(site, "reports") == snapshot(clean, "reports")
+
+
+MISSING_STAFF = """
+  - id: close
+    action: rollforward.set_flags
+    args: {databases: [sales, stock], access: disabled, recovery: enabled}
+  - id: restore
+    action: rollforward.restore
+    args: {databases: [sales, staff, stock]}
+"""
+
+
+def _restore_end(site: Path) -> dict[str, object]:
+    """The databases by content, the kept damaged copies, and what restore said."""
+    kept = sorted(p.name for p in site.glob("damaged/*"))
+    conn = sqlite3.connect(site / ".recover" / "journal.sqlite")
+    try:
+        (notes, outputs) = conn.execute(
+            "SELECT notes_json, outputs_json FROM recover_steps WHERE step_id = 'restore' "
+            "ORDER BY rowid DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    return {"outcomes": _outcomes(site), "kept": kept, "notes": notes, "outputs": outputs}
+
+
+def test_a_restore_killed_after_copying_a_missing_database_in_keeps_no_damaged_copy_of_it(
+    make_site, tmp_path: Path
+) -> None:
+    """A missing database is copied in from its backup; killed before the step
+    commits, the re-run finds it there. It must still count as missing, not be
+    kept as a damaged database (found by the crash harness's numbered points)."""
+    book = write_playbook(tmp_path / "missing.yaml", MISSING_STAFF, "missing")
+    clean = make_site(seed=43, transactions=60)
+    (clean / "databases" / "staff.sqlite").unlink()
+    tally = tmp_path / "points.txt"
+    assert _run(clean, book, env={"RECOVER_CRASH_POINTS": str(tally)}).returncode == 0
+    labels = tally.read_text().splitlines()
+    inside = [n for n, label in enumerate(labels, 1) if "restore" in label or "damaged/" in label]
+    assert any("databases/staff.sqlite" in label for label in labels)
+    for point in inside:
+        site = make_site(seed=43, transactions=60)
+        (site / "databases" / "staff.sqlite").unlink()
+        killed = _run(site, book, env={"RECOVER_CRASH_AT": f"point:{point}"})
+        assert killed.returncode == -9, killed.stderr
+        assert _run(site, book).returncode == 0
+        assert _restore_end(site) == _restore_end(clean), labels[point - 1]

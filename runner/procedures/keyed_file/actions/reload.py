@@ -103,12 +103,17 @@ class Reload(KeyedAction):
             ctx.checkpoint({"phase": "built", "result": result.to_state(), "user": user})
         else:
             result = ReloadResult.from_state(ctx.state["result"])
+        # The swap is a recorded sequence: each rename is checkpointed, so a
+        # resumed step knows which renames are done and which one may have been
+        # done by a killed attempt (MediaStore.move finds it done and counts it).
+        done, renamed = int(ctx.state.get("renamed", 0)), 0
         swaps = [(data_rel, data_rel + ".new"), (key_rel, key_rel + ".new")]
         for live, new in ctx.progress(swaps, len(swaps), "swap in"):
-            if ctx.media.exists(new):
-                if backup and ctx.media.exists(live):
-                    ctx.media.move(live, live + ".bak")
-                ctx.media.move(new, live)
+            for src, dst in ([(live, live + ".bak")] if backup else []) + [(new, live)]:
+                renamed += 1
+                if renamed > done:
+                    ctx.media.move(src, dst)
+                    ctx.checkpoint({**ctx.state, "renamed": renamed})
         self._account(ctx, result, data_rel, key_rel, user, backup)
 
     def _account(

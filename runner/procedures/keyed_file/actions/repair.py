@@ -65,8 +65,12 @@ class Repair(KeyedAction):
                 # Before any file is replaced: a resumed run reports what was found
                 # on the damaged pair, not on a half-repaired one.
                 ctx.checkpoint({"findings": fresh.to_state(), "user": user})
+            findings = Findings.from_state(saved) if saved is not None else fresh
             for part in ctx.progress(("data file", "key file"), 2, "repaired files"):
-                if part == "data file" and fresh.fs_eof_reset:
+                # Decided by what was found on the damaged pair: a killed attempt may
+                # already have fixed the data file, and the rewrite (same bytes) is
+                # still this step's work, in its media summary as in an uninterrupted run.
+                if part == "data file" and findings.fs_eof_reset:
                     header = info.header
                     with ctx.media.writer(data_rel) as dout:
                         copy_file(data, dout)
@@ -75,7 +79,6 @@ class Repair(KeyedAction):
                         dout.write(fixed.encode())
                 elif part == "key file":
                     stack.close()  # replaces the key file: the repair's last write
-        findings = Findings.from_state(saved) if saved is not None else fresh
         self._account(ctx, findings, user)
 
     def _account(self, ctx: StepContext, f: Findings, user: str) -> None:

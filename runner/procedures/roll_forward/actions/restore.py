@@ -81,7 +81,17 @@ class Restore(RollForwardAction):
 
     def run(self, ctx: StepContext) -> None:
         names = self.names()
-        present = read_all_flags(ctx, [n for n in names if ctx.media.exists(database_rel(n))])
+        # A missing database is copied in from its backup. Which ones were missing is
+        # recorded before the first copy: a resumed attempt finds them there, and
+        # must not keep the backup's bytes as a "damaged" database.
+        copied_in = set(ctx.state.get("copied_in", ()))
+        present = read_all_flags(
+            ctx,
+            [n for n in names if n not in copied_in and ctx.media.exists(database_rel(n))],
+        )
+        missing = [n for n in names if n not in present]
+        if "copied_in" not in ctx.state and missing:
+            ctx.checkpoint({**ctx.state, "copied_in": missing})  # before anything changed
         busy = open_for_access(present)
         if busy:
             raise DatabaseInUse(
@@ -142,11 +152,11 @@ def _keep_damaged(ctx: StepContext, name: str, stamp: str, target: str) -> str:
     left) keeps its name, and this one gets the next free suffix.
     """
     kept, n = f"damaged/{name}.{stamp}.sqlite", 1
-    while ctx.media.exists(kept):
-        if _same_bytes(ctx, kept, target):
-            return kept
+    while ctx.media.exists(kept) and not _same_bytes(ctx, kept, target):
         n += 1
         kept = f"damaged/{name}.{stamp}_{n}.sqlite"
+    # A copy of these very bytes is rewritten (the same bytes again): it is this
+    # step's work, in its media summary, however often the step was interrupted.
     ctx.media.copy(target, kept)
     return kept
 
