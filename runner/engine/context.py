@@ -56,7 +56,9 @@ class Context:
         self._on_checkpoint = on_checkpoint
         self._claims = claims
         self._log = logger.bind(step=record.step_id)
-        crash = None if dry_run else _crash_point(record.step_id)
+        crash = _crash_point(
+            record.step_id, "RECOVER_CRASH_IN_PLAN" if dry_run else "RECOVER_CRASH_AT"
+        )
         self._crash_after_report = crash == "report"
         self._crash_at = crash if isinstance(crash, int) else None
         self._items_seen = 0
@@ -132,10 +134,11 @@ class Context:
                     )
 
 
-def _crash_point(step_id: str) -> int | str | None:
+def _crash_point(step_id: str, variable: str) -> int | str | None:
     """RECOVER_CRASH_AT=<step_id>:<n>: SIGKILL after n progress items;
-    <step_id>:report: SIGKILL right after the step's first report (tests only)."""
-    spec = os.environ.get("RECOVER_CRASH_AT", "")
+    <step_id>:report: SIGKILL right after the step's first report (tests only).
+    RECOVER_CRASH_IN_PLAN does the same in a plan (and only there)."""
+    spec = os.environ.get(variable, "")
     target, _, point = spec.partition(":")
     if target != step_id:
         return None

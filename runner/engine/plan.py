@@ -1,12 +1,15 @@
-"""The dry run: what `recover run` would do, computed by doing it on copies.
+"""The dry run: what `recover run` would do, computed by doing it.
 
-The site's journal and catalogs are copied to a scratch directory and the
-steps run there with media writes captured in an overlay, so the prediction
-is exact (the same code runs) and the site is not changed by a single byte.
+The site's journal is copied to a scratch directory; the catalogs are read in
+place through one transaction that is always rolled back, with every write
+held in memory (runner.engine.rehearsal); media writes land in an overlay. So
+the prediction is exact (the same code runs), no catalog is copied, and the
+site is not changed by a single byte, even if the plan is killed.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -21,8 +24,9 @@ from typing import Any
 from runner import clock
 from runner.engine import journal, lock
 from runner.engine.fingerprint import describe_differences, fingerprint
-from runner.engine.journal import RunState, StepState
+from runner.engine.journal import RunState, StepRecord, StepState
 from runner.engine.loss import LossTally
+from runner.engine.rehearsal import RestartOnCopies
 from runner.engine.request import run_key
 from runner.engine.session import Request, Session, StepOutcome, copy_database
 from runner.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, StalePlan
@@ -148,7 +152,7 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
             latest = journal.latest_run(conn, run_key(request))
             run_id, moment = "plan", clock.now()
             run_state: PriorRun | None = None
-            records = {}
+            records: dict[str, StepRecord] = {}
             if latest is not None:
                 run_id = latest.run_id
                 records = journal.read_steps(conn, run_id)
@@ -156,19 +160,57 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
                 run_state = PriorRun.DONE if latest.state == RunState.DONE else PriorRun.RESUMABLE
         finally:
             conn.close()
-        session = Session(
-            request,
-            dry_run=True,
-            journal_path=journal_path,
-            run_id=run_id,
-            clock=moment,
-            records=records,
-            scratch=scratch,
-        )
-        outcomes = session.execute(keep_going=True, on_step=on_step)
+        shown = 0  # steps already passed to on_step
+
+        def show(outcome: StepOutcome) -> None:
+            nonlocal shown
+            shown += 1
+            if on_step is not None:
+                on_step(outcome)
+
+        try:
+            outcomes = _rehearse(request, journal_path, run_id, moment, records, scratch, show)
+        except RestartOnCopies:
+            # Rare: a step replaced a catalog an earlier step had changed. Start
+            # over on copies; the steps shown already come out the same again.
+            seen = shown
+
+            def show_rest(outcome: StepOutcome) -> None:
+                nonlocal seen
+                seen -= 1
+                if seen < 0 and on_step is not None:
+                    on_step(outcome)
+
+            outcomes = _rehearse(
+                request, journal_path, run_id, moment, records, scratch, show_rest, in_place=False
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return PlanResult(request, outcomes, prints, run_state, moment)
+
+
+def _rehearse(
+    request: Request,
+    journal_path: Path,
+    run_id: str,
+    moment: datetime,
+    records: dict[str, StepRecord],
+    scratch: Path,
+    on_step: Callable[[StepOutcome], None],
+    *,
+    in_place: bool = True,
+) -> list[StepOutcome]:
+    session = Session(
+        request,
+        dry_run=True,
+        journal_path=journal_path,
+        run_id=run_id,
+        clock=moment,
+        records=copy.deepcopy(records),  # a restart begins from the same records
+        scratch=scratch,
+        in_place=in_place,
+    )
+    return session.execute(keep_going=True, on_step=on_step)
 
 
 def fingerprint_digest(prints: dict[str, str]) -> str:
