@@ -17,21 +17,11 @@ import traceback
 from datetime import UTC, datetime
 from errno import EDQUOT, ENOSPC, EROFS
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from loguru import logger
 
-from runner import __version__, console, logs
-from runner.contract import DemoCase, Registry, as_path
-from runner.demo import prepare, run_demos
-from runner.engine.lock import holder_of
-from runner.engine.loss import LossTally
-from runner.engine.plan import PlanResult, make_plan
-from runner.engine.request import make_request
-from runner.engine.run import RunResult, execute_run
-from runner.engine.session import Request, StepOutcome
-from runner.engine.status import read_status
+from runner.contract import Registry
 from runner.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -41,10 +31,14 @@ from runner.errors import (
     RecoverError,
     UsageError,
 )
-from runner.playbook.schema import bundle_text
-from runner.playbook.validate import check_playbook, load_playbook
-from runner.procedures import load_registry
-from runner.site import Site
+
+# Start-up time: each command imports what it needs when it runs (engine,
+# loguru, jinja, the procedures), so `--help` and `validate` start fast.
+if TYPE_CHECKING:
+    from runner.contract import DemoCase
+    from runner.engine.plan import PlanResult
+    from runner.engine.run import RunResult
+    from runner.engine.session import Request, StepOutcome
 
 EXIT_CODES_HELP = """Exit codes: 0 success; 1 invalid playbook, failed precondition, failed
 step or bad media; 2 usage error; 3 refused by a safety gate (confirmation
@@ -120,7 +114,14 @@ def _environment_problem(exc: OSError | sqlite3.Error) -> RecoverError | None:
 )
 @click.option("-v", "--verbose", count=True, help="More log detail on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
-@click.version_option(__version__, prog_name="recover")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    help="Show the version and exit.",
+    callback=lambda ctx, _param, value: _show_version(ctx) if value else None,
+)
 def cli(verbose: int, quiet: bool) -> None:
     """Run declarative recovery playbooks against catalogs and media.
 
@@ -131,7 +132,23 @@ def cli(verbose: int, quiet: bool) -> None:
       recover run playbooks/archive-volume-recovery.yaml --site SITE --plan plan.json
       recover status --site SITE
     """
+    if click.get_current_context().invoked_subcommand in _QUIET_COMMANDS:
+        return  # they log nothing: loguru stays unimported (start-up time)
+    from runner import logs
+
     logs.setup(-1 if quiet else verbose)
+
+
+#: commands that never log (no engine runs): they need no log set-up
+_QUIET_COMMANDS = frozenset({"validate", "schema", "playbooks"})
+
+
+def _show_version(ctx: click.Context) -> None:
+    """What click's version option prints, with the version looked up only when asked."""
+    from runner import __version__
+
+    click.echo(f"recover, version {__version__}")
+    ctx.exit()
 
 
 def _registry() -> Registry:
@@ -140,6 +157,8 @@ def _registry() -> Registry:
     ctx = click.get_current_context()
     root = ctx.find_root()
     if not isinstance(root.obj, Registry):
+        from runner.procedures import load_registry
+
         root.obj = load_registry()
         for warning in root.obj.warnings:
             click.echo(warning, err=True)
@@ -150,6 +169,9 @@ def _request(
     playbook: Path, site: Path | None, params: tuple[str, ...], confirms: tuple[str, ...]
 ) -> Request:
     """The validated playbook bound to its site and parameter values (plan, run)."""
+    from runner.engine.request import make_request
+    from runner.playbook.validate import load_playbook
+
     registry = _registry()
     return make_request(
         load_playbook(playbook, registry), site, _params(params), confirms, registry=registry
@@ -202,6 +224,8 @@ def validate(playbooks: tuple[Path, ...], as_json: bool) -> None:
     Example:
       recover validate playbooks/*.yaml
     """
+    from runner.playbook.validate import check_playbook
+
     problems = []
     for path in playbooks:
         _, found = check_playbook(path, _registry())
@@ -250,6 +274,9 @@ def plan(
       recover plan playbooks/archive-volume-recovery.yaml --site demo-site/archive \\
           --param volume=VOL0003 -o plan.json
     """
+    from runner import console
+    from runner.engine.plan import make_plan
+
     if output is not None and not output.resolve().parent.is_dir():
         raise UsageError(
             f"cannot save the plan to {output}: directory {output.parent} does not exist",
@@ -313,6 +340,8 @@ def run(
       recover run playbooks/archive-volume-recovery.yaml --site demo-site/archive
       recover run playbooks/archive-volume-recovery.yaml --site SITE --yes --plan plan.json
     """
+    from runner.engine.run import execute_run
+
     request = _request(playbook, site, params, confirms)
     signal.signal(signal.SIGTERM, _terminated)  # `kill` rolls back the step like Ctrl-C
     interactive = sys.stdin.isatty()
@@ -342,6 +371,8 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _ask(plan_result: PlanResult) -> bool:
+    from runner import console
+
     click.echo(console.describe_plan(plan_result))
     pending = ", ".join(o.record.step_id for o in plan_result.destructive_pending())
     return click.confirm(f"\nSteps {pending} can lose data as shown above. Proceed?", default=False)
@@ -365,11 +396,15 @@ def _print_error(exc: RecoverError) -> None:
 
 
 def _print_step(outcome: StepOutcome) -> None:
+    from runner import console
+
     for line in console.describe_step(outcome, planning=False):
         click.echo(line)
 
 
 def _print_summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> None:
+    from runner.engine.loss import LossTally
+
     for line in LossTally.of((o.record for o in outcomes), allowed).describe():
         click.echo(line)
     reports = [path for o in outcomes for path in o.record.reports]
@@ -394,6 +429,11 @@ def status(site: Path, limit: int, as_json: bool) -> None:
     Example:
       recover status --site demo-site/archive
     """
+    from runner import console
+    from runner.engine.lock import holder_of
+    from runner.engine.status import read_status
+    from runner.site import Site
+
     where = Site(site.resolve())
     where.require_exists()
     runs = read_status(where, limit)
@@ -446,6 +486,8 @@ def demo(directory: Path, force: bool) -> None:
     Example:
       recover demo /tmp/recover-demo
     """
+    from runner.demo import prepare, run_demos
+
     prepare(directory, force=force)
     failures = run_demos(
         directory,
@@ -476,6 +518,8 @@ def schema(action: str | None, output: Path | None) -> None:
       recover schema --output playbook.schema.json
       recover schema --action archive.recovery_attempt
     """
+    from runner.playbook.schema import bundle_text
+
     registry = _registry()
     if action:
         if action not in registry:
@@ -534,6 +578,8 @@ def playbooks(copy_to: Path | None, paths_only: bool) -> None:
 
 def _shipped_playbooks(registry: Registry) -> list[tuple[str, Path]]:
     """(procedure name, playbook path) for every procedure's playbooks folder."""
+    from runner.contract import as_path
+
     found: list[tuple[str, Path]] = []
     seen: set[Path] = set()
     for procedure in registry.procedures:
@@ -572,5 +618,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
-    logger.complete()
+    if "loguru" in sys.modules:  # only a command that logged has messages to flush
+        sys.modules["loguru"].logger.complete()
     sys.exit(code if isinstance(code, int) else EXIT_OK)
