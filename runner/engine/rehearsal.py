@@ -104,10 +104,25 @@ class Rehearsal:
         database: str | None,
         _src: str | None,
     ) -> int:
-        """Note which databases a statement may write (at prepare time, so cheap)."""
+        """Note which databases a statement may write (at prepare time, so cheap);
+        refuse a write outside the plan's transaction: it would be committed."""
         if action not in _READING and not (action == sqlite3.SQLITE_PRAGMA and arg2 is None):
+            if self.conn is not None and not self.conn.in_transaction:
+                return sqlite3.SQLITE_DENY
             self.dirty.add(database or "main")
         return sqlite3.SQLITE_OK
+
+    def _still_open(self) -> TrackedConnection:
+        """The connection, if the plan's transaction is still open. SQLite rolls a
+        whole transaction back on some errors (out of memory, I/O error); then a
+        savepoint would begin a new one whose release commits to the catalogs."""
+        assert self.conn is not None
+        if not self.conn.in_transaction:
+            raise sqlite3.OperationalError(
+                "SQLite rolled back the plan's transaction after an earlier error "
+                "(out of memory?); the steps after it cannot be predicted"
+            )
+        return self.conn
 
     def _conflicts(self, wanted: dict[str, tuple[str, Path]]) -> bool:
         by_path = {asked: alias for alias, (_, asked, _) in self.attached.items()}
@@ -184,19 +199,17 @@ class Rehearsal:
 
     # -- steps ---------------------------------------------------------------
     def begin_step(self) -> None:
-        assert self.conn is not None
-        self.conn.execute(f"SAVEPOINT {SAVEPOINT}")
+        self._still_open().execute(f"SAVEPOINT {SAVEPOINT}")
         self._in_step = True
 
     def checkpoint(self) -> None:
         """What a run commits stays; a later failure of the step undoes back to here."""
-        assert self.conn is not None
-        self.conn.execute(f"RELEASE {SAVEPOINT}")
-        self.conn.execute(f"SAVEPOINT {SAVEPOINT}")
+        conn = self._still_open()
+        conn.execute(f"RELEASE {SAVEPOINT}")
+        conn.execute(f"SAVEPOINT {SAVEPOINT}")
 
     def commit_step(self) -> None:
-        assert self.conn is not None
-        self.conn.execute(f"RELEASE {SAVEPOINT}")
+        self._still_open().execute(f"RELEASE {SAVEPOINT}")
         self._in_step = False
 
     def undo_step(self) -> None:

@@ -248,3 +248,27 @@ def test_reopening_refuses_to_drop_changes_to_a_catalog_still_in_use(tmp_path: P
     rehearsal.close()
     assert {r[1] for r in catalog_rows(live)["items"]} == {"A"}
     assert not (site / "catalog.sqlite-journal").exists()
+
+
+def test_a_transaction_sqlite_rolled_back_is_never_followed_by_a_commit(tmp_path: Path) -> None:
+    """SQLite rolls the whole transaction back on some errors (out of memory, I/O):
+    the next savepoint would then begin a transaction of its own whose release
+    commits. The rehearsal refuses to go on instead, and refuses every write."""
+    site = build_site(tmp_path / "site", items=10)
+    live = site / "catalog.sqlite"
+    before = live.read_bytes()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    rehearsal = rehearsal_module.Rehearsal(scratch / "journal.sqlite", scratch)
+    conn = rehearsal.connection({"catalog": ("catalog.sqlite", live)}, {})
+    rehearsal.attach("catalog", "catalog.sqlite", live)
+    rehearsal.begin_step()
+    conn.execute("UPDATE catalog.items SET state = 'Q'")
+    conn.execute("ROLLBACK")  # what SQLite does itself after SQLITE_NOMEM or SQLITE_IOERR
+    with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+        conn.execute("DELETE FROM catalog.items")
+    for step in (rehearsal.commit_step, rehearsal.checkpoint, rehearsal.begin_step):
+        with pytest.raises(sqlite3.OperationalError, match="rolled back the plan's transaction"):
+            step()
+    rehearsal.close()
+    assert live.read_bytes() == before
