@@ -15,6 +15,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -140,7 +141,10 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
 
 def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> PlanResult:
     state_dir = request.site.state_dir
-    prints = fingerprint(request.site.root)
+    # The fingerprint hashes every catalog; the rehearsal changes no byte and no
+    # run can start meanwhile (the lock), so it is read alongside the steps.
+    hashing = ThreadPoolExecutor(1, thread_name_prefix="recover-fingerprint")
+    pending_prints = hashing.submit(fingerprint, request.site.root)
     scratch = Path(tempfile.mkdtemp(prefix="recover-plan-"))
     try:
         journal_path = scratch / "journal.sqlite"
@@ -186,7 +190,8 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return PlanResult(request, outcomes, prints, run_state, moment)
+        hashing.shutdown(wait=True)
+    return PlanResult(request, outcomes, pending_prints.result(), run_state, moment)
 
 
 def _rehearse(
