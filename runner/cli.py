@@ -27,21 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from loguru import logger
 
-from runner import __version__, console, logs
-from runner.contract import DemoCase, Registry, as_path
-from runner.demo import prepare, run_demos
-from runner.engine.journal import peek
-from runner.engine.lock import holder_of
-from runner.engine.loss import LossTally
-from runner.engine.plan import PlanResult, make_plan
-from runner.engine.planfile import FRESH_PLAN_FIX, SavedPlan, read_plan, require_agreement
-from runner.engine.request import make_request, run_key
-from runner.engine.run import RunResult, execute_run
-from runner.engine.selection import select_steps
-from runner.engine.session import Request, StepOutcome
-from runner.engine.status import journal_states, read_run, read_status
+from runner.contract import Registry
 from runner.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -53,16 +40,17 @@ from runner.errors import (
     StalePlan,
     UsageError,
 )
-from runner.playbook import actions_doc
-from runner.playbook.diagnostics import Diagnostic, github_annotation, to_sarif
-from runner.playbook.model import Playbook, check_typed, convert_param
-from runner.playbook.schema import bundle_text
-from runner.playbook.validate import check_playbook, load_playbook
-from runner.playbook.yamlpos import YamlSyntaxError, load_positioned, plain
-from runner.procedures import load_registry
-from runner.site import Site
 
+# Start-up time: each command imports what it needs when it runs (the engine,
+# loguru, jinja, jsonschema, the procedures), so `--help` starts fast.
 if TYPE_CHECKING:
+    from runner.contract import DemoCase
+    from runner.engine.plan import PlanResult
+    from runner.engine.planfile import SavedPlan
+    from runner.engine.run import RunResult
+    from runner.engine.session import Request, StepOutcome
+    from runner.playbook.diagnostics import Diagnostic
+    from runner.playbook.model import Playbook
     from runner.terminal import ConsoleOptions, Terminal
 
 CommandT = TypeVar("CommandT", bound=click.Command)
@@ -154,6 +142,7 @@ def _console_settings(ctx: click.Context) -> ConsoleOptions:
 def _apply_console(ctx: click.Context) -> None:
     """(Re)build the invocation's terminal and point the log at it; called again
     when a subcommand's own -v/-q/--color change what the group's said."""
+    from runner import logs
     from runner.terminal import Terminal
 
     terminal = Terminal(_console_settings(ctx))
@@ -235,7 +224,14 @@ def _progress_shown() -> Iterator[None]:
     epilog=EXIT_CODES_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="recover")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    help="Show the version and exit.",
+    callback=lambda ctx, _param, value: _show_version(ctx) if value else None,
+)
 def cli() -> None:
     """Run declarative recovery playbooks against catalogs and media.
 
@@ -243,15 +239,33 @@ def cli() -> None:
     Typical session:
       recover validate playbooks/archive-volume-recovery.yaml
       recover plan playbooks/archive-volume-recovery.yaml --site SITE -o plan.json
-      recover run playbooks/archive-volume-recovery.yaml --site SITE --plan plan.json
+      recover show plan.json
+      recover run --plan plan.json
       recover status --site SITE
     """
-    _apply_console(click.get_current_context())
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand in _QUIET_COMMANDS:
+        return  # they log nothing: loguru stays unimported (start-up time)
+    _apply_console(ctx)
+
+
+#: commands that never log (no engine runs): they need no log set-up
+_QUIET_COMMANDS = frozenset({"validate", "schema", "playbooks", "actions", "show"})
+
+
+def _show_version(ctx: click.Context) -> None:
+    """What click's version option prints, with the version looked up only when asked."""
+    from runner import __version__
+
+    click.echo(f"recover, version {__version__}")
+    ctx.exit()
 
 
 def _registry() -> Registry:
     """The invocation's registry, built on first use (not for `--help` or
     `status`) and kept on the click context; its load warnings go to stderr once."""
+    from runner.procedures import load_registry
+
     ctx = click.get_current_context()
     root = ctx.find_root()
     if not isinstance(root.obj, Registry):
@@ -271,6 +285,10 @@ def _request(
 ) -> Request:
     """The validated playbook bound to its site, parameter values (--params-file
     files in order, then --param) and step selection (plan, run)."""
+    from runner.engine.request import make_request
+    from runner.engine.selection import select_steps
+    from runner.playbook.validate import load_playbook
+
     registry = _registry()
     loaded = load_playbook(playbook, registry)
     return make_request(
@@ -317,6 +335,9 @@ def _value_file(name: str, path: Path) -> str:
 
 def _params_from_files(playbook: Playbook, files: tuple[Path, ...]) -> dict[str, Any]:
     """Typed values from YAML or JSON mapping files; a later file wins over an earlier."""
+    from runner.playbook.model import check_typed
+    from runner.playbook.yamlpos import YamlSyntaxError, load_positioned, plain
+
     values: dict[str, Any] = {}
     for path in files:
         try:
@@ -419,6 +440,10 @@ def validate(playbooks: tuple[Path, ...], output_format: str, as_json: bool, str
       recover validate playbooks/*.yaml
       recover validate playbooks/ --strict --format sarif > recover.sarif
     """
+    from runner import __version__
+    from runner.playbook.diagnostics import github_annotation, to_sarif
+    from runner.playbook.validate import check_playbook
+
     output_format = "json" if as_json else output_format
     registry = _registry()
     problems: list[Diagnostic] = []
@@ -515,6 +540,9 @@ def plan(
       recover show plan.json
       recover run --plan plan.json
     """
+    from runner import console
+    from runner.engine.plan import make_plan
+
     steps = (start_at, only, skip)
     if list_steps:
         _list_steps(playbook, site, params, params_files, confirms, steps)
@@ -566,6 +594,8 @@ def show(plan_file: Path, as_json: bool) -> None:
     Example:
       recover show plan.json
     """
+    from runner.engine.planfile import read_plan
+
     saved = read_plan(plan_file)
     if as_json:
         click.echo(json.dumps(saved.as_printed_json(), indent=2, default=str))
@@ -627,6 +657,10 @@ def run(
       recover run playbooks/archive-volume-recovery.yaml --site demo-site/archive
       recover run --plan plan.json --yes
     """
+    from runner.engine.planfile import read_plan
+    from runner.engine.run import execute_run
+    from runner.engine.status import read_run
+
     steps = (start_at, only, skip)
     saved: SavedPlan | None = None
     if plan_file is not None:
@@ -681,6 +715,10 @@ def run(
 def _print_run_this_process_ran(request: Request) -> None:
     """`run --json` after a failure: the run as the journal holds it, if this
     process started or resumed one (a refusal before that prints nothing)."""
+    from runner.engine.journal import peek
+    from runner.engine.request import run_key
+    from runner.engine.status import read_run
+
     latest, _ = peek(request.site.state_dir / "journal.sqlite", run_key(request))
     if latest is not None and latest.pid == os.getpid():
         click.echo(json.dumps(read_run(request.site, latest.run_id), indent=2, default=str))
@@ -696,6 +734,12 @@ def _request_from_plan(
     steps: tuple[str | None, str | None, str | None],
 ) -> Request:
     """The request a saved plan records; options given beside it must agree with it."""
+    from runner.engine.planfile import FRESH_PLAN_FIX, require_agreement
+    from runner.engine.request import make_request
+    from runner.engine.selection import select_steps
+    from runner.playbook.model import convert_param
+    from runner.playbook.validate import load_playbook
+
     registry = _registry()
     if not saved.playbook.is_file():
         raise StalePlan(
@@ -758,6 +802,10 @@ def _list_steps(
     request: Request | None = None,
 ) -> None:
     """The playbook's steps; with a site, each one's state in the journal."""
+    from runner.engine.selection import select_steps
+    from runner.engine.status import journal_states
+    from runner.playbook.validate import load_playbook
+
     registry = _registry()
     if request is None and site is not None:
         request = _request(playbook, site, params, confirms, params_files, steps)
@@ -788,6 +836,8 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _ask(plan_result: PlanResult) -> bool:
+    from runner import console
+
     _terminal().lines(console.describe_plan(plan_result).split("\n"))
     pending = ", ".join(o.record.step_id for o in plan_result.destructive_pending())
     return click.confirm(f"\nSteps {pending} can lose data as shown above. Proceed?", default=False)
@@ -812,11 +862,15 @@ def _print_error(exc: RecoverError) -> None:
 
 def _print_step(outcome: StepOutcome) -> None:
     # A failed step's error is printed next, with its fix, by the error handler.
+    from runner import console
+
     _terminal().lines(console.describe_step(outcome, planning=False, show_error=False))
 
 
 def _print_step_to_stderr(outcome: StepOutcome) -> None:
     """`run --json` keeps stdout for the one JSON document."""
+    from runner import console
+
     for line in console.describe_step(outcome, planning=False, show_error=False):
         click.echo(line, err=True)
 
@@ -826,6 +880,8 @@ def _print_summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) 
 
 
 def _summary(outcomes: list[StepOutcome], allowed: dict[str, int | None]) -> list[str]:
+    from runner.engine.loss import LossTally
+
     lines = LossTally.of((o.record for o in outcomes), allowed).describe()
     reports = [path for o in outcomes for path in o.record.reports]
     if reports:
@@ -851,6 +907,11 @@ def status(site: Path, limit: int, as_json: bool) -> None:
     Example:
       recover status --site demo-site/archive
     """
+    from runner import console
+    from runner.engine.lock import holder_of
+    from runner.engine.status import read_status
+    from runner.site import Site
+
     where = Site(site.resolve())
     where.require_exists()
     runs = read_status(where, limit)
@@ -905,6 +966,8 @@ def demo(directory: Path, force: bool) -> None:
     Example:
       recover demo /tmp/recover-demo
     """
+    from runner.demo import prepare, run_demos
+
     prepare(directory, force=force)
     with _progress_shown():
         failures = run_demos(
@@ -935,6 +998,8 @@ def actions(name: str | None) -> None:
       recover actions
       recover actions archive.recovery_attempt
     """
+    from runner.playbook import actions_doc
+
     registry = _registry()
     if name is None:
         for line in actions_doc.summary_lines(registry):
@@ -968,6 +1033,8 @@ def schema(action: str | None, output: Path | None) -> None:
       recover schema --output playbook.schema.json
       recover schema --action archive.recovery_attempt
     """
+    from runner.playbook.schema import bundle_text
+
     registry = _registry()
     if action:
         if action not in registry:
@@ -1027,6 +1094,8 @@ def playbooks(copy_to: Path | None, paths_only: bool) -> None:
 
 def _shipped_playbooks(registry: Registry) -> list[tuple[str, Path]]:
     """(procedure name, playbook path) for every procedure's playbooks folder."""
+    from runner.contract import as_path
+
     found: list[tuple[str, Path]] = []
     seen: set[Path] = set()
     for procedure in registry.procedures:
@@ -1065,5 +1134,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
-    logger.complete()
+    if "loguru" in sys.modules:  # only a command that logged has messages to flush
+        sys.modules["loguru"].logger.complete()
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -61,7 +61,9 @@ class Context:
         # keeps them, the console sink leaves them out (runner.terminal).
         self._shown = self._log.bind(console="never")
         self._meter = Meter(self._log, listener)
-        step_crash = None if dry_run else _crash_point(record.step_id)
+        step_crash = _crash_point(
+            record.step_id, "RECOVER_CRASH_IN_PLAN" if dry_run else "RECOVER_CRASH_AT"
+        )
         self._crash_after_report = step_crash == "report"
         self._crash_at = step_crash if isinstance(step_crash, int) else None
         self._items_seen = 0
@@ -135,10 +137,11 @@ class Context:
         meter.update(count, total, final=True)
 
 
-def _crash_point(step_id: str) -> int | str | None:
+def _crash_point(step_id: str, variable: str) -> int | str | None:
     """RECOVER_CRASH_AT=<step_id>:<n>: SIGKILL after n progress items;
-    <step_id>:report: SIGKILL right after the step's first report (tests only)."""
-    spec = os.environ.get("RECOVER_CRASH_AT", "")
+    <step_id>:report: SIGKILL right after the step's first report (tests only).
+    RECOVER_CRASH_IN_PLAN does the same in a plan (and only there)."""
+    spec = os.environ.get(variable, "")
     target, _, point = spec.partition(":")
     if target != step_id:
         return None

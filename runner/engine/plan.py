@@ -1,15 +1,19 @@
-"""The dry run: what `recover run` would do, computed by doing it on copies.
+"""The dry run: what `recover run` would do, computed by doing it.
 
-The site's journal and catalogs are copied to a scratch directory and the
-steps run there with media writes captured in an overlay, so the prediction
-is exact (the same code runs) and the site is not changed by a single byte.
+The site's journal is copied to a scratch directory; the catalogs are read in
+place through one transaction that is always rolled back, with every write
+held in memory (runner.engine.rehearsal); media writes land in an overlay. So
+the prediction is exact (the same code runs), no catalog is copied, and the
+site is not changed by a single byte, even if the plan is killed.
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -19,10 +23,11 @@ from typing import Any
 from runner import clock
 from runner.engine import journal, lock
 from runner.engine.fingerprint import fingerprint
-from runner.engine.journal import RunState, StepState
+from runner.engine.journal import RunState, StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
 from runner.engine.preflight import preflight
+from runner.engine.rehearsal import RestartOnCopies
 from runner.engine.request import run_key
 from runner.engine.selection import borrowed_inputs
 from runner.engine.session import Request, Session, StepOutcome, copy_database
@@ -151,7 +156,10 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
 
 def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> PlanResult:
     state_dir = request.site.state_dir
-    prints = fingerprint(request.site.root)
+    # The fingerprint hashes every catalog; the rehearsal changes no byte and no
+    # run can start meanwhile (the lock), so it is read alongside the steps.
+    hashing = ThreadPoolExecutor(1, thread_name_prefix="recover-fingerprint")
+    pending_prints = hashing.submit(fingerprint, request.site.root)
     scratch = Path(tempfile.mkdtemp(prefix="recover-plan-"))
     try:
         journal_path = scratch / "journal.sqlite"
@@ -163,7 +171,7 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
             latest = journal.latest_run(conn, run_key(request))
             run_id, moment = "plan", clock.now()
             run_state: PriorRun | None = None
-            records = {}
+            records: dict[str, StepRecord] = {}
             if latest is not None:
                 run_id = latest.run_id
                 records = journal.read_steps(conn, run_id)
@@ -174,18 +182,47 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
         inputs = borrowed_inputs(
             real_journal, request.playbook, request.params, request.selection, records
         )
-        session = Session(
-            request,
-            dry_run=True,
-            inputs=inputs,
-            journal_path=journal_path,
-            run_id=run_id,
-            clock=moment,
-            records=records,
-            scratch=scratch,
-        )
-        session.blocked = {p.step.id: p.failed for p in preflight(request, dict(records), moment)}
-        outcomes = session.execute(keep_going=True, on_step=on_step)
+        blocked = {p.step.id: p.failed for p in preflight(request, dict(records), moment)}
+        shown = 0  # steps already passed to on_step
+
+        def show(outcome: StepOutcome) -> None:
+            nonlocal shown
+            shown += 1
+            if on_step is not None:
+                on_step(outcome)
+
+        def rehearse(
+            show: Callable[[StepOutcome], None], *, in_place: bool = True
+        ) -> list[StepOutcome]:
+            session = Session(
+                request,
+                dry_run=True,
+                inputs=inputs,
+                journal_path=journal_path,
+                run_id=run_id,
+                clock=moment,
+                records=copy.deepcopy(records),  # a restart begins from the same records
+                scratch=scratch,
+                in_place=in_place,
+            )
+            session.blocked = blocked
+            return session.execute(keep_going=True, on_step=show)
+
+        try:
+            outcomes = rehearse(show)
+        except RestartOnCopies:
+            # Rare: a step replaced a catalog an earlier step had changed. Start
+            # over on copies; the steps shown already come out the same again.
+            seen = shown
+
+            def show_rest(outcome: StepOutcome) -> None:
+                nonlocal seen
+                seen -= 1
+                if seen < 0 and on_step is not None:
+                    on_step(outcome)
+
+            outcomes = rehearse(show_rest, in_place=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return PlanResult(request, outcomes, prints, run_state, moment)
+        hashing.shutdown(wait=True)
+    return PlanResult(request, outcomes, pending_prints.result(), run_state, moment)

@@ -3,8 +3,10 @@
 A Session walks the steps in order. Each step gets a fresh connection whose
 main database is the journal and whose attached databases are the catalogs
 the action asked for; the step's work and its journal record commit together.
-In a dry run the journal and catalogs are scratch copies and media writes go
-to an overlay, so the site is never touched.
+In a dry run the journal is a scratch copy, the catalogs are read in place
+through one connection whose transaction is always rolled back (see
+runner.engine.rehearsal), and media writes go to an overlay, so the site is
+never touched.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from runner.engine.journal import StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.media import MediaLog, MediaStore
 from runner.engine.progress import current_listener
+from runner.engine.rehearsal import Rehearsal
 from runner.engine.reports import make_environment
 from runner.errors import (
     LossBudgetExceeded,
@@ -98,6 +101,7 @@ class Session:
         records: dict[str, StepRecord],
         scratch: Path | None = None,
         inputs: dict[str, StepRecord] | None = None,
+        in_place: bool = True,
     ) -> None:
         self.request = request
         self.dry_run = dry_run
@@ -116,6 +120,11 @@ class Session:
         #: steps whose inputs already fail (runner.engine.preflight): a plan shows
         #: them failed without running them on inputs known to be bad
         self.blocked: dict[str, list[Check]] = {}
+        # A dry run reads the live catalogs in place unless told to copy them.
+        self.rehearsal: Rehearsal | None = None
+        if dry_run and in_place:
+            assert scratch is not None
+            self.rehearsal = Rehearsal(journal_path, scratch)
         self._committed = StepRecord("", 0, "")  # the current step as last committed
 
     # -- the loop ------------------------------------------------------------
@@ -156,6 +165,8 @@ class Session:
                 if on_step is not None:
                     on_step(outcome)
         finally:
+            if self.rehearsal is not None:
+                self.rehearsal.close()
             self.media.close()
         return outcomes
 
@@ -216,11 +227,11 @@ class Session:
                 claims=claims,
                 listener=listener,
             )
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn)
             outcome.checks = list(action.check(ctx))
             failed = [c for c in outcome.checks if not c.ok]
             if failed:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise PreconditionFailed(
                     f"step {step.id!r}: "
                     + "; ".join(f"{c.name}: {c.detail}" if c.detail else c.name for c in failed),
@@ -240,13 +251,11 @@ class Session:
             record.media = self.media.log.lines()
             record.media_log = self.media.log.to_json()
             journal.write_step(conn, self.run_id, record)
-            self._crash_point(f"commit {step.id} before")
-            conn.execute("COMMIT")
-            self._crash_point(f"commit {step.id} after")
+            self._commit(conn, step.id)
             claims.release()
             logger.debug("step {} done in {:.2f}s", step.id, record.seconds)
         except BaseException as exc:
-            _rollback(conn)
+            self._rollback(conn)
             written = list(record.reports)
             if not (self.dry_run and isinstance(exc, SafetyRefusal)):
                 self._restore(conn, record)  # a plan keeps what the refused step would do
@@ -269,7 +278,31 @@ class Session:
         finally:
             if listener is not None:
                 listener.step_ended()
-            conn.close()
+            if self.rehearsal is not None:
+                self.rehearsal.end_step()  # the connection lives on for the next step
+            else:
+                conn.close()
+
+    # -- transactions: a run commits; a plan's steps are savepoints never committed
+    def _begin(self, conn: journal.TrackedConnection) -> None:
+        if self.rehearsal is not None:
+            self.rehearsal.begin_step()
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def _commit(self, conn: journal.TrackedConnection, step_id: str) -> None:
+        if self.rehearsal is not None:
+            self.rehearsal.commit_step()
+        else:
+            self._crash_point(f"commit {step_id} before")
+            conn.execute("COMMIT")
+            self._crash_point(f"commit {step_id} after")
+
+    def _rollback(self, conn: journal.TrackedConnection) -> None:
+        if self.rehearsal is not None:
+            self.rehearsal.undo_step()
+        else:
+            _rollback(conn)
 
     # -- steps' helpers ------------------------------------------------------
     def _variables(self) -> dict[str, Any]:
@@ -366,11 +399,15 @@ class Session:
         self._gate_loss(ctx.record)
         ctx.record.media_log = self.media.log.to_json()
         journal.write_step(ctx.db, self.run_id, ctx.record)
-        self._crash_point(f"checkpoint {ctx.step_id} before")
-        ctx.db.execute("COMMIT")
-        self._crash_point(f"checkpoint {ctx.step_id} after")
+        if self.rehearsal is not None:
+            self.rehearsal.checkpoint()
+        else:
+            self._crash_point(f"checkpoint {ctx.step_id} before")
+            ctx.db.execute("COMMIT")
+            self._crash_point(f"checkpoint {ctx.step_id} after")
         self._committed = copy.deepcopy(ctx.record)
-        ctx.db.execute("BEGIN IMMEDIATE")
+        if self.rehearsal is None:
+            ctx.db.execute("BEGIN IMMEDIATE")
 
     def _restore(self, conn: journal.TrackedConnection, record: StepRecord) -> None:
         """After a rollback the record must again say only what was committed.
@@ -396,6 +433,10 @@ class Session:
             _rollback(conn)
 
     def _persist_alone(self, record: StepRecord) -> None:
+        if self.rehearsal is not None:  # inside the plan's transaction, like the rest
+            conn = self.rehearsal.connection({}, {})
+            journal.write_step(conn, self.run_id, record)
+            return
         conn = journal.connect(self.journal_path)
         try:
             self._persist(conn, record)
@@ -403,13 +444,23 @@ class Session:
             conn.close()
 
     def _connect(self, action: Action) -> journal.TrackedConnection:
-        conn = journal.connect(self.journal_path)
+        wanted: dict[str, tuple[str, Path]] = {}
+        for alias, rel in action.databases(self.request.site).items():
+            if not _ALIAS.match(alias) or alias in ("main", "temp"):
+                raise StepFailed(f"action {action.name} asked for a bad database alias")
+            wanted[alias] = (rel, self._database_path(rel))
+        if self.rehearsal is not None:
+            attached = self.rehearsal.attached.values()
+            current = {rel: self.media.path(rel) for rel, _, _ in attached}
+            conn = self.rehearsal.connection(wanted, current)
+        else:
+            conn = journal.connect(self.journal_path)
         try:
-            for alias, rel in action.databases(self.request.site).items():
-                if not _ALIAS.match(alias) or alias in ("main", "temp"):
-                    raise StepFailed(f"action {action.name} asked for a bad database alias")
-                path = self._database_path(rel)
+            for alias, (rel, path) in wanted.items():
                 try:
+                    if self.rehearsal is not None:
+                        self.rehearsal.attach(alias, rel, path)
+                        continue
                     conn.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
                     conn.execute(f"SELECT count(*) FROM {alias}.sqlite_master").fetchone()
                     if not self.dry_run:
@@ -424,7 +475,8 @@ class Session:
                         "the playbook's site at the right file",
                     ) from exc
         except BaseException:
-            conn.close()
+            if self.rehearsal is None:
+                conn.close()
             raise
         return conn
 
@@ -443,7 +495,7 @@ class Session:
                     f"{'directory' if stat.S_ISDIR(mode) else 'special file'})",
                     fix=f"replace {rel} with the SQLite file, or point the playbook's site at it",
                 )
-        if not self.dry_run:
+        if not self.dry_run or self.rehearsal is not None:
             return source
         assert self.scratch is not None
         known = self._copies.get(rel)
@@ -456,11 +508,13 @@ class Session:
 
 
 def copy_database(source: Path, target: Path) -> None:
-    """Copy a SQLite file with its hot journal, so the copy recovers like the original."""
+    """Copy a SQLite file with its hot journal or its write-ahead log, so the
+    copy recovers (or reads) like the original."""
     shutil.copyfile(source, target)
-    hot = source.with_name(source.name + "-journal")
-    if hot.exists():
-        shutil.copyfile(hot, target.with_name(target.name + "-journal"))
+    for suffix in ("-journal", "-wal"):
+        beside = source.with_name(source.name + suffix)
+        if beside.exists():
+            shutil.copyfile(beside, target.with_name(target.name + suffix))
 
 
 def _ended_by(error: BaseException) -> tuple[StepState, str]:

@@ -9,17 +9,48 @@ StrictUndefined turns a typo into an error.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
+from jinja2 import (
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+)
+from jinja2.environment import TemplateExpression
 from jinja2.sandbox import SecurityError
 
 from runner.sandbox import MAX_EXPRESSION_OUTPUT, BoundedImmutableSandbox, expression_budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _ENV = BoundedImmutableSandbox(undefined=StrictUndefined, autoescape=False)
+# `{{ name }}`: the commonest expression by far, looked up without Jinja. Jinja
+# reads these words as constants, never as names, so they take the long way.
+_BARE_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*")
+_CONSTANTS = frozenset({"true", "false", "none", "True", "False", "None"})
+# Compiling is most of an expression's cost and a playbook repeats the same
+# few texts in many steps: compile each text once per process.
+_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _compiled_expression(expr: str) -> TemplateExpression:
+    return _ENV.compile_expression(expr, undefined_to_none=False)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _template(text: str) -> Template:
+    return _ENV.from_string(text)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _names(text: str) -> frozenset[str]:
+    return frozenset(meta.find_undeclared_variables(_ENV.parse(text)))
 
 
 class TemplateProblem(Exception):
@@ -55,8 +86,13 @@ def render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         with expression_budget():
             if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-                compiled = _ENV.compile_expression(match.group("expr"), undefined_to_none=False)
-                result = compiled(**context)
+                bare = _BARE_NAME.fullmatch(match.group("expr"))
+                if bare and bare.group(1) not in _CONSTANTS and bare.group(1) in context:
+                    result = context[bare.group(1)]  # what Jinja's lookup would return
+                elif bare and bare.group(1) not in _CONSTANTS and bare.group(1) not in _ENV.globals:
+                    raise UndefinedError(f"{bare.group(1)!r} is undefined")
+                else:
+                    result = _compiled_expression(match.group("expr"))(**context)
                 if isinstance(result, StrictUndefined):
                     str(result)  # raises UndefinedError with the name
                 if isinstance(result, str | list | dict) and len(result) > MAX_EXPRESSION_OUTPUT:
@@ -83,7 +119,7 @@ def _render_bounded(text: str, context: Mapping[str, Any]) -> str:
     """Render a template string, stopping once its output passes the bound."""
     pieces: list[str] = []
     size = 0
-    for piece in _ENV.from_string(text).generate(**context):
+    for piece in _template(text).generate(**context):
         size += len(piece)
         if size > MAX_EXPRESSION_OUTPUT:
             raise SecurityError(_too_long())
@@ -105,6 +141,6 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
 def referenced_names(text: str) -> set[str]:
     """Top-level names a template string uses (for "param used but not declared")."""
     try:
-        return set(meta.find_undeclared_variables(_ENV.parse(text)))
+        return set(_names(text))
     except TemplateError as exc:
         raise TemplateProblem(_describe(exc)) from exc

@@ -74,9 +74,21 @@ def _formats() -> FormatChecker:
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """One validator per schema object (each action's schema is one object for
+    the whole registry), not one per step: building it is not free."""
+    known = _VALIDATORS.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(schema, format_checker=_formats())
+    validator = Draft202012Validator(schema, format_checker=_formats())
+    if len(_VALIDATORS) >= 1024:  # a long-lived process loading many registries
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, validator)  # the schema kept: its id stays its own
+    return validator
+
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 
 class _Collector:

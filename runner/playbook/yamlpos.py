@@ -12,7 +12,7 @@ import calendar
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -166,6 +166,17 @@ PositionedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 PositionedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
+class _FastPositionedLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """PositionedLoader on libyaml's parser: the same nodes, marks and
+    constructors, parsed in C (most of validation's time was the pure-Python
+    scanner). Any problem is reported by parsing again with PositionedLoader,
+    so messages are the same whichever parser found it."""
+
+    construct_mapping = PositionedLoader.construct_mapping
+    construct_sequence = PositionedLoader.construct_sequence
+    yaml_constructors: ClassVar[dict[Any, Any]] = dict(PositionedLoader.yaml_constructors)
+
+
 class YamlSyntaxError(Exception):
     def __init__(self, problem: YamlProblem) -> None:
         super().__init__(problem.message)
@@ -174,6 +185,16 @@ class YamlSyntaxError(Exception):
 
 def load_positioned(text: str) -> tuple[Any, list[YamlProblem]]:
     """Parse one YAML document; raise YamlSyntaxError with a position on bad YAML."""
+    fast = _FastPositionedLoader(text)
+    try:
+        data = fast.get_single_data()
+    except (yaml.YAMLError, RecursionError, ValueError):
+        pass  # parsed again below, for the message and the position
+    else:
+        _refuse_alias_bombs(data)
+        return data, list(_duplicates(data, (), set()))
+    finally:
+        fast.dispose()
     try:
         loader = PositionedLoader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters at once
