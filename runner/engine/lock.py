@@ -10,13 +10,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import getpass
+import hashlib
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+
+from loguru import logger
 
 from runner.errors import SiteLocked
 
@@ -131,3 +135,27 @@ def current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+@contextlib.contextmanager
+def one_plan_at_a_time(site_root: Path) -> Iterator[None]:
+    """Plans of one site take turns: a plan's rehearsal holds SQLite's write lock
+    on each catalog it changes (in a transaction it rolls back), so a second plan
+    would wait on it and fail with "database is locked". The turn is an flock on
+    a file outside the site (a plan writes nothing in it), named after the site."""
+    digest = hashlib.sha256(os.fsencode(site_root.resolve())).hexdigest()[:24]
+    path = Path(tempfile.gettempdir()) / f"recover-plan-{digest}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        yield  # no private temp dir: plans then rely on SQLite's busy wait
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another plan of this site is running; waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -146,7 +146,7 @@ def _step_json(outcome: StepOutcome) -> dict[str, Any]:
 def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = None) -> PlanResult:
     """The dry run. It reads a consistent site: it is refused while a run holds
     the site, and no run can start while it reads (a shared lock)."""
-    with lock.reading(request.site.state_dir):
+    with lock.one_plan_at_a_time(request.site.root), lock.reading(request.site.state_dir):
         result = _plan(request, on_step)
         result.evidence = evidence(request)
         if result.run_state is None:
