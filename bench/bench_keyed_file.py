@@ -6,13 +6,22 @@ Builds a keyed file of 1 million records with 3 keys at scale 1 (and one of
 twice that size, to show how time grows), crashed with all four kinds of
 damage, and times in the same run:
 
-- repair: `recover run` of a one-step keyed.repair playbook in a subprocess,
-  against (a) reading both files sequentially and (b) reading them and
-  decoding what any repair must look at: every record's deleted mark and every
-  key entry's record number, checked against the valid records;
-- reload: `recover run` of a one-step keyed.reload playbook, against reading
-  the data file, writing the valid records, pulling out every key and sorting
-  it with Python's sort, and writing the sorted keys.
+- repair: `recover run` of a one-step keyed.repair playbook, against its I/O
+  floor ("copy"): both files read, every record's mark and every leaf entry's
+  record number decoded with numpy, both files written out and fsynced. A
+  repair must at least read and decode all of that, and write and sync what it
+  changes; the floor does the reading and decoding vectorised and writes more.
+- reload: `recover run` of a one-step keyed.reload playbook on the repaired
+  pair, against a numpy reload ("strong") of the same pair: valid records
+  picked with one mask, each key's entries (key + big-endian record number)
+  built as one fixed-width array and sorted by numpy, duplicates of a unique key
+  found with one comparison, each B-tree written bottom-up straight from the
+  sorted buffer one block at a time, both files fsynced. Its files must equal
+  the runner's byte for byte (sha256 compared); the clock and user are pinned.
+
+Why the baselines are strong: no interpreter loop per record or entry, one
+read of each file, the least durability the runner also gives. The old pure
+Python baselines stay as extra rows (read, check, sort).
 
 "process" is the whole subprocess (interpreter start and imports included);
 "step" is the step's own time from the journal vs the baseline's own work.
