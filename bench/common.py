@@ -129,12 +129,12 @@ def record(target: Target) -> Target:
 def summary_table(targets: list[Target]) -> str:
     """The one table of every ratio against the strong baselines, pass or fail each."""
     lines = [
-        f"{'bench':<14} {'work':<44} {'runner s':>9} {'base s':>8} {'ratio':>6} "
+        f"{'bench':<15} {'work':<52} {'runner s':>9} {'base s':>8} {'ratio':>6} "
         f"{'limit':>6} {'same':>5} {'result':>6}"
     ]
     for t in targets:
         lines.append(
-            f"{t.bench:<14} {t.what:<44} {t.runner_s:>9.2f} {t.baseline_s:>8.2f} "
+            f"{t.bench:<15} {t.what:<52} {t.runner_s:>9.2f} {t.baseline_s:>8.2f} "
             f"{t.ratio:>6.2f} {t.limit:>5g}x {'yes' if t.same else 'NO':>5} "
             f"{'pass' if t.passed else 'FAIL':>6}"
         )
