@@ -2,10 +2,27 @@
 
 Builds a site with the world generator, restores the databases, then times
 `recover run` of a recover-only playbook in a subprocess (its peak RSS comes
-from wait4). The raw baseline, in the same run, applies exactly the calls the
-runner applied, parsed beforehand, with sqlite3 executemany (one call per run
-of consecutive same-statement calls, as they come in commit order) in one
-transaction on fresh restored copies. Memory is shown for two log sizes.
+from wait4) against, in the same run on fresh restored copies:
+
+- the strong baseline (the target, runner within 1.5x): what an expert would
+  write by hand, single process, timed from the first byte of the log. It
+  parses the log set as documented (records framed with struct and their CRC
+  checked; identities, begins, calls and ends decoded; one json.loads per
+  transaction's values), groups the calls of the transactions the runner
+  applied into waves (each row sees its calls in log order; calls on different
+  rows share one executemany per statement, over the whole log, so fewer groups
+  than the runner's per-batch ones), sorts each group by integer key, and runs
+  it all in ONE transaction with the runner's pragmas (synchronous=FULL,
+  journal_mode=DELETE, its page cache, temp_store=MEMORY), bulk-inserting the
+  applied transactions' rf_recovery rows with their times made by SQLite. It
+  needs no failure handling (it applies exactly what the runner applied). The
+  databases' content and the applied rf_recovery rows must equal the runner's.
+- the old baselines, as extra rows: the applied calls parsed beforehand (not
+  timed) and applied with executemany per run of consecutive same-statement
+  calls (raw), grouped as the runner groups them (grouped raw), or with the
+  runner's page cache (raw+cache).
+
+Memory is shown for two log sizes.
 
     python bench/bench_roll_forward.py [--scale 0.1] [--keep DIR]
 """
