@@ -1,15 +1,16 @@
-"""KeyFeeder.add_slots (the reload's column-wise entry builder) gives exactly the
-entries of the per-record KeyFeeder.add, for any record layout and keys."""
+"""The reload's chunk-at-a-time helpers equal their per-record versions: KeyFeeder.add_slots
+gives exactly the entries of KeyFeeder.add, _live_slots exactly the live records."""
 
 from __future__ import annotations
 
+import random
 import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.procedures.keyed_file.bulkload import KeyFeeder
+from runner.procedures.keyed_file.bulkload import KeyFeeder, _live_slots
 from runner.procedures.keyed_file.media import KeyDescriptor
 from runner.procedures.keyed_file.records import recno_bytes, split
 
@@ -47,3 +48,14 @@ def test_add_slots_builds_the_same_entries_as_add(
             by_record.add(records, recno_bytes(first, len(records)))
         by_column.add_slots(blob, slot, first)
         assert _entries(by_column) == _entries(by_record)
+
+
+@given(st.integers(1, 9), st.lists(st.booleans(), max_size=80), st.randoms(use_true_random=False))
+def test_live_slots_drops_exactly_the_deleted_records(
+    payload: int, deleted: list[bool], rnd: random.Random
+) -> None:
+    slot = payload + 1
+    records = [bytes([int(gone)]) + rnd.randbytes(payload) for gone in deleted]
+    blob = b"".join(records)
+    live = b"".join(r for r, gone in zip(records, deleted, strict=True) if not gone)
+    assert _live_slots(blob, blob[0::slot], slot) == live
