@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import child_env, measure, recover, step_seconds  # noqa: E402
+from bench.common import Target, child_env, measure, record, recover, step_seconds  # noqa: E402
 
 STUDIES_AT_SCALE_1 = 360_000  # about 5.0 million object locations
 VOLUME = "VOL0002"
@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{size['raw_rss'][op] / 1024:>7.1f}"
             )
     small, large = results
+    for op in OPS:  # the results were compared (_same_results asserts): same is True
+        what = f"{op} {large['locations']:,} locations"
+        record(Target("archive_volume", what, large["step"][op], large["work"][op], 1.2))
     growth = max(large["rss"][op] / small["rss"][op] for op in OPS)
     print(
         f"\nworst ratio runner/raw: in-process {worst:.2f}, whole process "

@@ -80,3 +80,64 @@ def step_seconds(site: Path, step_id: str) -> float:
     if row is None:
         raise SystemExit(f"no journal record of step {step_id!r} in {site}")
     return float(row[0])
+
+
+# -- the summary table ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """One line of bench/run.py's summary: a runner time against its strong baseline.
+
+    `same` says whether the runner's output and the baseline's were compared and
+    found identical (catalogs by content, files by hash): a ratio against a baseline
+    that did different work means nothing, so a row with `same` False fails.
+    """
+
+    bench: str  # the bench module's short name, e.g. "roll_forward"
+    what: str  # the work and size, e.g. "recover 1.1M records"
+    runner_s: float
+    baseline_s: float
+    limit: float  # the target: runner_s / baseline_s at most this
+    same: bool = True
+    note: str = ""  # e.g. what the baseline is, or "extra row" for a non-headline ratio
+
+    @property
+    def ratio(self) -> float:
+        return self.runner_s / self.baseline_s if self.baseline_s > 0 else float("inf")
+
+    @property
+    def passed(self) -> bool:
+        return self.same and self.ratio <= self.limit
+
+
+#: Every Target the benches in this process recorded, in order (bench/run.py prints them).
+TARGETS: list[Target] = []
+
+
+def record(target: Target) -> Target:
+    """Add a row to the summary table and print it at once (a bench run alone shows it)."""
+    TARGETS.append(target)
+    verdict = "pass" if target.passed else "FAIL"
+    print(
+        f"target [{target.bench}] {target.what}: runner {target.runner_s:.2f}s / baseline "
+        f"{target.baseline_s:.2f}s = {target.ratio:.2f}x (limit {target.limit:g}x, same output: "
+        f"{target.same}) {verdict}",
+        flush=True,
+    )
+    return target
+
+
+def summary_table(targets: list[Target]) -> str:
+    """The one table of every ratio against the strong baselines, pass or fail each."""
+    lines = [
+        f"{'bench':<15} {'work':<52} {'runner s':>9} {'base s':>8} {'ratio':>6} "
+        f"{'limit':>6} {'same':>5} {'result':>6}"
+    ]
+    for t in targets:
+        lines.append(
+            f"{t.bench:<15} {t.what:<52} {t.runner_s:>9.2f} {t.baseline_s:>8.2f} "
+            f"{t.ratio:>6.2f} {t.limit:>5g}x {'yes' if t.same else 'NO':>5} "
+            f"{'pass' if t.passed else 'FAIL':>6}"
+        )
+    failed = sum(not t.passed for t in targets)
+    lines.append(f"{len(targets) - failed} of {len(targets)} targets met")
+    return "\n".join(lines)

@@ -1,15 +1,19 @@
 """Run every benchmark: `python bench/run.py [--scale X] [NAME ...]`.
 
-Each bench/bench_<name>.py times the runner against a raw SQL or raw I/O
-baseline measured in the same run and prints figures and ratios. `--scale`
-shrinks (or grows) every benchmark's default size, e.g. --scale 0.1 for a
-quick look.
+Each bench/bench_<name>.py times the runner against a strong baseline (what
+an expert would write by hand for the same work and output) measured in the
+same run, prints its detail, and records its targets with bench.common.record.
+After all of them this prints ONE table of every target: ratio, limit, whether
+the outputs matched, pass or fail. `--scale` shrinks (or grows) every
+benchmark's default size, e.g. --scale 0.1 for a quick look. The exit code is
+1 if any target failed or any bench failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="size multiplier")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE.parent))
+    from bench.common import TARGETS, summary_table
+
     found = sorted(HERE.glob("bench_*.py"))
     chosen = [p for p in found if not args.names or p.stem.removeprefix("bench_") in args.names]
     if not chosen:
@@ -39,7 +45,17 @@ def main(argv: list[str] | None = None) -> int:
         code = module.main(["--scale", str(args.scale)])
         print(f"##### {path.stem}: exit {code}, {time.perf_counter() - started:.1f}s", flush=True)
         worst = max(worst, code or 0)
+    print(f"\n##### summary (scale {args.scale}; load: {load()})")
+    print(summary_table(TARGETS))
+    if not all(t.passed for t in TARGETS):
+        worst = max(worst, 1)
     return worst
+
+
+def load() -> str:
+    """The load average while measuring: other work on the machine skews ratios."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 if __name__ == "__main__":

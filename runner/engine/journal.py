@@ -163,6 +163,10 @@ def connect(path: Path, shown_as: Path | None = None) -> TrackedConnection:
     try:
         conn.execute("PRAGMA journal_mode=DELETE")  # multi-file commits stay atomic
         conn.execute("PRAGMA synchronous=FULL")
+        # Statement journals and temporary indexes in memory: a savepoint over a big
+        # batch otherwise writes its statement journal to a temporary file. Only
+        # takes effect outside a transaction, so here, at open.
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.executescript(SCHEMA)
         _upgrade(conn)
     except sqlite3.Error as exc:

@@ -74,7 +74,7 @@ class EntrySorter:
         self._spill_path = directory / f"{name}.spill"
         self._spill: BinaryIO | None = open(self._spill_path, "wb")  # noqa: SIM115
 
-    def add(self, blob: bytes) -> None:
+    def add(self, blob: bytes | bytearray) -> None:
         """Add entries given as one blob of whole entries."""
         assert self._spill is not None and len(blob) % self.width == 0
         self._spill.write(blob)

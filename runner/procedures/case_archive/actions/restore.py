@@ -192,6 +192,8 @@ class Restore(CaseAction):
         problems: list[dict[str, str]] = []
         missing = corrupt = 0
         handle: BinaryIO | None = None
+        # Directories are fsynced once each, before the step commits the case (see store).
+        ctx.media.hold_dir_syncs()
         try:
             for relpath, size, digest, location, label, offset in ctx.progress(
                 rows, files, "files restored"
@@ -220,11 +222,12 @@ class Restore(CaseAction):
                 counts["files"] += 1
                 counts["bytes"] += size
                 counts["from_cache" if location == "cache" else "from_tape"] += 1
+            for common in settings.common_dirs():
+                ctx.media.symlink(f"{directory}/{common.rsplit('/', 1)[-1]}", common)
         finally:
             if handle is not None:
                 handle.close()
-        for common in settings.common_dirs():
-            ctx.media.symlink(f"{directory}/{common.rsplit('/', 1)[-1]}", common)
+            ctx.media.sync_held_dirs()
         ctx.db.execute(
             """INSERT INTO cases (name, directory, session, files, bytes, in_use, restored)
                VALUES (?, ?, ?, ?, ?, 0, ?)""",

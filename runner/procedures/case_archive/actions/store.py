@@ -176,9 +176,16 @@ class Store(CaseAction):
         rows = ctx.db.execute(
             "SELECT relpath, size, digest FROM files WHERE id > ? ORDER BY id", (before,)
         )
-        for relpath, size, digest in ctx.progress(rows, copied, "files copied to the cache"):
-            src = f"{ingest}/{relpath}"
-            copy_verified(ctx, src, f"{cache}/{relpath}", size, digest, _changed(src, size))
+        # Each copy's data is fsynced before its rename; the directories once each, before
+        # the step commits the catalog rows that name the copies (a kill before that
+        # rolls the rows back and a rerun copies again).
+        ctx.media.hold_dir_syncs()
+        try:
+            for relpath, size, digest in ctx.progress(rows, copied, "files copied to the cache"):
+                src = f"{ingest}/{relpath}"
+                copy_verified(ctx, src, f"{cache}/{relpath}", size, digest, _changed(src, size))
+        finally:
+            ctx.media.sync_held_dirs()
         added = ctx.db.execute(
             f"""INSERT OR IGNORE INTO session_files (session_id, file_id)
                 SELECT ?5, f.id FROM products p JOIN files f ON f.relpath = p.relpath
