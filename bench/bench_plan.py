@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import bench_archive_volume as archive  # noqa: E402
-from bench.common import Measured, child_env, measure, recover  # noqa: E402
+from bench.common import Measured, Target, child_env, measure, record, recover  # noqa: E402
 from runner.engine.rehearsal import CACHE_KIB  # noqa: E402
 
 STUDIES_AT_SCALE_1 = 288_000  # about 4.0 million object locations
@@ -128,6 +128,26 @@ def _bench(work: Path, studies: int, repeats: int) -> int:
         f"\nplan / baseline {ratio:.2f} (target <= {PLAN_TARGET}) "
         f"{'PASS' if ok_base else 'FAIL'}; plan / run {versus_run:.2f} (target < 1) "
         f"{'PASS' if ok_run else 'FAIL'}; site byte-identical after plan: yes"
+    )
+    locations_text = f"{locations / 1e6:.1f}M locations"
+    record(
+        Target(
+            "plan",
+            f"plan vs rolled-back SQL, {locations_text}",
+            planned.seconds,
+            base.seconds,
+            PLAN_TARGET,
+        )
+    )
+    record(
+        Target(
+            "plan",
+            f"plan vs run, {locations_text}",
+            planned.seconds,
+            ran.seconds,
+            1.0,
+            note="plan below run",
+        )
     )
     return 0 if ok_base and ok_run else 1
 
