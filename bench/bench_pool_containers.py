@@ -11,20 +11,30 @@ wait4's rusage):
 - raw check: os.scandir over the pools, one read per container, struct-parsed
   headers, SHA-256 of every version (as the check does), the same SQL joins
   (missing, unreferenced, orphans) on a temp table;
-- raw fix: the same listing and header reads plus the SQL joins finding each
-  missing container's alternates, then the same I/O as the fix with the same
-  durability, batched as the runner batches it (new container written to a
-  temp file, fsync, rename; alternates renamed into lost+found; every 500
-  containers each directory renamed into fsynced once, then that batch's
-  catalog rows committed). Its choice of source is simplified (identical, else
-  superset, else subset, else any copy); the I/O is the same.
+- raw fix: force+fix under the scenario's window, written by hand: one
+  scandir walk and one read per pool file (digests checked for the unreferenced
+  files and cleartext copies, the possible sources, as the fix does), a dict of
+  candidates per oid, three set-based queries for the missing containers, their
+  elements' versions and expected versions, then per element the documented
+  rules (docs/pool_containers.md: identical, else superset with fewest extra,
+  else subset with most, ties by (pool, path); else version by version from
+  the other alternates then cleartext; the window and last-versions guards),
+  the same names (`<oid>.c<id>.<clock>.<wc|dlt|cmp>`, lost+found collisions
+  suffixed) and the same durable I/O (temp file, fsync, rename; alternates
+  renamed into lost+found; every 500 fixed elements each directory renamed
+  into fsynced once, then that batch's catalog rows committed). It reuses the
+  procedure's container-format module (runner/procedures/pool_containers/
+  media.py: parse, verify, encode), as an expert reuses a format library, and
+  none of the runner's action code.
 
-Why the baseline is strong: set-based SQL on a temp table, one read per
-container, the durability the runner gives and no more (directory fsyncs
-batched per checkpoint, not per rename: the old baseline's 22k fsyncs are
-`--raw fix-unbatched`), no journal, no reports. Both leave the same result:
-every pool file (lost+found included) by sha256 and the containers' paths in
-the catalog are compared after the fix.
+Why the baseline is strong: one read per container, a plain dict instead of
+temp tables for the candidates, set-based SQL for the catalog side, the
+durability the runner gives and no more (directory fsyncs batched per
+checkpoint, not per rename: the old baseline's per-rename fsyncs are
+`--raw fix-unbatched`), no journal, no work file, no checks, no reports. And
+it does the same work: after both fixes every catalog table is compared by
+content and every pool file (lost+found included) by sha256; the Target row's
+`same` is that comparison.
 
 Then a smaller repository (a tenth) is checked and fixed again to show that
 the runner's peak memory does not grow with the repository.
@@ -43,8 +53,9 @@ import sys
 import tempfile
 import time
 import zlib
+from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,6 +64,7 @@ if str(ROOT) not in sys.path:
 
 from bench.common import Target, child_env, record, recover  # noqa: E402
 from bench.common import measure as measure_child  # noqa: E402
+from runner.procedures.pool_containers import media  # noqa: E402
 from runner.procedures.pool_containers.actions.fix import BATCH  # noqa: E402
 from runner.procedures.pool_containers.world.generator import NOW  # noqa: E402
 
@@ -172,18 +184,6 @@ def raw_check(site: Path, verify: bool = True) -> None:
     print(json.dumps({"missing": counts[0], "unreferenced": counts[1], "corrupt": counts[3]}))
 
 
-def durable_write(path: Path, data: bytes, held: set[Path] | None) -> None:
-    """Temp file, fsync, rename; the directory fsynced now, or once per batch if `held`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    sync_later(path.parent, held)
-
-
 def sync_later(directory: Path, held: set[Path] | None) -> None:
     if held is None:
         fsync_dir(directory)
@@ -199,70 +199,275 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def raw_fix(site: Path, batch: int | None = BATCH) -> None:
-    """With `batch`, as the runner makes it durable: every `batch` rebuilt containers,
-    fsync each directory renamed into once, then commit their catalog rows. Without,
-    a directory fsync after every rename and one commit at the end (the old row)."""
-    conn = sqlite3.connect(site / "catalog.sqlite")
-    raw_scan(conn, site, verify=False)
-    paths = dict(conn.execute("SELECT name, path FROM pools"))
-    rows = conn.execute(
-        """SELECT c.id, c.pool, c.relpath, c.type_manager, e.oid,
-                  (SELECT group_concat(b.name || '/' || v.number, ' ') FROM container_versions cv
-                   JOIN versions v ON v.id = cv.version_id JOIN branches b ON b.id = v.branch_id
-                   WHERE cv.container_id = c.id),
-                  a.pool, a.kind, a.relpath, a.tm, a.keys
-           FROM containers c JOIN elements e ON e.id = c.element_id
-           JOIN f a ON a.oid = e.oid
-             AND (a.kind = 'cleartext' OR NOT EXISTS (SELECT 1 FROM containers r
-                  WHERE r.pool = a.pool AND r.relpath = a.relpath))
-           WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.pool = c.pool AND f.relpath = c.relpath)
-           ORDER BY c.id"""
-    ).fetchall()
-    by_container: dict[int, list[tuple[object, ...]]] = {}
-    for row in rows:
-        by_container.setdefault(int(row[0]), []).append(row)  # type: ignore[call-overload]
-    updates, moved = [], set()
-    held: set[Path] | None = set() if batch else None
-    for cid, cands in by_container.items():
-        _c, pool, relpath, tm, oid, expected, *_ = cands[0]
-        want = set(str(expected or "").split())
-        same = [c for c in cands if c[7] == "source" and c[9] == tm]
-        pick = (
-            [c for c in same if set(str(c[10]).split()) == want]
-            or [c for c in same if set(str(c[10]).split()) > want]
-            or [c for c in same if set(str(c[10]).split()) < want]
+Candidate = tuple[str, str, str, frozenset[tuple[str, int]], frozenset[tuple[str, int]]]
+# (pool, relpath, type manager, versions held, corrupt versions), sorted by (pool, relpath)
+
+
+def fix_scan(
+    site: Path, pools: list[tuple[str, str, str]], referenced: set[tuple[str, str]]
+) -> tuple[set[tuple[str, str]], dict[str, tuple[list[Candidate], list[Candidate]]]]:
+    """One read per pool file, parsed by the format library; digests checked for the
+    unreferenced files and cleartext copies (the possible sources), as the fix does.
+    Returns the referenced paths found and, per oid, (alternates, cleartext copies)."""
+    found: set[tuple[str, str]] = set()
+    by_oid: dict[str, tuple[list[Candidate], list[Candidate]]] = {}
+    for pool, path, kind in pools:
+        stack = [("", str(site / path))]
+        while stack:
+            rel, real = stack.pop()
+            with os.scandir(real) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") or (not rel and entry.name == "lost+found"):
+                        continue
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((name, entry.path))
+                        continue
+                    key = (pool, name)
+                    is_ref = kind == "source" and key in referenced
+                    oid, tm, rows, bad = media.inspect(read_all(entry.path), name, not is_ref)
+                    if is_ref:
+                        found.add(key)
+                        continue
+                    held = frozenset((r[0], r[1]) for r in rows)
+                    lists = by_oid.setdefault(oid, ([], []))
+                    lists[kind == "cleartext"].append((pool, name, tm, held, frozenset(bad or ())))
+    for alternates, cleartext in by_oid.values():
+        alternates.sort(key=lambda c: (c[0], c[1]))
+        cleartext.sort(key=lambda c: (c[0], c[1]))
+    return found, by_oid
+
+
+def read_all(path: str) -> bytes:
+    """A whole file: one read for the common few-KiB container."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        blob = os.read(fd, 1 << 16)
+        if len(blob) < 1 << 16:  # a regular file reads short only at its end
+            return blob
+        chunks = [blob]
+        while more := os.read(fd, 1 << 20):
+            chunks.append(more)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def choose(
+    tm: str,
+    expected: list[tuple[int, str, int, str]],
+    alternates: list[Candidate],
+    cleartext: list[Candidate],
+) -> dict[tuple[str, int], Candidate]:
+    """Where each expected version comes from (docs/pool_containers.md, the algorithm):
+    the best same-type-manager intact alternate (identical, superset with fewest
+    extra, subset with most; first by (pool, path)), else version by version from
+    the other alternates (other type managers first), then the cleartext copies."""
+    want = frozenset((b, n) for _vid, b, n, _at in expected)
+    usable = [a for a in alternates if a[2] == tm and not a[4]]
+    best = next((a for a in usable if a[3] == want), None)
+    if best is None:
+        supersets = [a for a in usable if a[3] > want]
+        subsets = [a for a in usable if a[3] and a[3] < want]
+        if supersets:
+            best = min(supersets, key=lambda a: len(a[3]))
+        elif subsets:
+            best = max(subsets, key=lambda a: len(a[3]))
+    if best is not None:
+        return {k: best for k in want & best[3]}
+    ordered = sorted(alternates, key=lambda a: a[2] == tm) + cleartext  # stable: (pool, path)
+    sources: dict[tuple[str, int], Candidate] = {}
+    for key in want:
+        for cand in ordered:
+            if key in cand[3] and key not in cand[4]:
+                sources[key] = cand
+                break
+    return sources
+
+
+def rebuilt_parts(
+    site: Path, paths: dict[str, str], tm: str, picks: list[tuple[str, int, Candidate]]
+) -> list[media.Part]:
+    """The new container's versions: stored bytes copied as they are when the stored
+    form is the same, else inflated or deflated (zlib level 6) on the way."""
+    blobs: dict[tuple[str, str], tuple[bytes, media.Header]] = {}
+    parts = []
+    for branch, number, cand in picks:
+        where = (cand[0], cand[1])
+        if where not in blobs:
+            blob = read_all(str(site / paths[cand[0]] / cand[1]))
+            blobs[where] = (blob, media.parse(blob, cand[1]))
+        blob, header = blobs[where]
+        entry = header.entry((branch, number))
+        assert entry is not None
+        start = header.data_start + entry.offset
+        stored = blob[start : start + entry.stored]
+        if header.type_manager == tm or "compressed" not in (header.type_manager, tm):
+            data = stored
+        elif tm != "compressed":
+            data = zlib.decompress(stored)
+        else:
+            data = media.store(tm, stored)
+        parts.append(
+            media.Part(branch, number, len(data), entry.raw, entry.digest, lambda d=data: d)
         )
-        sources = pick[:1] or cands
-        data = b"".join((site / paths[c[6]] / str(c[8])).read_bytes() for c in sources)
-        target = f"{str(relpath).rpartition('/')[0]}/{oid}.c{cid}.raw"
-        durable_write(site / paths[pool] / target, data, held)
-        updates.append((target, cid))
-        for c in cands:
-            if c[7] == "source" and (c[6], c[8]) not in moved:
-                moved.add((c[6], c[8]))
-                src = site / paths[c[6]] / str(c[8])
-                dst = site / paths[c[6]] / "lost+found" / str(c[8])
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
-                sync_later(dst.parent, held)
-        if held is not None and batch and len(updates) % batch == 0:
-            commit_batch(conn, held, updates[-batch:])
-    if held is not None and batch:
-        commit_batch(conn, held, updates[len(updates) - len(updates) % batch :])
-    else:
-        with conn:
-            conn.executemany("UPDATE containers SET relpath = ? WHERE id = ?", updates)
-    print(json.dumps({"rebuilt": len(updates), "moved": len(moved)}))
+    return parts
 
 
-def commit_batch(conn: sqlite3.Connection, held: set[Path], updates: list[Any]) -> None:
-    """A batch made durable: its directories fsynced once each, then its rows committed."""
+def raw_fix(site: Path, since: str, batch: int | None = BATCH) -> None:
+    """Force+fix under the window `since`, written by hand: the same decisions, names
+    and bytes as the runner's fix. With `batch`, as the runner makes it durable: every
+    `batch` fixed elements, fsync each directory renamed into once, then commit their
+    catalog rows. Without, a directory fsync after every rename and one commit at the
+    end (the old row)."""
+    window = datetime.fromisoformat(since)
+    stamp, gone_at = NOW.strftime("%Y%m%dT%H%M%SZ"), NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    conn = sqlite3.connect(site / "catalog.sqlite", isolation_level=None)
+    conn.execute("PRAGMA temp_store=MEMORY")
+    pools = conn.execute("SELECT name, path, kind FROM pools ORDER BY name").fetchall()
+    paths = {name: path.rstrip("/") for name, path, _kind in pools}
+    sources = {name for name, _p, kind in pools if kind == "source"}
+    ids = {(p, r): i for i, p, r in conn.execute("SELECT id, pool, relpath FROM containers")}
+    found, by_oid = fix_scan(site, pools, set(ids))
+    conn.execute("CREATE TEMP TABLE m (id INTEGER PRIMARY KEY)")
+    conn.executemany(
+        "INSERT INTO m VALUES (?)",
+        ((i,) for key, i in ids.items() if key[0] in sources and key not in found),
+    )
+    missing = conn.execute(
+        """SELECT c.element_id, c.id, c.pool, c.relpath, e.oid, e.type_manager
+           FROM containers c JOIN elements e ON e.id = c.element_id
+           WHERE c.id IN (SELECT id FROM temp.m) ORDER BY c.element_id, c.id"""
+    ).fetchall()
+    versions: dict[int, list[tuple[int, str, int, str, str]]] = {}
+    for eid, *version in conn.execute(
+        """SELECT b.element_id, v.id, b.name, v.number, v.created_at, v.data
+           FROM branches b JOIN versions v ON v.branch_id = b.id
+           WHERE b.element_id IN (SELECT c.element_id FROM containers c
+                                  WHERE c.id IN (SELECT id FROM temp.m))
+           ORDER BY b.element_id, b.name, v.number"""
+    ):
+        versions.setdefault(eid, []).append(tuple(version))  # type: ignore[arg-type]
+    in_container: dict[int, list[int]] = {}
+    for cid, vid in conn.execute(
+        "SELECT container_id, version_id FROM container_versions "
+        "WHERE container_id IN (SELECT id FROM temp.m)"
+    ):
+        in_container.setdefault(cid, []).append(vid)
+    held: set[Path] | None = set() if batch else None
+    taken: dict[Path, set[str]] = {}
+    rebinds: list[tuple[str, int]] = []
+    removed: list[tuple[int]] = []
+    lost_ids: list[tuple[int]] = []
+    fixed = pending = 0
+    for eid, group in groupby(missing, key=lambda r: r[0]):
+        rows = list(group)
+        oid, tm = rows[0][4], rows[0][5]
+        alternates, cleartext = by_oid.get(oid, ([], []))
+        present = {v[0]: v for v in versions[eid] if v[4] == "present"}
+        plans, lost = [], []
+        for _e, cid, pool, relpath, _o, _t in rows:
+            expected = sorted(
+                (present[v][:4] for v in in_container.get(cid, []) if v in present),
+                key=lambda v: (v[1], v[2]),
+            )
+            picked = choose(tm, expected, alternates, cleartext)
+            plans.append(
+                (
+                    cid,
+                    pool,
+                    relpath,
+                    [(b, n, picked[b, n]) for _i, b, n, _a in expected if (b, n) in picked],
+                )
+            )
+            lost += [v for v in expected if (v[1], v[2]) not in picked]
+        if any(
+            datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) < window
+            for *_v, at in lost
+        ):
+            continue  # refused by the window: left as is
+        gone = {v[0] for v in lost}
+        above: dict[str, list[int]] = {}
+        for vid, branch, number, _at, _data in present.values():
+            if number > 0:
+                above.setdefault(branch, []).append(vid)
+        if any(all(v in gone for v in vids) for vids in above.values()):
+            continue  # a branch would lose every version above 0: left for interactive handling
+        occupied = {(a[0], a[1]) for a in alternates}
+        for cid, pool, relpath, picks in plans:
+            if not picks:
+                removed.append((cid,))
+                continue
+            parent = relpath.rpartition("/")[0]
+            n, target = 1, ""
+            while not target or (pool, target) in occupied:
+                name = f"{oid}.c{cid}.{stamp}{f'.{n}' if n > 1 else ''}.{media.TM_EXTENSIONS[tm]}"
+                target, n = (f"{parent}/{name}" if parent else name), n + 1
+            occupied.add((pool, target))
+            out = site / paths[pool] / target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp")
+            with open(tmp, "wb") as handle:
+                media.write(handle, oid, tm, rebuilt_parts(site, paths, tm, picks))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, out)
+            sync_later(out.parent, held)
+            rebinds.append((target, cid))
+        for pool, relpath, *_ in alternates:
+            folder = site / paths[pool] / "lost+found" / relpath.rpartition("/")[0]
+            names = taken.get(folder)
+            if names is None:
+                names = taken[folder] = set(os.listdir(folder)) if folder.is_dir() else set()
+            name = relpath.rpartition("/")[2]
+            if name in names:
+                base, k = f"{name}.{stamp}", 1
+                name = base
+                while name in names:
+                    k += 1
+                    name = f"{base}.{k}"
+            names.add(name)
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(site / paths[pool] / relpath, folder / name)
+            sync_later(folder, held)
+        lost_ids += [(v[0],) for v in lost]
+        fixed += 1
+        pending += 1
+        if held is not None and batch and pending >= batch:
+            commit_batch(conn, held, rebinds, removed, lost_ids, gone_at)
+            pending = 0
+    if held is not None:
+        for directory in sorted(held):
+            fsync_dir(directory)
+        held.clear()
+    commit_batch(conn, set(), rebinds, removed, lost_ids, gone_at)
+    print(json.dumps({"fixed": fixed}))
+
+
+def commit_batch(
+    conn: sqlite3.Connection,
+    held: set[Path],
+    rebinds: list[tuple[str, int]],
+    removed: list[tuple[int]],
+    lost: list[tuple[int]],
+    gone_at: str,
+) -> None:
+    """A batch made durable: its directories fsynced once each, then its rows
+    committed in one transaction (the lists are emptied)."""
     for directory in sorted(held):
         fsync_dir(directory)
     held.clear()
-    with conn:
-        conn.executemany("UPDATE containers SET relpath = ? WHERE id = ?", updates)
+    conn.execute("BEGIN")
+    conn.executemany("UPDATE containers SET relpath = ? WHERE id = ?", rebinds)
+    conn.executemany("DELETE FROM container_versions WHERE version_id = ?", lost)
+    conn.executemany(
+        "UPDATE versions SET data = 'gone', data_gone_at = ? WHERE id = ? AND data = 'present'",
+        [(gone_at, v) for (v,) in lost],
+    )
+    conn.executemany("DELETE FROM containers WHERE id = ?", removed)
+    conn.execute("COMMIT")
+    for done in (rebinds, removed, lost):
+        done.clear()
 
 
 # -- the benchmark ---------------------------------------------------------------
@@ -305,7 +510,7 @@ def measure(base: Path, elements: int, label: str) -> dict[str, tuple[float, int
         "raw check": raw("check", copy),
         "raw scan": raw("scan", copy),
         "runner fix": runner(fix_pb, site),
-        "raw fix": raw("fix", copy),
+        "raw fix": raw("fix", copy, scenario["window"]),
     }
     out["elements"] = (float(elements), 0, 0, "")
     for name, (_s, _rss, code, err) in out.items():
@@ -326,16 +531,28 @@ def measure(base: Path, elements: int, label: str) -> dict[str, tuple[float, int
 
 
 def same_result(site: Path, copy: Path) -> bool:
-    """Every pool file (lost+found included) by sha256 and the containers' paths."""
-    conn = sqlite3.connect(site / "catalog.sqlite")
-    pools = [p for (p,) in conn.execute("SELECT path FROM pools ORDER BY name")]
-    query = "SELECT id, pool, relpath FROM containers ORDER BY id"
-    mine = conn.execute(query).fetchall()
-    conn.close()
-    other = sqlite3.connect(copy / "catalog.sqlite")
-    theirs = other.execute(query).fetchall()
-    other.close()
-    if mine != theirs:
+    """Every catalog table by content (all rows, all columns) and every pool file
+    (lost+found included) by sha256."""
+    tables = []
+    for root in (site, copy):
+        conn = sqlite3.connect(root / "catalog.sqlite")
+        names = [
+            n
+            for (n,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        content = {}
+        for name in names:
+            cur = conn.execute(f'SELECT * FROM "{name}"')
+            columns = ", ".join(str(i + 1) for i in range(len(cur.description)))
+            content[name] = conn.execute(f'SELECT * FROM "{name}" ORDER BY {columns}').fetchall()
+        tables.append(content)
+        pools = [p for (p,) in conn.execute("SELECT path FROM pools ORDER BY name")]
+        conn.close()
+    if tables[0] != tables[1]:
+        print(f"catalogs differ in: {[t for t in tables[0] if tables[0][t] != tables[1].get(t)]}")
         return False
     for pool in pools:
         trees = []
@@ -348,6 +565,8 @@ def same_result(site: Path, copy: Path) -> bool:
                 }
             )
         if trees[0] != trees[1]:
+            differ = sorted(set(trees[0].items()) ^ set(trees[1].items()))
+            print(f"pool {pool} differs: {len(differ)} entries, e.g. {differ[:4]}")
             return False
     return True
 
@@ -384,9 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw:
         kind, site = args.raw[0], Path(args.raw[1])
         if kind == "fix":
-            raw_fix(site)
+            raw_fix(site, args.raw[2])
         elif kind == "fix-unbatched":
-            raw_fix(site, batch=None)
+            raw_fix(site, args.raw[2], batch=None)
         else:
             raw_check(site, verify=kind == "check")
         return 0
