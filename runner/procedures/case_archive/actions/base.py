@@ -118,20 +118,8 @@ class CaseAction(Action):
             fix="point site.catalog at the case-archive catalog (see docs/case_archive.md)",
         )
         yield from shape
-        if not all(c.ok for c in shape):
-            return
-        settings = Settings(ctx.db)
-        problems = settings_problems(settings)
-        yield check(
-            "settings are valid",
-            not problems,
-            "; ".join(problems),
-            fix="correct the settings table (see docs/case_archive.md)",
-        )
-        if not problems and self.tape_access:
-            # Outside the window now, a tape step would be refused after the
-            # steps before it (a store) had changed the site: refuse the run.
-            yield window_check(settings.text("tape_window"))
+        if all(c.ok for c in shape):
+            yield from self._settings_and_window(ctx)
 
     def shared_checks(self, ctx: StepContext) -> Iterator[Check]:
         """Catalog, settings and, for tape actions, the access window: the
@@ -144,8 +132,13 @@ class CaseAction(Action):
             fix="point site.catalog at the case-archive catalog (see docs/case_archive.md)",
         )
         yield tables
-        if not tables.ok:
-            return
+        if tables.ok:
+            yield from self._settings_and_window(ctx)
+
+    def _settings_and_window(self, ctx: StepContext) -> Iterator[Check]:
+        """The settings, then, for tape actions, the access window: outside it a
+        tape step would be refused after the steps before it (a store) had
+        changed the site, so a run checks it before its first step too."""
         settings = Settings(ctx.db)
         problems = settings_problems(settings)
         yield check(
@@ -154,9 +147,8 @@ class CaseAction(Action):
             "; ".join(problems),
             fix="correct the settings table (see docs/case_archive.md)",
         )
-        if problems or not self.tape_access:
-            return
-        yield window_check(settings.text("tape_window"))
+        if not problems and self.tape_access:
+            yield window_check(settings.text("tape_window"))
 
     def urgent_pending(self, ctx: StepContext) -> None:
         """Every cases step shows an unacknowledged URGENT banner again (so it stays
