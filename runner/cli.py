@@ -931,8 +931,9 @@ class WorldGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         for procedure in _registry().procedures:
-            if procedure.name == cmd_name and procedure.world is not None:
-                return _console_options(procedure.world)
+            command = procedure.world_command() if procedure.name == cmd_name else None
+            if command is not None:
+                return _console_options(command)
         return None
 
 

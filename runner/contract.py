@@ -33,6 +33,7 @@ journal in the same commit), media through `ctx.media`, reports through
 
 from __future__ import annotations
 
+import importlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -444,11 +445,26 @@ class Procedure:
     title: str
     actions: tuple[type[Action], ...]
     assets: ProcedureAssets = field(default_factory=ProcedureAssets)
-    world: click.Command | None = None
+    #: the `recover world NAME` command, or "module:attribute" naming it: a
+    #: reference is imported only when the command is asked for, so commands
+    #: that never generate a site (validate, plan, run) do not load generators
+    world: click.Command | str | None = None
     #: builds demo site(s) under the given directory and says what to run on them
     demo: Callable[[Path], list[DemoCase]] | None = None
     #: static, cross-step checks of a playbook (e.g. mode order), no site needed
     validate_steps: Callable[[list[StepView]], list[Finding]] | None = None
+
+    def world_command(self) -> click.Command | None:
+        """The world command, imported now if the procedure named it by reference."""
+        if not isinstance(self.world, str):
+            return self.world
+        import click  # at run time only here: the contract module stays light
+
+        module, _, attribute = self.world.partition(":")
+        command = getattr(importlib.import_module(module), attribute or "command")
+        if not isinstance(command, click.Command):
+            raise ProcedureLoadError(f"{self.world} is not a click command")
+        return command
 
 
 class ProcedureLoadError(Exception):

@@ -43,7 +43,7 @@ def test_the_registration_points_into_the_skeleton(module: str) -> None:
     procedure = importlib.import_module(module).PROCEDURE
     assert procedure.actions == importlib.import_module(f"{module}.actions").ACTIONS
     assert procedure.validate_steps is importlib.import_module(f"{module}.rules").validate_steps
-    assert procedure.world is importlib.import_module(f"{module}.world.cli").command
+    assert procedure.world_command() is importlib.import_module(f"{module}.world.cli").command
     world = importlib.import_module(f"{module}.world")
     assert {"Options", "generate"} <= set(vars(world))
 

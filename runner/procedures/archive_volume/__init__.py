@@ -11,8 +11,6 @@ from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.archive_volume import rules
 from runner.procedures.archive_volume.actions import ACTIONS
-from runner.procedures.archive_volume.world import Options, generate
-from runner.procedures.archive_volume.world import cli as world_cli
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("archive-volume-recovery.yaml")
@@ -20,6 +18,8 @@ PLAYBOOK = ASSETS.playbook("archive-volume-recovery.yaml")
 
 def demo(base_dir: Path) -> list[DemoCase]:
     """A small damaged archive and the shipped recovery playbook, run end to end."""
+    from runner.procedures.archive_volume.world import Options, generate
+
     site = base_dir
     generate(site, Options(studies=120))
     return [DemoCase("Recover the damaged archive volume VOL0002", PLAYBOOK, site)]
@@ -30,7 +30,7 @@ PROCEDURE = Procedure(
     title="Archive-volume recovery (image archive / PACS)",
     actions=ACTIONS,
     assets=ASSETS,
-    world=world_cli.command,
+    world="runner.procedures.archive_volume.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,
 )

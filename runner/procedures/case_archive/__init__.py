@@ -13,8 +13,6 @@ from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.case_archive import rules
 from runner.procedures.case_archive.actions import ACTIONS
-from runner.procedures.case_archive.world import Options, generate
-from runner.procedures.case_archive.world import cli as world_cli
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("case-archive.yaml")
@@ -22,6 +20,8 @@ PLAYBOOK = ASSETS.playbook("case-archive.yaml")
 
 def demo(base: Path) -> list[DemoCase]:
     """A small archive whose tape window is open around the run's clock."""
+    from runner.procedures.case_archive.world import Options, generate
+
     site = base / "archive"
     now = clock.now()
     window = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=2)):%H:%M}"
@@ -40,7 +40,7 @@ PROCEDURE = Procedure(
     title="Case archive store and restore to tape",
     actions=ACTIONS,
     assets=ASSETS,
-    world=world_cli.command,
+    world="runner.procedures.case_archive.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,
 )

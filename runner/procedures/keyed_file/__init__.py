@@ -13,8 +13,6 @@ from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.keyed_file import rules
 from runner.procedures.keyed_file.actions import ACTIONS
-from runner.procedures.keyed_file.world import cli as world_cli
-from runner.procedures.keyed_file.world.generator import DAMAGE_KINDS, Options, generate
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("keyed-file-repair.yaml")
@@ -22,6 +20,8 @@ PLAYBOOK = ASSETS.playbook("keyed-file-repair.yaml")
 
 def demo(base_dir: Path) -> list[DemoCase]:
     """A small crashed file with all four kinds of damage: verify, repair, reload, count."""
+    from runner.procedures.keyed_file.world.generator import DAMAGE_KINDS, Options, generate
+
     site = base_dir / "crashed-customers"
     generate(site, Options(records=5_000, keys=3, damage=DAMAGE_KINDS, seed=7))
     return [
@@ -39,7 +39,7 @@ PROCEDURE = Procedure(
     name="keyed",
     title="Keyed file repair and reload",
     actions=ACTIONS,
-    world=world_cli.command,
+    world="runner.procedures.keyed_file.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,
 )

@@ -12,8 +12,6 @@ from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.pool_containers import rules
 from runner.procedures.pool_containers.actions import ACTIONS
-from runner.procedures.pool_containers.world import Options, generate
-from runner.procedures.pool_containers.world import cli as world_cli
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("pool-container-fix.yaml")
@@ -21,6 +19,8 @@ PLAYBOOK = ASSETS.playbook("pool-container-fix.yaml")
 
 def demo(base: Path) -> list[DemoCase]:
     """A small repository, fixed under the window its scenario assumes."""
+    from runner.procedures.pool_containers.world import Options, generate
+
     site = base / "repository"
     # The repository's present is the run's clock, so "yesterday" means yesterday.
     scenario = generate(site, Options(seed=7, elements=60, now=clock.now()))
@@ -40,7 +40,7 @@ PROCEDURE = Procedure(
     title="Storage pool container reconstruction",
     actions=ACTIONS,
     assets=ASSETS,
-    world=world_cli.command,
+    world="runner.procedures.pool_containers.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,
 )

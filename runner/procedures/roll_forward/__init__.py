@@ -12,7 +12,6 @@ from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.roll_forward import rules
 from runner.procedures.roll_forward.actions import ACTIONS
-from runner.procedures.roll_forward.world import cli as world_cli
 
 ASSETS = shipped_procedure_assets()
 
@@ -37,7 +36,7 @@ PROCEDURE = Procedure(
     name="rollforward",
     title="Roll-forward recovery of databases from a backup copy and the log set",
     actions=ACTIONS,
-    world=world_cli.command,
+    world="runner.procedures.roll_forward.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,
 )
