@@ -33,6 +33,9 @@ from typing import Any
 import pytest
 
 from runner.engine import media
+from runner.procedures.archive_volume import catalog as archive_catalog
+from runner.procedures.case_archive import catalog as cases_catalog
+from runner.procedures.pool_containers import catalog as pools_catalog
 from tests.helpers import PLAYBOOKS_DIR, assert_clean, invoke, process_env, run_process
 
 NOW = "2026-01-06T09:00:00+00:00"
@@ -75,18 +78,7 @@ PROCEDURES = (
             ("volumes", "media_path", "text"),
         ),
         media=("volumes/VOL0002.vol", "volumes/VOL0001.vol"),
-        tables=(
-            "carriers",
-            "volumes",
-            "studies",
-            "objects",
-            "object_locations",
-            "cache_locations",
-            "cached_objects",
-            "archive_destinations",
-            "send_jobs",
-            "volume_scans",
-        ),
+        tables=archive_catalog.TABLES,
     ),
     Procedure(
         name="cases",
@@ -103,16 +95,7 @@ PROCEDURES = (
             ("products", "relpath", "text"),
         ),
         media=(),
-        tables=(
-            "settings",
-            "products",
-            "tapes",
-            "backups",
-            "store_sessions",
-            "files",
-            "session_files",
-            "cases",
-        ),
+        tables=cases_catalog.TABLES,
     ),
     Procedure(
         name="keyed",
@@ -140,7 +123,7 @@ PROCEDURES = (
             ("elements", "path", "text"),
         ),
         media=(),
-        tables=("pools", "elements", "branches", "versions", "containers", "container_versions"),
+        tables=pools_catalog.TABLES,
     ),
     Procedure(
         name="rollforward",

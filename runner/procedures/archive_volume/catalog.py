@@ -10,6 +10,7 @@ measured paths.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ CREATE TABLE IF NOT EXISTS volume_scans (
     PRIMARY KEY (volume_ref, begin)
 );
 """
+
+#: every table of the catalog, in schema order
+TABLES: tuple[str, ...] = tuple(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
 
 #: Built after bulk loading (much faster than maintaining them row by row):
 #: (table, columns, index name).

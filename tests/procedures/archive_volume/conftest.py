@@ -14,23 +14,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import cli
+from runner.procedures.archive_volume import catalog
 from runner.procedures.archive_volume.world import Options, generate
 from tests.helpers import PLAYBOOKS_DIR
 
 PLAYBOOK = PLAYBOOKS_DIR / "archive-volume-recovery.yaml"
 NOW = "2026-01-02T03:04:05+00:00"
-TABLES = (
-    "carriers",
-    "volumes",
-    "studies",
-    "objects",
-    "object_locations",
-    "cache_locations",
-    "cached_objects",
-    "archive_destinations",
-    "send_jobs",
-    "volume_scans",
-)
+TABLES = catalog.TABLES
 
 
 @pytest.fixture(autouse=True)
