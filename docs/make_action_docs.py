@@ -21,7 +21,7 @@ def pages(registry: Registry) -> dict[Path, str]:
     """docs/<procedure package>.md -> its text with the generated block current."""
     out = {}
     for procedure in registry.procedures:
-        package = procedure.actions[0].__module__.split(".")[2]
+        package = procedure.action_classes()[0].__module__.split(".")[2]
         page = ROOT / "docs" / f"{package}.md"
         text = page.read_text(encoding="utf-8")
         out[page] = with_section(text, procedure_section(registry, procedure.name))

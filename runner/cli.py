@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runner.contract import Registry
+from runner.contract import ProcedureLoadError, Registry
 from runner.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -74,6 +74,9 @@ class RecoverGroup(click.Group):
         except RecoverError as exc:
             click.echo(f"error: {exc.render()}", err=True)
             ctx.exit(exc.exit_code)
+        except ProcedureLoadError as exc:  # a procedure's code, imported on first use
+            click.echo(f"error: {exc}\n  fix: {exc.fix}", err=True)
+            ctx.exit(EXIT_FAILED)
         except (KeyboardInterrupt, click.Abort):
             click.echo(
                 "\ninterrupted: the current step was rolled back; run the same command "
@@ -820,7 +823,7 @@ def _list_steps(
         row = [
             step.id,
             step.action,
-            "yes" if registry.action(step.action).destructive else "no",
+            "yes" if registry.info(step.action).destructive else "no",
             "-" if step.when is None else " ".join(str(step.when).split()),
         ]
         row += [] if selection is None else ["yes" if step.id in selection else "no"]

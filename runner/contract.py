@@ -382,6 +382,60 @@ class Action:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class ActionInfo:
+    """What validation, plans and `recover actions` know of an action without
+    importing its code (which brings its media and catalog modules: most of a
+    start-up). Built from the class, or read from its procedure's facts file."""
+
+    name: str
+    summary: str
+    destructive: bool = False
+    outputs: Mapping[str, Output] | None = None
+    loss_units: tuple[str, ...] = ()
+    #: the inline argument schema, when the action has one (args_schema)
+    args_schema: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, action: type[Action]) -> ActionInfo:
+        outputs = None if action.outputs is None else dict(action.outputs)
+        return cls(
+            action.name,
+            action.summary,
+            action.destructive,
+            outputs,
+            tuple(action.loss_units),
+            action.args_schema,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        outputs = self.outputs
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "destructive": self.destructive,
+            "outputs": None
+            if outputs is None
+            else {k: {"type": o.type, "description": o.description} for k, o in outputs.items()},
+            "loss_units": list(self.loss_units),
+            "args_schema": self.args_schema,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ActionInfo:
+        outputs = data.get("outputs")
+        return cls(
+            str(data["name"]),
+            str(data["summary"]),
+            bool(data.get("destructive", False)),
+            None
+            if outputs is None
+            else {k: Output(str(o["type"]), str(o["description"])) for k, o in outputs.items()},
+            tuple(map(str, data.get("loss_units", ()))),
+            data.get("args_schema"),
+        )
+
+
 @dataclass
 class StepView:
     """A playbook step as procedure validators see it (arguments unrendered)."""
@@ -443,7 +497,12 @@ def as_path(resource: Traversable) -> Path:
 class Procedure:
     name: str  # action prefix and `recover world NAME`
     title: str
-    actions: tuple[type[Action], ...]
+    #: the action classes, or "module:attribute" naming a tuple of them: a
+    #: reference is imported only when a step is planned or run, if the
+    #: procedure ships a facts file (`<name>.actions.json` in its schema
+    #: folder, written by `python -m runner.procedures.facts`) that tells
+    #: validation what it needs; without one it is imported at once
+    actions: tuple[type[Action], ...] | str
     assets: ProcedureAssets = field(default_factory=ProcedureAssets)
     #: the `recover world NAME` command, or "module:attribute" naming it: a
     #: reference is imported only when the command is asked for, so commands
@@ -453,6 +512,24 @@ class Procedure:
     demo: Callable[[Path], list[DemoCase]] | None = None
     #: static, cross-step checks of a playbook (e.g. mode order), no site needed
     validate_steps: Callable[[list[StepView]], list[Finding]] | None = None
+
+    def action_classes(self) -> tuple[type[Action], ...]:
+        """The action classes, imported now if the procedure named them by reference."""
+        if not isinstance(self.actions, str):
+            return self.actions
+        module, _, attribute = self.actions.partition(":")
+        classes = getattr(importlib.import_module(module), attribute or "ACTIONS")
+        if not isinstance(classes, tuple) or not all(
+            isinstance(c, type) and issubclass(c, Action) for c in classes
+        ):
+            raise ProcedureLoadError(f"{self.actions} is not a tuple of Action classes")
+        return classes
+
+    def facts_file(self) -> Traversable | None:
+        """Where the procedure's action facts are, if it ships them."""
+        if self.assets.schemas is None:
+            return None
+        return self.assets.schemas / f"{self.name}.actions.json"
 
     def world_command(self) -> click.Command | None:
         """The world command, imported now if the procedure named it by reference."""
@@ -470,6 +547,10 @@ class Procedure:
 class ProcedureLoadError(Exception):
     """A procedure cannot be used as shipped (a missing argument schema, say)."""
 
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix or "reinstall the package that provides the procedure"
+
 
 class Registry:
     """The procedures one invocation works with, and their actions' schemas.
@@ -478,12 +559,16 @@ class Registry:
     so a test builds its own instead of clearing module-level caches. Every
     action's argument schema is read when the registry is built: an action
     without one is a load error naming it, never "any arguments accepted".
+    What validation needs of each action (`actions`, `info`) comes from the
+    procedure's facts file when it ships one; the classes (`action`) are
+    imported on first use, and checked against those facts then.
     """
 
     def __init__(self, procedures: Sequence[Procedure] = ()) -> None:
         self.procedures: tuple[Procedure, ...] = ()
         self.warnings: list[str] = []
-        self.actions: dict[str, type[Action]] = {}
+        self.actions: dict[str, ActionInfo] = {}
+        self._classes: dict[str, type[Action]] = {}
         self._owner: dict[str, Procedure] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
         for procedure in procedures:
@@ -493,20 +578,56 @@ class Registry:
         """Register a procedure whole, or not at all (ProcedureLoadError says why)."""
         if any(known.name == procedure.name for known in self.procedures):
             raise ProcedureLoadError(f"a procedure named {procedure.name!r} is already registered")
-        schemas = {
-            action.name: load_action_schema(procedure, action) for action in procedure.actions
-        }
+        infos = read_facts(procedure)
+        classes: tuple[type[Action], ...] = ()
+        if infos is None:
+            classes = procedure.action_classes()
+            infos = tuple(ActionInfo.of(action) for action in classes)
+        schemas = {info.name: load_action_schema(procedure, info) for info in infos}
         self.procedures += (procedure,)
         self._schemas.update(schemas)
-        for action in procedure.actions:
-            self.actions[action.name] = action
-            self._owner[action.name] = procedure
+        for info in infos:
+            self.actions[info.name] = info
+            self._owner[info.name] = procedure
+        self._classes.update((action.name, action) for action in classes)
 
     def __contains__(self, action: object) -> bool:
         return action in self.actions
 
-    def action(self, name: str) -> type[Action]:
+    def info(self, name: str) -> ActionInfo:
         return self.actions[name]
+
+    def action(self, name: str) -> type[Action]:
+        """The action's class: its procedure's code is imported on first use."""
+        known = self._classes.get(name)
+        if known is None:
+            self._import_actions(self._owner[name])
+            known = self._classes[name]
+        return known
+
+    def _import_actions(self, procedure: Procedure) -> None:
+        """Import the classes behind a procedure's facts; facts that no longer say
+        what the code does are a load error (validation would have checked a
+        playbook against the wrong declarations)."""
+        try:
+            classes = procedure.action_classes()
+        except ProcedureLoadError:
+            raise
+        except Exception as exc:  # any failure of the procedure's own code
+            raise ProcedureLoadError(
+                f"procedure {procedure.name!r}: cannot import its actions "
+                f"{procedure.actions}: {type(exc).__name__}: {exc}"
+            ) from exc
+        found = {action.name: ActionInfo.of(action) for action in classes}
+        told = {name: info for name, info in self.actions.items() if self._owner[name] is procedure}
+        if found != told:
+            differ = sorted(n for n in found.keys() | told.keys() if found.get(n) != told.get(n))
+            raise ProcedureLoadError(
+                f"procedure {procedure.name!r}: its facts file {procedure.facts_file()} does "
+                f"not match its actions' code ({', '.join(differ)})",
+                fix=FACTS_FIX,
+            )
+        self._classes.update((action.name, action) for action in classes)
 
     def procedure_of(self, action: str) -> Procedure:
         return self._owner[action]
@@ -526,7 +647,29 @@ class Registry:
         return folders
 
 
-def load_action_schema(procedure: Procedure, action: type[Action]) -> dict[str, Any]:
+FACTS_FIX = (
+    "regenerate the facts file from the actions' code: `python -m runner.procedures.facts` "
+    "(for a procedure of another package, its own facts command), or reinstall the package"
+)
+
+
+def read_facts(procedure: Procedure) -> tuple[ActionInfo, ...] | None:
+    """The procedure's action facts, when its actions are named by reference and
+    it ships a facts file; None when the classes must be imported to know them."""
+    resource = procedure.facts_file()
+    if not isinstance(procedure.actions, str) or resource is None or not resource.is_file():
+        return None
+    try:
+        data = json.loads(resource.read_text(encoding="utf-8"))
+        return tuple(ActionInfo.from_json(entry) for entry in data["actions"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProcedureLoadError(
+            f"procedure {procedure.name!r}: cannot read its facts file {resource}: {exc}",
+            fix=FACTS_FIX,
+        ) from exc
+
+
+def load_action_schema(procedure: Procedure, action: ActionInfo) -> dict[str, Any]:
     """An action's argument schema: inline, or `<name>.schema.json` in its
     procedure's schema folder. Missing or unreadable is a ProcedureLoadError."""
     if action.args_schema is not None:

@@ -41,7 +41,7 @@ def test_every_procedure_has_the_skeleton(module: str) -> None:
 @pytest.mark.parametrize("module", SHIPPED)
 def test_the_registration_points_into_the_skeleton(module: str) -> None:
     procedure = importlib.import_module(module).PROCEDURE
-    assert procedure.actions == importlib.import_module(f"{module}.actions").ACTIONS
+    assert procedure.action_classes() == importlib.import_module(f"{module}.actions").ACTIONS
     assert procedure.validate_steps is importlib.import_module(f"{module}.rules").validate_steps
     assert procedure.world_command() is importlib.import_module(f"{module}.world.cli").command
     world = importlib.import_module(f"{module}.world")
@@ -60,7 +60,7 @@ def test_one_base_action_and_no_action_redoes_the_check_flow(module: str) -> Non
         if isinstance(value, type) and issubclass(value, Action) and value is not Action
     ]
     assert len(bases) == 1, bases
-    for action in procedure.actions:
+    for action in procedure.action_classes():
         assert issubclass(action, bases[0]), action
         assert "check" not in {
             name for klass in action.__mro__ if klass is not Action for name in vars(klass)

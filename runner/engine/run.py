@@ -176,7 +176,7 @@ def _confirm_destructive(
         s
         for s in request.playbook.steps
         if request.selected(s)
-        and registry.action(s.action).destructive
+        and registry.info(s.action).destructive
         and (records.get(s.id) is None or not records[s.id].state.finished)
     ]
     if not pending or yes:

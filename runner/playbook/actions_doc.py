@@ -21,7 +21,7 @@ def summary_lines(registry: Registry) -> list[str]:
     width = max((len(name) for name in registry.actions), default=0)
     lines = []
     for name in sorted(registry.actions):
-        action = registry.action(name)
+        action = registry.info(name)
         flag = " [destructive]" if action.destructive else ""
         lines.append(f"{name.ljust(width)}  {_one_line(action.summary)}{flag}")
     return lines
@@ -60,7 +60,7 @@ def _type_text(schema: dict[str, Any]) -> str:
 
 def markdown(registry: Registry, name: str, level: int = 3) -> str:
     """The action's reference as Markdown: summary, flags, arguments, outputs."""
-    action = registry.action(name)
+    action = registry.info(name)
     schema = registry.action_schema(name)
     lines = [f"{'#' * level} `{name}`", "", _one_line(action.summary) + "."]
     facts = [f"destructive: {'yes (runs need --yes)' if action.destructive else 'no'}"]
@@ -92,7 +92,7 @@ def _cell(text: str) -> str:
 
 def text(registry: Registry, name: str) -> str:
     """The action's reference for the terminal."""
-    action = registry.action(name)
+    action = registry.info(name)
     schema = registry.action_schema(name)
     out = [name, f"  {_one_line(action.summary)}"]
     out.append(f"  destructive: {'yes' if action.destructive else 'no'}")

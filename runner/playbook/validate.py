@@ -806,7 +806,7 @@ def _json_type(value: Any) -> str:
 def _declared_outputs(registry: Registry, action: str | None) -> Mapping[str, Output] | None:
     if action is None or action not in registry:
         return None
-    return registry.action(action).outputs
+    return registry.info(action).outputs
 
 
 def check_with_params(
@@ -1131,8 +1131,8 @@ def _check_safety(raw: PosDict, out: _Collector) -> None:
             continue
         # An action that declares its outputs declares its loss units too; one
         # that declares neither (an older procedure) may count loss in any unit.
-        all_known = all_known and out.registry.action(action).outputs is not None
-        for unit in out.registry.action(action).loss_units:
+        all_known = all_known and out.registry.info(action).outputs is not None
+        for unit in out.registry.info(action).loss_units:
             units.setdefault(unit, []).append(index)
     if all_known:
         everywhere = sorted({u for a in out.registry.actions.values() for u in a.loss_units})

@@ -10,7 +10,6 @@ from pathlib import Path
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.archive_volume import rules
-from runner.procedures.archive_volume.actions import ACTIONS
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("archive-volume-recovery.yaml")
@@ -28,7 +27,7 @@ def demo(base_dir: Path) -> list[DemoCase]:
 PROCEDURE = Procedure(
     name="archive",
     title="Archive-volume recovery (image archive / PACS)",
-    actions=ACTIONS,
+    actions="runner.procedures.archive_volume.actions:ACTIONS",
     assets=ASSETS,
     world="runner.procedures.archive_volume.world.cli:command",
     demo=demo,

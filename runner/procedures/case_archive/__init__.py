@@ -12,7 +12,6 @@ from runner import clock
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.case_archive import rules
-from runner.procedures.case_archive.actions import ACTIONS
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("case-archive.yaml")
@@ -38,7 +37,7 @@ def demo(base: Path) -> list[DemoCase]:
 PROCEDURE = Procedure(
     name="cases",
     title="Case archive store and restore to tape",
-    actions=ACTIONS,
+    actions="runner.procedures.case_archive.actions:ACTIONS",
     assets=ASSETS,
     world="runner.procedures.case_archive.world.cli:command",
     demo=demo,

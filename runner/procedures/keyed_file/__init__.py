@@ -12,7 +12,6 @@ from pathlib import Path
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.keyed_file import rules
-from runner.procedures.keyed_file.actions import ACTIONS
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("keyed-file-repair.yaml")
@@ -38,7 +37,7 @@ PROCEDURE = Procedure(
     assets=ASSETS,
     name="keyed",
     title="Keyed file repair and reload",
-    actions=ACTIONS,
+    actions="runner.procedures.keyed_file.actions:ACTIONS",
     world="runner.procedures.keyed_file.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,

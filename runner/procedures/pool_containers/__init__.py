@@ -11,7 +11,6 @@ from runner import clock
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.pool_containers import rules
-from runner.procedures.pool_containers.actions import ACTIONS
 
 ASSETS = shipped_procedure_assets()
 PLAYBOOK = ASSETS.playbook("pool-container-fix.yaml")
@@ -38,7 +37,7 @@ def demo(base: Path) -> list[DemoCase]:
 PROCEDURE = Procedure(
     name="pools",
     title="Storage pool container reconstruction",
-    actions=ACTIONS,
+    actions="runner.procedures.pool_containers.actions:ACTIONS",
     assets=ASSETS,
     world="runner.procedures.pool_containers.world.cli:command",
     demo=demo,

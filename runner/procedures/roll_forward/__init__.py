@@ -11,7 +11,6 @@ from pathlib import Path
 from runner.assets import shipped_procedure_assets
 from runner.contract import DemoCase, Procedure
 from runner.procedures.roll_forward import rules
-from runner.procedures.roll_forward.actions import ACTIONS
 
 ASSETS = shipped_procedure_assets()
 
@@ -35,7 +34,7 @@ PROCEDURE = Procedure(
     assets=ASSETS,
     name="rollforward",
     title="Roll-forward recovery of databases from a backup copy and the log set",
-    actions=ACTIONS,
+    actions="runner.procedures.roll_forward.actions:ACTIONS",
     world="runner.procedures.roll_forward.world.cli:command",
     demo=demo,
     validate_steps=rules.validate_steps,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from runner.contract import Finding, StepView
-from runner.procedures.roll_forward.actions.flags import SetFlags
-from runner.procedures.roll_forward.actions.recover import Recover
-from runner.procedures.roll_forward.actions.restore import Restore
+
+# The actions' names, not their classes: validation imports no action code.
+RECOVER = "rollforward.recover"
+RESTORE = "rollforward.restore"
+SET_FLAGS = "rollforward.set_flags"
 
 
 def validate_steps(steps: list[StepView]) -> list[Finding]:
@@ -13,9 +15,9 @@ def validate_steps(steps: list[StepView]) -> list[Finding]:
     findings = []
     recovered = False
     for step in steps:
-        if step.action == Recover.name:
+        if step.action == RECOVER:
             recovered = True
-        elif step.action == Restore.name and recovered:
+        elif step.action == RESTORE and recovered:
             findings.append(
                 Finding(
                     ("steps", step.index, "action"),
@@ -25,10 +27,10 @@ def validate_steps(steps: list[StepView]) -> list[Finding]:
                 )
             )
         elif (
-            step.action == SetFlags.name
+            step.action == SET_FLAGS
             and not recovered
             and step.args.get("access") == "enabled"
-            and any(s.action == Recover.name for s in steps)
+            and any(s.action == RECOVER for s in steps)
         ):
             findings.append(
                 Finding(

@@ -58,6 +58,6 @@ def test_actions_share_one_base_and_keep_the_contracts_check() -> None:
     from runner.contract import Action
     from runner.procedures.roll_forward.actions.base import RollForwardAction
 
-    for action in PROCEDURE.actions:
+    for action in PROCEDURE.action_classes():
         assert issubclass(action, RollForwardAction), action
         assert action.check is Action.check, f"{action.name} overrides check()"
