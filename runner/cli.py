@@ -18,8 +18,6 @@ import shlex
 import signal
 import sqlite3
 import sys
-import tempfile
-import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from errno import EDQUOT, ENAMETOOLONG, ENOSPC, EROFS
@@ -93,6 +91,9 @@ class RecoverGroup(click.Group):
             click.echo(f"error: {environment.render()}", err=True)
             ctx.exit(environment.exit_code)
         except Exception as exc:  # a bug: keep the details for a bug report
+            import tempfile
+            import traceback
+
             crash = Path(tempfile.gettempdir()) / (
                 f"recover-crash-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.log"
             )
