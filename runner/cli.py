@@ -267,15 +267,14 @@ def _show_version(ctx: click.Context) -> None:
 
 def _registry() -> Registry:
     """The invocation's registry, built on first use (not for `--help` or
-    `status`) and kept on the click context; its load warnings go to stderr once."""
+    `status`) and kept on the click context; its load warnings go to stderr
+    when a procedure fails to load."""
     from runner.procedures import load_registry
 
     ctx = click.get_current_context()
     root = ctx.find_root()
     if not isinstance(root.obj, Registry):
-        root.obj = load_registry()
-        for warning in root.obj.warnings:
-            click.echo(warning, err=True)
+        root.obj = load_registry(warn=functools.partial(click.echo, err=True))
     return root.obj
 
 
@@ -444,7 +443,6 @@ def validate(playbooks: tuple[Path, ...], output_format: str, as_json: bool, str
       recover validate playbooks/*.yaml
       recover validate playbooks/ --strict --format sarif > recover.sarif
     """
-    from runner import __version__
     from runner.playbook.diagnostics import github_annotation, to_sarif
     from runner.playbook.validate import check_playbook
 
@@ -466,6 +464,8 @@ def validate(playbooks: tuple[Path, ...], output_format: str, as_json: bool, str
     if output_format == "json":
         click.echo(json.dumps([d.as_dict() for d in problems], indent=2))
     elif output_format == "sarif":
+        from runner import __version__  # only SARIF names the tool's version
+
         click.echo(json.dumps(to_sarif(problems, __version__, Path.cwd()), indent=2))
     errors = sum(d.severity == "error" for d in problems)
     warnings = len(problems) - errors

@@ -564,19 +564,55 @@ class Registry:
     imported on first use, and checked against those facts then.
     """
 
-    def __init__(self, procedures: Sequence[Procedure] = ()) -> None:
-        self.procedures: tuple[Procedure, ...] = ()
-        self.warnings: list[str] = []
-        self.actions: dict[str, ActionInfo] = {}
+    def __init__(
+        self,
+        procedures: Sequence[Procedure] = (),
+        *,
+        later: Callable[[Registry], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._procedures: tuple[Procedure, ...] = ()
+        self._warnings: list[str] = []
+        self._infos: dict[str, ActionInfo] = {}
         self._classes: dict[str, type[Action]] = {}
         self._owner: dict[str, Procedure] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
+        self._warn = warn
         for procedure in procedures:
             self.add(procedure)
+        #: adds the procedures that are costly to find (other packages' entry
+        #: points): run on the first question the procedures given cannot answer
+        self._later = later
+
+    def complete(self) -> Registry:
+        """Load the deferred procedures now (once)."""
+        later, self._later = self._later, None
+        if later is not None:
+            later(self)
+        return self
+
+    @property
+    def procedures(self) -> tuple[Procedure, ...]:
+        return self.complete()._procedures
+
+    @property
+    def actions(self) -> dict[str, ActionInfo]:
+        """Every action's facts, by name."""
+        return self.complete()._infos
+
+    @property
+    def warnings(self) -> list[str]:
+        """Why procedures that were found could not be loaded."""
+        return self.complete()._warnings
+
+    def warn(self, message: str) -> None:
+        self._warnings.append(message)
+        if self._warn is not None:
+            self._warn(message)
 
     def add(self, procedure: Procedure) -> None:
         """Register a procedure whole, or not at all (ProcedureLoadError says why)."""
-        if any(known.name == procedure.name for known in self.procedures):
+        if any(known.name == procedure.name for known in self._procedures):
             raise ProcedureLoadError(f"a procedure named {procedure.name!r} is already registered")
         infos = read_facts(procedure)
         classes: tuple[type[Action], ...] = ()
@@ -584,24 +620,29 @@ class Registry:
             classes = procedure.action_classes()
             infos = tuple(ActionInfo.of(action) for action in classes)
         schemas = {info.name: load_action_schema(procedure, info) for info in infos}
-        self.procedures += (procedure,)
+        self._procedures += (procedure,)
         self._schemas.update(schemas)
         for info in infos:
-            self.actions[info.name] = info
+            self._infos[info.name] = info
             self._owner[info.name] = procedure
         self._classes.update((action.name, action) for action in classes)
 
     def __contains__(self, action: object) -> bool:
-        return action in self.actions
+        return action in self._infos or action in self.actions
+
+    def _known(self, name: str) -> str:
+        if name not in self._infos:
+            self.complete()
+        return name
 
     def info(self, name: str) -> ActionInfo:
-        return self.actions[name]
+        return self._infos[self._known(name)]
 
     def action(self, name: str) -> type[Action]:
         """The action's class: its procedure's code is imported on first use."""
         known = self._classes.get(name)
         if known is None:
-            self._import_actions(self._owner[name])
+            self._import_actions(self._owner[self._known(name)])
             known = self._classes[name]
         return known
 
@@ -619,7 +660,7 @@ class Registry:
                 f"{procedure.actions}: {type(exc).__name__}: {exc}"
             ) from exc
         found = {action.name: ActionInfo.of(action) for action in classes}
-        told = {name: info for name, info in self.actions.items() if self._owner[name] is procedure}
+        told = {name: info for name, info in self._infos.items() if self._owner[name] is procedure}
         if found != told:
             differ = sorted(n for n in found.keys() | told.keys() if found.get(n) != told.get(n))
             raise ProcedureLoadError(
@@ -630,10 +671,10 @@ class Registry:
         self._classes.update((action.name, action) for action in classes)
 
     def procedure_of(self, action: str) -> Procedure:
-        return self._owner[action]
+        return self._owner[self._known(action)]
 
     def action_schema(self, name: str) -> dict[str, Any]:
-        return self._schemas[name]
+        return self._schemas[self._known(name)]
 
     def template_folders(self) -> list[Path]:
         """Every procedure's template folder, each once, in registry order."""

@@ -688,7 +688,10 @@ def _check_steps(raw: PosDict, params: dict[str, Param], out: _Collector) -> lis
                 spec.get("when"),
             )
         )
-    for procedure in registry.procedures:
+    # the procedures of the playbook's actions only: asking for all of them would
+    # look for other packages' procedures, which this playbook cannot use
+    used = {registry.procedure_of(v.action).name: registry.procedure_of(v.action) for v in views}
+    for procedure in used.values():
         if procedure.validate_steps is not None:
             mine = [v for v in views if v.action.split(".")[0] == procedure.name]
             for finding in procedure.validate_steps(mine):
@@ -1135,10 +1138,10 @@ def _check_safety(raw: PosDict, out: _Collector) -> None:
         for unit in out.registry.info(action).loss_units:
             units.setdefault(unit, []).append(index)
     if all_known:
-        everywhere = sorted({u for a in out.registry.actions.values() for u in a.loss_units})
         for unit in allow:
             if unit in units:
                 continue
+            everywhere = sorted({u for a in out.registry.actions.values() for u in a.loss_units})
             if unit in everywhere:
                 out.add(
                     ("safety", "allow_loss", unit),
