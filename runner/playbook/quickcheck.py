@@ -237,10 +237,8 @@ class _Compiler:
                 continue
             if keyword == "$id" and root:
                 continue  # a nested $id would change what `$ref`s resolve against
-            method = getattr(self, "_k_" + keyword.lstrip("$"), None)
-            if keyword.startswith("$") and keyword not in ("$ref",):
-                method = None
-            checks.append(method(value, schema) if method is not None else _unsure)
+            method = _KEYWORDS.get(keyword)
+            checks.append(method(self, value, schema) if method is not None else _unsure)
         return _all(checks)
 
     # -- one method per keyword: value -> check ---------------------------------
@@ -507,7 +505,7 @@ class _Compiler:
 
         return check
 
-    def _k_ref(self, value: Any, schema: dict[str, Any]) -> Check:
+    def _k_dollar_ref(self, value: Any, schema: dict[str, Any]) -> Check:
         target = self._resolve(value)
         if target is None:
             return _unsure
@@ -528,3 +526,11 @@ class _Compiler:
             else:
                 return None
         return node
+
+
+#: each keyword quickcheck decides, and the method compiling it (`_k_<keyword>`)
+_KEYWORDS: dict[str, Callable[[_Compiler, Any, dict[str, Any]], Check]] = {
+    name.removeprefix("_k_").replace("dollar_", "$"): method
+    for name, method in vars(_Compiler).items()
+    if name.startswith("_k_")
+}

@@ -254,6 +254,7 @@ EDGES: list[tuple[str, Any, Any, bool | None]] = [
     ("unknown keyword", {"type": "object", "dependentRequired": {"a": ["b"]}}, {"a": 1}, None),
     ("unknown keyword beside a failure", {"type": "string", "if": {}}, 1, False),
     ("unknown format", {"format": "email"}, "x", None),
+    ("'ref' is not '$ref'", {"ref": "#/$defs/a", "$defs": {"a": False}}, 1, None),
     ("a non-local $ref", {"$ref": "other.json#/$defs/x"}, 1, None),
     ("an anchor $ref", {"$ref": "#thing"}, 1, None),
     ("a nested $id", {"properties": {"a": {"$id": "x", "type": "string"}}}, {"a": "s"}, None),
@@ -411,7 +412,7 @@ def test_the_bad_input_corpus_is_never_answered_true_where_jsonschema_errs(
 _PROBE = """
 import sys
 from runner.cli import main
-sys.argv = ["recover", "validate", sys.argv[1]]
+sys.argv = ["recover", *sys.argv[1:]]
 try:
     main()
 except SystemExit as exc:
@@ -419,9 +420,11 @@ except SystemExit as exc:
 """
 
 
-def _validate_in_a_process(path: Path) -> tuple[str, str]:
+def _in_a_process(*args: object) -> tuple[str, str]:
+    """`recover ARGS` through runner.cli's main: its output, and a last line
+    `exit CODE IMPORTED` saying whether jsonschema was imported."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(path)],
+        [sys.executable, "-c", _PROBE, *map(str, args)],
         env=process_env(),
         capture_output=True,
         text=True,
@@ -434,7 +437,7 @@ def _validate_in_a_process(path: Path) -> tuple[str, str]:
 
 def test_validating_a_shipped_playbook_does_not_import_jsonschema() -> None:
     for path in sorted(PLAYBOOKS_DIR.glob("*.yaml")):
-        out, last = _validate_in_a_process(path)
+        out, last = _in_a_process("validate", path)
         assert "ok" in out, path
         assert last == "exit 0 False", path
 
@@ -443,9 +446,31 @@ def test_an_invalid_playbook_still_gets_jsonschema_s_explanation(tmp_path: Path)
     path = tmp_path / "pb.yaml"
     text = (PLAYBOOKS_DIR / "roll-forward.yaml").read_text().replace("version: 1", "version: 2")
     path.write_text(text, encoding="utf-8")
-    out, last = _validate_in_a_process(path)
+    out, last = _in_a_process("validate", path)
     assert last == "exit 1 True"
     assert "1 was expected" in out
+
+
+#: a step whose argument is only known once an earlier step ran: checked at plan time
+LATE_BAD_ARGUMENT = """\
+  - id: again
+    action: toy.mark
+    args: {batch: "{{ steps.mark.outputs.marked - 1000 }}"}
+"""
+
+
+def test_plan_checks_rendered_arguments_without_jsonschema(toy_playbook: Path) -> None:
+    out, last = _in_a_process("plan", toy_playbook)
+    assert "Nothing was changed" in out
+    assert last == "exit 0 False"
+    toy_playbook.write_text(toy_playbook.read_text() + LATE_BAD_ARGUMENT, encoding="utf-8")
+    out, last = _in_a_process("plan", toy_playbook)
+    assert re.search(
+        r"step 'again': arguments are invalid once rendered with these params: "
+        r"-\d+ is less than the minimum of 1",
+        out,
+    ), out
+    assert last == "exit 1 True"
 
 
 def test_nan_and_friends_do_not_confuse_it() -> None:
