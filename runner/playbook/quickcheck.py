@@ -126,10 +126,20 @@ def _unique_key(value: Any) -> tuple[str, Any]:
 
 # -- the compiler --------------------------------------------------------------
 
+#: keywords jsonschema never reports an error for ($defs only holds what `$ref`s name)
 _ANNOTATIONS = frozenset(
-    {"title", "description", "default", "examples", "$comment", "deprecated", "readOnly",
-     "writeOnly", "$defs"}
-)  # fmt: skip
+    [
+        "title",
+        "description",
+        "default",
+        "examples",
+        "$comment",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$defs",
+    ]
+)
 
 
 def _true(instance: Any) -> bool:
