@@ -48,6 +48,7 @@ from runner.errors import (
 )
 from runner.playbook.diagnostics import Diagnostic
 from runner.playbook.model import Playbook, Step
+from runner.playbook.quickcheck import is_valid
 from runner.playbook.template import TemplateProblem, render_value
 from runner.playbook.yamlpos import mark_for_path
 from runner.site import Site
@@ -331,9 +332,12 @@ class Session:
             ) from exc
 
     def _validate_args(self, step: Step, args: dict[str, Any]) -> None:
-        from jsonschema import Draft202012Validator  # only runs and plans need it
+        schema = self.request.registry.action_schema(step.action)
+        if is_valid(schema, args) is True:  # as the validator below (formats unchecked)
+            return
+        from jsonschema import Draft202012Validator  # only to explain what is wrong
 
-        validator = Draft202012Validator(self.request.registry.action_schema(step.action))
+        validator = Draft202012Validator(schema)
         problems = [
             self._diagnostic(step, ("args", *error.absolute_path), error.message)
             for error in validator.iter_errors(args)

@@ -20,6 +20,7 @@ from runner.contract import Output, Registry, StepView
 from runner.errors import PlaybookError, SiteError
 from runner.playbook.diagnostics import Diagnostic, code_frame
 from runner.playbook.model import PARAM_TYPES, Param, Playbook, Step, type_matches
+from runner.playbook.quickcheck import FormatTest, is_valid
 from runner.playbook.schema import core_schema
 from runner.playbook.template import (
     TemplateProblem,
@@ -62,14 +63,20 @@ def _is_site_path(value: object) -> bool:
     return True
 
 
+#: the formats the schemas use beyond jsonschema's own, for it and for quickcheck
+FORMATS: dict[str, FormatTest] = {"site-path": (_is_site_path, SiteError)}
+
+
 @functools.cache
 def _formats() -> FormatChecker:
-    """The format checker, with "site-path"; jsonschema is imported on first use
-    (about 30 ms that `--help`, `status` and `world` do not need)."""
+    """The format checker, with FORMATS; jsonschema is imported on first use
+    (about 70 ms that `--help`, `status`, `world` and a valid playbook's
+    `validate` do not need: quickcheck answers those)."""
     from jsonschema import FormatChecker
 
     checker = FormatChecker()
-    checker.checks("site-path", raises=SiteError)(_is_site_path)
+    for name, (test, raises) in FORMATS.items():
+        checker.checks(name, raises=raises)(test)
     return checker
 
 
@@ -240,6 +247,8 @@ def check_playbook(path: Path, registry: Registry) -> tuple[Playbook | None, lis
 
 
 def _check_core_schema(raw: PosDict, out: _Collector) -> None:
+    if is_valid(core_schema(), raw, FORMATS) is True:
+        return  # certainly no error: jsonschema, only needed to explain them, stays unloaded
     validator = _validator(core_schema())
     for error in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.path))):
         _report_schema_error(error, (), _allowed_keys(error), out)
@@ -849,8 +858,12 @@ def _check_args(
     returns them so rendered (what is only known later left out)."""
     rendered = _render_leniently(_without_step_refs(args), defaults)
     schema = out.registry.action_schema(action)
-    validator = _validator(schema)
-    for error in validator.iter_errors(rendered):
+    errors = (
+        []
+        if is_valid(schema, rendered, FORMATS) is True
+        else _validator(schema).iter_errors(rendered)
+    )
+    for error in errors:
         if error.validator == "required" and _written(args, error):
             continue  # its value is only known later, or its expression is reported
         _report_schema_error(error, ("steps", index, "args"), _allowed_keys(error), out)
