@@ -142,6 +142,14 @@ class _Bounded:
         )
         env.globals["lipsum"] = _lipsum
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`a.b` on a mapping with a key `b` is that key, before the mapping's
+        methods: `steps.copy` is the step named copy, `outputs.items` the
+        output named items (Jinja would find dict.copy and dict.items)."""
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)  # type: ignore[misc]
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         bounded_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)  # type: ignore[misc]

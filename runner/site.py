@@ -43,6 +43,14 @@ def safe_relpath(rel: str | os.PathLike[str], *, what: str = "path") -> PurePosi
             f"{what} {text!r} is empty or contains a NUL byte",
             fix="give a path relative to the site directory, without NUL bytes",
         )
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError as exc:
+        raise SiteError(
+            f"{what} {text!r} has a character no file name can hold "
+            f"({text[exc.start]!r}, half of a UTF-16 surrogate pair)",
+            fix="write the name as plain text; a \\uD800-\\uDFFF escape alone is not a character",
+        ) from None
     posix = PurePosixPath(text.replace("\\", "/"))
     if posix.is_absolute() or (len(text) > 1 and text[1] == ":"):
         raise SiteError(

@@ -53,10 +53,10 @@ class _NameTooLong(SiteError):
 def _is_site_path(value: object) -> bool:
     if isinstance(value, str) and not has_template(value):
         for part in safe_relpath(value).parts:
-            if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX:
                 raise _NameTooLong(
                     f"path {value[:60]!r}... has a name of "
-                    f"{len(part.encode('utf-8', 'surrogateescape')):,} bytes, longer than a "
+                    f"{len(part.encode('utf-8', 'surrogatepass')):,} bytes, longer than a "
                     f"file system takes ({NAME_MAX})",
                     fix=f"give names of at most {NAME_MAX} bytes",
                 )
@@ -319,7 +319,7 @@ def _report_schema_error(
         out.add(
             path,
             str(cause.message if isinstance(cause, SiteError) else error.message),
-            (cause.fix if isinstance(cause, _NameTooLong) else None)
+            (cause.fix if isinstance(cause, SiteError) else None)
             or "use a path relative to the site, without '..' or a leading '/'",
             code="R106",
         )

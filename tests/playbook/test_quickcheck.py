@@ -204,7 +204,9 @@ def _built_from(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
 
 
 def test_every_shipped_schema_is_covered() -> None:
-    files = {p.name.removesuffix(".schema.json") for p in (SCHEMAS_DIR / "actions").glob("*.json")}
+    files = {
+        p.name.removesuffix(".schema.json") for p in (SCHEMAS_DIR / "actions").glob("*.schema.json")
+    }
     assert files == set(SCHEMAS) - {"core"}
     for name in files:  # the registry's schema is the shipped file's content
         shipped = json.loads((SCHEMAS_DIR / "actions" / f"{name}.schema.json").read_text())

@@ -193,3 +193,14 @@ def test_a_huge_power_is_refused_quickly(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "internal error" not in done.stdout + done.stderr
     assert "[$.steps[0].args.batch]" in done.stdout
+
+
+@pytest.mark.parametrize("step_id", ["copy", "items", "keys", "get", "values", "update"])
+def test_a_key_named_like_a_mapping_method_is_the_key(step_id: str) -> None:
+    """`steps.copy` is the step named copy, `outputs.items` the output named items:
+    Jinja would otherwise find the dict's method of that name."""
+    context = {"steps": {step_id: {"outputs": {"items": 7, "keys": [1]}}}}
+    assert render_value(f"{{{{ steps.{step_id}.outputs.items }}}}", context) == 7
+    assert render_value(f"{{{{ steps.{step_id}.outputs.keys }}}}", context) == [1]
+    assert render_value(f"{{{{ steps.{step_id}.outputs.items + 1 }}}}", context) == 8
+    assert render_value("{{ {'a': 1}.items() | list }}", {}) == [("a", 1)]  # methods still work

@@ -12,7 +12,7 @@ import pytest
 from runner.playbook.diagnostics import Diagnostic
 from runner.playbook.validate import check_playbook, load_playbook
 from runner.procedures import load_registry
-from tests.helpers import PLAYBOOKS_DIR, assert_clean, invoke, pos
+from tests.helpers import PLAYBOOKS_DIR, TOY_PLAYBOOK, assert_clean, fix_line, invoke, pos
 
 pytestmark = pytest.mark.usefixtures("toy_env")
 
@@ -89,7 +89,7 @@ def test_every_problem_is_reported_at_once_with_position_path_and_fix(
     expect("volum }}", "$.steps[2].args.report", "'volum' is used but not declared", "'volume'")
     expect("steps.later", "$.steps[2].when", "`steps.later`", "before this one")
     expect("\"{{ ''", "$.steps[3].args.src", "refused by the sandbox", "expression")
-    expect("../../etc/x", "$.steps[3].args.dst", "leaves the site", "without '..'")
+    expect("../../etc/x", "$.steps[3].args.dst", "leaves the site", "remove the '..' components")
     expect("args: {}", "$.steps[3].args", "duplicate key 'args'", "remove one")
     expect("acton", "$.steps[4].acton", "unknown key 'acton'", "did you mean 'action'")
     # the procedure's own cross-step rule (toy: batch 13 after toy.device)
@@ -409,3 +409,16 @@ def test_a_plain_text_when_is_reported(write_playbook: WritePlaybook) -> None:
     assert (
         found["fix"] == 'write an expression, e.g. when: "{{ steps.x.outputs.ok }}", or true/false'
     )
+
+
+def test_a_path_with_a_lone_surrogate_is_refused_at_validate_with_its_own_fix(
+    write_playbook: Callable[..., Path], toy_env: None
+) -> None:
+    """A YAML escape like "\\ud800" makes a string no file name can hold: validate
+    says so (it used to pass it, and plan crashed encoding it)."""
+    path = write_playbook(TOY_PLAYBOOK.replace("src: media/tape.bin", 'src: "media/\\ud800.bin"'))
+    result = invoke("validate", path)
+    assert_clean(result)
+    assert result.exit_code == 1
+    assert "has a character no file name can hold" in result.stdout
+    assert "\\uD800-\\uDFFF escape alone is not a character" in fix_line(result.stdout)
