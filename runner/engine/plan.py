@@ -5,6 +5,11 @@ place through one transaction that is always rolled back, with every write
 held in memory (runner.engine.rehearsal); media writes land in an overlay. So
 the prediction is exact (the same code runs), no catalog is copied, and the
 site is not changed by a single byte, even if the plan is killed.
+
+The checks before the first step (runner.engine.preflight) and the site's
+fingerprint read every catalog once more each; they run in helper threads
+while the steps are rehearsed, and the steps' outcomes are held back until
+the checks' verdict, so a plan shows what it would have shown had they run first.
 """
 
 from __future__ import annotations
