@@ -33,6 +33,7 @@ from runner.engine.journal import RunState, StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
 from runner.engine.preflight import StepProblems, preflight
+from runner.engine.progress import ProgressListener, current_listener, listening
 from runner.engine.rehearsal import RestartOnCopies
 from runner.engine.request import run_key
 from runner.engine.selection import borrowed_inputs
@@ -238,19 +239,21 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
 
         # The steps are rehearsed while the preflight runs, as if it found
         # nothing; what they show waits for its verdict. If it found a problem,
-        # that rehearsal is dropped and the plan starts over with the steps it
-        # blocks shown failed, as a run would refuse them.
-        held = _HeldForPreflight(checking, on_step)
+        # that rehearsal is stopped and dropped, and the plan starts over with
+        # the steps it blocks shown failed, as a run would refuse them.
+        held = _HeldForPreflight(checking, on_step, current_listener())
         try:
-            outcomes = rehearse_all(held.show, {}, scratch)
+            with listening(held):
+                outcomes = rehearse_all(held.show, {}, scratch)
             held.release()
-        except Exception:
-            if not checking.result():
+        except (Exception, PreflightFound):
+            problems = checking.result()
+            if not problems:
                 raise  # not a problem of the inputs: a bug, or a failure to report as is
-            blocked = {p.step.id: p.failed for p in checking.result()}
             again = scratch / "again"
             again.mkdir()
             _scratch_journal(real_journal, again)
+            blocked = {p.step.id: p.failed for p in problems}
             outcomes = rehearse_all(on_step or _ignored, blocked, again)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -270,21 +273,31 @@ def _ignored(outcome: StepOutcome) -> None:
     """No one watches the steps as they are rehearsed."""
 
 
-class PreflightFound(Exception):
-    """The preflight found a problem: the rehearsal that assumed none is dropped."""
+class PreflightFound(BaseException):
+    """The preflight found a problem: the rehearsal that assumed none stops.
+
+    A BaseException, as KeyboardInterrupt is: it may be raised anywhere in a
+    step (from its progress), and no action's `except Exception` may keep it."""
 
 
 class _HeldForPreflight:
     """Step outcomes held back until the preflight's verdict: passed on if it
-    found nothing, dropped (PreflightFound) if it found a problem."""
+    found nothing, dropped (PreflightFound) if it found a problem.
+
+    It is also the steps' progress listener (passing everything on to the
+    console's, if any), so a step is stopped at its next progress report, at
+    most every few tenths of a second, once the preflight has found a problem,
+    instead of being rehearsed to its end for nothing."""
 
     def __init__(
         self,
         checking: Future[list[StepProblems]],
         on_step: Callable[[StepOutcome], None] | None,
+        listener: ProgressListener | None,
     ) -> None:
         self.checking = checking
         self.on_step = on_step
+        self.listener = listener
         self.held: list[StepOutcome] = []
 
     def show(self, outcome: StepOutcome) -> None:
@@ -300,3 +313,24 @@ class _HeldForPreflight:
             if self.on_step is not None:
                 self.on_step(outcome)
         self.held.clear()
+
+    def _stop_if_found(self) -> None:
+        if self.checking.done() and (
+            self.checking.exception() is not None or self.checking.result()
+        ):
+            raise PreflightFound
+
+    # -- the ProgressListener protocol --------------------------------------
+    def step_started(self, step_id: str, action: str, *, dry_run: bool) -> None:
+        self._stop_if_found()
+        if self.listener is not None:
+            self.listener.step_started(step_id, action, dry_run=dry_run)
+
+    def advanced(self, label: str, done: int, total: int | None) -> None:
+        self._stop_if_found()
+        if self.listener is not None:
+            self.listener.advanced(label, done, total)
+
+    def step_ended(self) -> None:
+        if self.listener is not None:
+            self.listener.step_ended()

@@ -20,6 +20,7 @@ from runner.engine.preflight import StepProblems
 from runner.engine.request import make_request
 from runner.engine.session import Request, StepOutcome
 from runner.playbook.validate import load_playbook
+from tests import toyproc
 from tests.helpers import invoke, snapshot
 from tests.toyproc import Mark
 
@@ -156,3 +157,49 @@ def test_a_step_that_breaks_on_inputs_the_preflight_refuses_gives_the_refusal(
     assert crashed.exit_code == 1
     assert "internal error: TypeError" in crashed.output, crashed.output
     assert snapshot(toy_site) == before
+
+
+WAITING_PLAYBOOK = """\
+version: 1
+name: toy-wait
+description: one long step
+site:
+  root: site
+  catalog: catalog.sqlite
+steps:
+  - id: wait
+    action: toy.wait
+    args: {items: 400, seconds: 20}
+"""
+
+
+def test_a_step_rehearsed_when_the_preflight_finds_a_problem_stops_at_its_next_progress(
+    tmp_path: Path, toy_site: Path, toy_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long step is not rehearsed to its end for nothing (a plan that lacks a
+    confirmation, say): it stops as soon as the preflight has found a problem."""
+    playbook = tmp_path / "wait.yaml"
+    playbook.write_text(WAITING_PLAYBOOK)
+    steps = _Steps(monkeypatch)
+    real = plan_module.preflight
+
+    def preflight(request: Request, *args: Any) -> list[StepProblems]:
+        assert steps.wait_for(1)
+        return [*real(request, *args), StepProblems(request.playbook.steps[0], [FAKE])]
+
+    monkeypatch.setattr(plan_module, "preflight", preflight)
+    waited = 0
+    real_sleep = toyproc.time.sleep
+
+    def sleep(seconds: float) -> None:
+        nonlocal waited
+        waited += 1
+        real_sleep(seconds)
+
+    monkeypatch.setattr(toyproc.time, "sleep", sleep)
+    result = make_plan(_request(playbook, toy_registry))
+    assert waited < 100  # of 400 items (20 s): stopped within a few tenths of a second
+    [outcome] = result.outcomes
+    assert outcome.record.state == StepState.FAILED
+    assert outcome.checks == [FAKE]
+    assert steps.begun == 1  # the blocked step is not rehearsed again
