@@ -25,6 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from runner import clock
 from runner.contract import Check
 from runner.engine import journal, lock
@@ -250,6 +252,9 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
             problems = checking.result()
             if not problems:
                 raise  # not a problem of the inputs: a bug, or a failure to report as is
+            logger.bind(console="plain").info(
+                "the checks before the first step found a problem; planning again with it"
+            )
             again = scratch / "again"
             again.mkdir()
             _scratch_journal(real_journal, again)
