@@ -5,6 +5,11 @@ place through one transaction that is always rolled back, with every write
 held in memory (runner.engine.rehearsal); media writes land in an overlay. So
 the prediction is exact (the same code runs), no catalog is copied, and the
 site is not changed by a single byte, even if the plan is killed.
+
+The checks before the first step (runner.engine.preflight) and the site's
+fingerprint read every catalog once more each; they run in helper threads
+while the steps are rehearsed, and the steps' outcomes are held back until
+the checks' verdict, so a plan shows what it would have shown had they run first.
 """
 
 from __future__ import annotations
@@ -13,20 +18,24 @@ import copy
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from runner import clock
+from runner.contract import Check
 from runner.engine import journal, lock
 from runner.engine.fingerprint import fingerprint
 from runner.engine.journal import RunState, StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
-from runner.engine.preflight import preflight
+from runner.engine.preflight import StepProblems, preflight
+from runner.engine.progress import ProgressListener, current_listener, listening
 from runner.engine.rehearsal import RestartOnCopies
 from runner.engine.request import run_key
 from runner.engine.selection import borrowed_inputs
@@ -156,16 +165,16 @@ def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = 
 
 def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> PlanResult:
     state_dir = request.site.state_dir
-    # The fingerprint hashes every catalog; the rehearsal changes no byte and no
-    # run can start meanwhile (the lock), so it is read alongside the steps.
-    hashing = ThreadPoolExecutor(1, thread_name_prefix="recover-fingerprint")
-    pending_prints = hashing.submit(fingerprint, request.site.root)
+    real_journal = state_dir / "journal.sqlite"
+    # The fingerprint hashes every catalog and the preflight reads every row of
+    # them; the rehearsal changes no byte and no run can start meanwhile (the
+    # lock), so both read alongside the steps (sqlite3 and hashlib let go of
+    # the GIL while they read).
+    helpers = ThreadPoolExecutor(2, thread_name_prefix="recover-plan")
+    pending_prints = helpers.submit(fingerprint, request.site.root)
     scratch = Path(tempfile.mkdtemp(prefix="recover-plan-"))
     try:
-        journal_path = scratch / "journal.sqlite"
-        real_journal = state_dir / "journal.sqlite"
-        if real_journal.exists():
-            copy_database(real_journal, journal_path)
+        journal_path = _scratch_journal(real_journal, scratch)
         conn = journal.connect(journal_path, shown_as=real_journal)
         try:
             latest = journal.latest_run(conn, run_key(request))
@@ -182,47 +191,151 @@ def _plan(request: Request, on_step: Callable[[StepOutcome], None] | None) -> Pl
         inputs = borrowed_inputs(
             real_journal, request.playbook, request.params, request.selection, records
         )
-        blocked = {p.step.id: p.failed for p in preflight(request, dict(records), moment)}
-        shown = 0  # steps already passed to on_step
-
-        def show(outcome: StepOutcome) -> None:
-            nonlocal shown
-            shown += 1
-            if on_step is not None:
-                on_step(outcome)
+        checking = helpers.submit(preflight, request, copy.deepcopy(records), moment)
 
         def rehearse(
-            show: Callable[[StepOutcome], None], *, in_place: bool = True
+            show: Callable[[StepOutcome], None],
+            blocked: dict[str, list[Check]],
+            workdir: Path,
+            *,
+            in_place: bool = True,
         ) -> list[StepOutcome]:
             session = Session(
                 request,
                 dry_run=True,
                 inputs=inputs,
-                journal_path=journal_path,
+                journal_path=workdir / "journal.sqlite",
                 run_id=run_id,
                 clock=moment,
                 records=copy.deepcopy(records),  # a restart begins from the same records
-                scratch=scratch,
+                scratch=workdir,
                 in_place=in_place,
             )
             session.blocked = blocked
             return session.execute(keep_going=True, on_step=show)
 
+        def rehearse_all(
+            show: Callable[[StepOutcome], None], blocked: dict[str, list[Check]], workdir: Path
+        ) -> list[StepOutcome]:
+            shown = 0  # steps already passed to show
+
+            def counted(outcome: StepOutcome) -> None:
+                nonlocal shown
+                shown += 1
+                show(outcome)
+
+            try:
+                return rehearse(counted, blocked, workdir)
+            except RestartOnCopies:
+                # Rare: a step replaced a catalog an earlier step had changed. Start
+                # over on copies; the steps shown already come out the same again.
+                seen = shown
+
+                def show_rest(outcome: StepOutcome) -> None:
+                    nonlocal seen
+                    seen -= 1
+                    if seen < 0:
+                        show(outcome)
+
+                return rehearse(show_rest, blocked, workdir, in_place=False)
+
+        # The steps are rehearsed while the preflight runs, as if it found
+        # nothing; what they show waits for its verdict. If it found a problem,
+        # that rehearsal is stopped and dropped, and the plan starts over with
+        # the steps it blocks shown failed, as a run would refuse them.
+        held = _HeldForPreflight(checking, on_step, current_listener())
         try:
-            outcomes = rehearse(show)
-        except RestartOnCopies:
-            # Rare: a step replaced a catalog an earlier step had changed. Start
-            # over on copies; the steps shown already come out the same again.
-            seen = shown
-
-            def show_rest(outcome: StepOutcome) -> None:
-                nonlocal seen
-                seen -= 1
-                if seen < 0 and on_step is not None:
-                    on_step(outcome)
-
-            outcomes = rehearse(show_rest, in_place=False)
+            with listening(held):
+                outcomes = rehearse_all(held.show, {}, scratch)
+            held.release()
+        except (Exception, PreflightFound):
+            problems = checking.result()
+            if not problems:
+                raise  # not a problem of the inputs: a bug, or a failure to report as is
+            logger.bind(console="plain").info(
+                "the checks before the first step found a problem; planning again with it"
+            )
+            again = scratch / "again"
+            again.mkdir()
+            _scratch_journal(real_journal, again)
+            blocked = {p.step.id: p.failed for p in problems}
+            outcomes = rehearse_all(on_step or _ignored, blocked, again)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        hashing.shutdown(wait=True)
+        helpers.shutdown(wait=True)
     return PlanResult(request, outcomes, pending_prints.result(), run_state, moment)
+
+
+def _scratch_journal(real_journal: Path, workdir: Path) -> Path:
+    """A copy of the site's journal in `workdir` for a rehearsal to write in."""
+    journal_path = workdir / "journal.sqlite"
+    if real_journal.exists():
+        copy_database(real_journal, journal_path)
+    return journal_path
+
+
+def _ignored(outcome: StepOutcome) -> None:
+    """No one watches the steps as they are rehearsed."""
+
+
+class PreflightFound(BaseException):
+    """The preflight found a problem: the rehearsal that assumed none stops.
+
+    A BaseException, as KeyboardInterrupt is: it may be raised anywhere in a
+    step (from its progress), and no action's `except Exception` may keep it."""
+
+
+class _HeldForPreflight:
+    """Step outcomes held back until the preflight's verdict: passed on if it
+    found nothing, dropped (PreflightFound) if it found a problem.
+
+    It is also the steps' progress listener (passing everything on to the
+    console's, if any), so a step is stopped at its next progress report, at
+    most every few tenths of a second, once the preflight has found a problem,
+    instead of being rehearsed to its end for nothing."""
+
+    def __init__(
+        self,
+        checking: Future[list[StepProblems]],
+        on_step: Callable[[StepOutcome], None] | None,
+        listener: ProgressListener | None,
+    ) -> None:
+        self.checking = checking
+        self.on_step = on_step
+        self.listener = listener
+        self.held: list[StepOutcome] = []
+
+    def show(self, outcome: StepOutcome) -> None:
+        self.held.append(outcome)
+        if self.checking.done():
+            self.release()
+
+    def release(self) -> None:
+        """Wait for the preflight; pass on what is held, or raise PreflightFound."""
+        if self.checking.result():
+            raise PreflightFound
+        for outcome in self.held:
+            if self.on_step is not None:
+                self.on_step(outcome)
+        self.held.clear()
+
+    def _stop_if_found(self) -> None:
+        if self.checking.done() and (
+            self.checking.exception() is not None or self.checking.result()
+        ):
+            raise PreflightFound
+
+    # -- the ProgressListener protocol --------------------------------------
+    def step_started(self, step_id: str, action: str, *, dry_run: bool) -> None:
+        self._stop_if_found()
+        if self.listener is not None:
+            self.listener.step_started(step_id, action, dry_run=dry_run)
+
+    def advanced(self, label: str, done: int, total: int | None) -> None:
+        self._stop_if_found()
+        if self.listener is not None:
+            self.listener.advanced(label, done, total)
+
+    def step_ended(self) -> None:
+        if self.listener is not None:
+            self.listener.step_ended()
