@@ -154,22 +154,30 @@ def _apply_console(ctx: click.Context) -> None:
     logs.setup(terminal)
 
 
+def _reapply_console(ctx: click.Context) -> None:
+    """After -v/-q/--color: rebuild the terminal if one is set up already (the
+    option came after the subcommand); else the settings wait for it, so that a
+    command that logs nothing (validate -q) still imports no loguru."""
+    if "recover.terminal" in ctx.find_root().meta:
+        _apply_console(ctx)
+
+
 def _set_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
     if value:
         _console_settings(ctx).verbosity = value
-        _apply_console(ctx)
+        _reapply_console(ctx)
 
 
 def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     if value:
         _console_settings(ctx).verbosity = -1
-        _apply_console(ctx)
+        _reapply_console(ctx)
 
 
 def _set_color(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None:
         _console_settings(ctx).color = value
-        _apply_console(ctx)
+        _reapply_console(ctx)
 
 
 _CONSOLE_OPTIONS = (

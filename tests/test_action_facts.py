@@ -46,21 +46,22 @@ def test_the_registry_reads_facts_that_equal_the_classes(module: str) -> None:
 
 def test_validating_shipped_playbooks_imports_no_action_code() -> None:
     """The whole point: `recover validate` of every shipped playbook loads no
-    action module (nor their media, catalog and world modules), and does not
-    look for other packages' procedures (importlib.metadata)."""
+    action module (nor their media, catalog and world modules), does not look
+    for other packages' procedures (importlib.metadata) and, quiet or not, sets
+    up no log (loguru)."""
     shipped = [str(p) for p in sorted(PLAYBOOKS_DIR.glob("*.yaml"))]
     script = textwrap.dedent(
         f"""
         import sys
         from runner.cli import main
-        sys.argv = ["recover", "validate", *{shipped!r}]
+        sys.argv = ["recover", "-q", "validate", *{shipped!r}]
         try:
             main()
         except SystemExit as exit:
             code = exit.code
         loaded = sorted(
             m for m in sys.modules
-            if ".actions" in m or ".world" in m or m == "importlib.metadata"
+            if ".actions" in m or ".world" in m or m in ("importlib.metadata", "loguru")
         )
         print("EXIT", code, "LOADED", ",".join(loaded))
         """
