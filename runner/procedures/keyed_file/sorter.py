@@ -32,6 +32,7 @@ from typing import BinaryIO
 from runner.procedures.keyed_file.records import Progress, no_progress, split
 
 READ_CHUNK = 1 << 16
+SPILL_READ = 1 << 20  # bytes of spilled entries read at a time
 OUT_BLOCK = 1 << 15  # entries per block handed to the tree builder
 MAX_FAN_IN = 64
 SCRATCH_PREFIX = "recover-keyed-sort-"
@@ -113,9 +114,7 @@ class EntrySorter:
             entries: list[bytes] = []
             for _ in progress(range(1), 1, label):  # one list.sort: no finer steps to show
                 with open(self._spill_path, "rb") as handle:
-                    blob = handle.read()
-                entries = split(blob, self.width)
-                del blob
+                    entries = self._read_entries(handle, self.count)
                 os.unlink(self._spill_path)
                 # descending, so blocks are cut off the list's end and freed as they go
                 entries.sort(reverse=True)
@@ -125,6 +124,18 @@ class EntrySorter:
             runs = self._cascade(runs)
         chunk = self._reader_chunk(len(runs))
         return _merged_blocks([self._read_run(path, chunk) for path in runs])
+
+    def _read_entries(self, handle: BinaryIO, most: int) -> list[bytes]:
+        """Up to `most` entries from `handle`, read a chunk at a time so the bytes
+        read never sit in memory beside the whole list."""
+        entries: list[bytes] = []
+        per_read = max(1, SPILL_READ // self.width)
+        while len(entries) < most:
+            blob = handle.read(min(per_read, most - len(entries)) * self.width)
+            if not blob:
+                break
+            entries += split(blob, self.width)
+        return entries
 
     def _reader_chunk(self, readers: int) -> int:
         """Entries each run reader buffers: together they stay within half the
@@ -137,11 +148,9 @@ class EntrySorter:
         expected = (self.count + per_run - 1) // per_run
         with open(self._spill_path, "rb") as handle:
             for _ in progress(range(expected), expected, f"{label}: runs"):
-                blob = handle.read(per_run * self.width)
-                if not blob:
+                entries = self._read_entries(handle, per_run)
+                if not entries:
                     break
-                entries = split(blob, self.width)
-                del blob
                 entries.sort()
                 path = self.directory / f"{self.name}.run{len(paths)}"
                 with open(path, "wb") as out:
