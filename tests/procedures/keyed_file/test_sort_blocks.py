@@ -163,3 +163,19 @@ def test_a_reload_that_spills_writes_the_pair_one_in_memory_writes(
             tmp_path / "memory" / name
         ).read_bytes()
     assert sorted(p.name for p in (tmp_path / "spilled").iterdir()) == ["d", "k"]
+
+
+@pytest.mark.parametrize("read_bytes", [6, 600, 6000, 1 << 21])
+def test_in_memory_sort_presorted_in_chunks_gives_the_plain_sort(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int
+) -> None:
+    """Chunks presorted on their own, of any size, must not change the result,
+    duplicates included."""
+    monkeypatch.setattr(sorter_module, "SPILL_READ", read_bytes)
+    rnd = random.Random(read_bytes)
+    values = [rnd.randbytes(6) for _ in range(300)]
+    entries = [rnd.choice(values) for _ in range(5000)]
+    sorter = EntrySorter(6, 1 << 30, tmp_path, "k")
+    sorter.add(b"".join(entries))
+    assert b"".join(sorter.sorted_blocks()) == b"".join(sorted(entries))
+    assert sorter.runs == 0 and list(tmp_path.iterdir()) == []
