@@ -158,7 +158,7 @@ class EntrySorter:
         expected = (self.count + per_run - 1) // per_run
         with open(self._spill_path, "rb") as handle:
             for _ in progress(range(expected), expected, f"{label}: runs"):
-                entries = self._read_entries(handle, per_run)
+                entries = self._read_entries(handle, per_run, presort=True)
                 if not entries:
                     break
                 entries.sort()
