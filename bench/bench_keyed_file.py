@@ -137,7 +137,12 @@ def _measure(work: Path, records: int, memory_mb: int) -> dict[str, object]:
             child_env(RECOVER_NOW=NOW.isoformat()),
         )
         seconds, rss = ran.seconds, ran.rss_kib
-        row[op] = {"process": seconds, "rss": rss, "step": step_seconds(site, op)}
+        row[op] = {
+            "process": seconds,
+            "rss": rss,
+            "step": step_seconds(site, op),
+            "cpu": ran.cpu_seconds,
+        }
         for name in BASELINES[op]:
             os.sync()
             base = measure(
@@ -189,10 +194,16 @@ def _print(rows: list[dict[str, object]], memory_mb: int) -> None:
     for op in ("repair", "reload"):
         grow = large[op]["step"] / small[op]["step"]  # type: ignore[index]
         rss = large[op]["rss"] / small[op]["rss"]  # type: ignore[index]
-        print(f"{op}: 2x the records -> {grow:.2f}x the step time, {rss:.2f}x the peak RSS")
+        cpu = large[op]["cpu"] / small[op]["cpu"]  # type: ignore[index]
+        print(
+            f"{op}: 2x the records -> {grow:.2f}x the step time, {cpu:.2f}x the process's "
+            f"CPU time, {rss:.2f}x the peak RSS"
+        )
     print("copy = the repair's I/O floor: both files read, marks and record numbers decoded")
     print("(numpy), both copied and fsynced; strong = a numpy reload writing the runner's")
     print("files byte for byte (compared by sha256); read/check/sort = the old baselines.")
+    print("CPU time (user + system, from wait4) is what other work on the machine inflates")
+    print("least: a growth in wall time well above the growth in CPU time is contention.")
     for row in rows:
         n = f"{row['records']:,}"
         same = bool(row["same"])

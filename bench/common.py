@@ -23,7 +23,8 @@ import os, subprocess, sys, time
 started = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
 _, status, usage = os.wait4(proc.pid, 0)
-print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+print(time.perf_counter() - started, usage.ru_maxrss, os.waitstatus_to_exitcode(status),
+      usage.ru_utime + usage.ru_stime)
 """
 
 
@@ -33,6 +34,8 @@ class Measured:
     rss_kib: int  # the child's peak resident set
     exit_code: int
     stderr: str  # its last 3,000 characters
+    cpu_seconds: float = 0.0  # user + system CPU time: what other load on the machine
+    # inflates much less than the wall time
 
     @property
     def rss_mb(self) -> float:
@@ -63,8 +66,8 @@ def measure(command: list[str], env: dict[str, str] | None = None, check: bool =
         text=True,
         check=True,
     )
-    seconds, rss, code = done.stdout.split()
-    result = Measured(float(seconds), int(rss), int(code), done.stderr[-3000:])
+    seconds, rss, code, cpu = done.stdout.split()
+    result = Measured(float(seconds), int(rss), int(code), done.stderr[-3000:], float(cpu))
     if check and result.exit_code != 0:
         raise SystemExit(f"{' '.join(command)} failed ({code}):\n{result.stderr}")
     return result

@@ -15,7 +15,7 @@ import itertools
 import math
 import operator
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import BinaryIO
@@ -283,9 +283,22 @@ class TreeBuilder:
         entries: Iterator[bytes],
         progress: Progress[int] = no_progress,
     ) -> BuiltTree:
-        """Consume exactly `count` sorted entries (duplicate values refused for a unique key)."""
+        """Consume exactly `count` sorted entries given one by one (see `build_blocks`)."""
+        blocks = iter(lambda: b"".join(itertools.islice(entries, 4096)), b"")
+        return self.build_blocks(key_no, count, blocks, progress)
+
+    def build_blocks(
+        self,
+        key_no: int,
+        count: int,
+        blocks: Iterable[bytes],
+        progress: Progress[int] = no_progress,
+    ) -> BuiltTree:
+        """Consume exactly `count` sorted entries given as blocks of whole entries back
+        to back (duplicate values refused for a unique key). Leaves are sliced out of
+        the blocks: no Python object per entry."""
         key = self.control.keys[key_no - 1]
-        size = self.control.block_bytes
+        size, width = self.control.block_bytes, key.width
         caps = [
             max(2, leaf_capacity(self.control, key) * self.fill // 100),
             max(2, internal_capacity(self.control, key) * self.fill // 100),
@@ -297,20 +310,26 @@ class TreeBuilder:
         pending: list[list[tuple[bytes, int]]] = [[] for _ in range(levels + 1)]
         written = [0] * (levels + 1)
         first_address, root = self.next_sector, -1
-        get_key = operator.itemgetter(slice(0, key.length))
         last_key: bytes | None = None
+        supply = iter(blocks)
+        buffer, at = b"", 0
         for index in progress(range(plan[0].blocks), plan[0].blocks, f"key {key_no} leaves"):
             want = plan[0].size(index)
-            chunk = list(itertools.islice(entries, want))
-            if len(chunk) != want:
-                raise MediaError(
-                    f"key {key_no}: {count:,} entries announced, fewer supplied",
-                    fix="report this as a bug",
-                )
-            if not key.duplicates and chunk:
-                last_key = _refuse_duplicates(key_no, chunk, get_key, last_key)
-            address = self._write(leaf_block(key_no, chunk, size))
-            ref = (chunk[0] if chunk else bytes(key.width), address)
+            need = want * width
+            while len(buffer) - at < need:
+                more = next(supply, None)
+                if more is None:
+                    raise MediaError(
+                        f"key {key_no}: {count:,} entries announced, fewer supplied",
+                        fix="report this as a bug",
+                    )
+                buffer, at = buffer[at:] + more, 0
+            payload = buffer[at : at + need]
+            at += need
+            if not key.duplicates and want:
+                last_key = _refuse_duplicates(key_no, payload, key.length, want, last_key)
+            address = self._write(encode_block(key_no, 0, want, payload, size))
+            ref = (payload[:width] if want else bytes(width), address)
             level = 1
             while True:  # push the new block's reference up as far as it completes blocks
                 if level == levels:
@@ -327,27 +346,40 @@ class TreeBuilder:
                     self._write(encode_block(key_no, level, len(refs), payload, size)),
                 )
                 level += 1
-        if next(entries, None) is not None:
+        if at < len(buffer) or any(supply):
             raise MediaError(
                 f"key {key_no}: more entries supplied than the {count:,} announced",
                 fix="report this as a bug",
             )
-        blocks = sum(p.blocks for p in plan)
+        blocks_written = sum(p.blocks for p in plan)
         return BuiltTree(
-            root, levels, blocks, first_address + (blocks - 1) * self.control.sectors_per_block
+            root,
+            levels,
+            blocks_written,
+            first_address + (blocks_written - 1) * self.control.sectors_per_block,
         )
 
 
+@cache
+def keys_struct(key_length: int, count: int) -> struct.Struct:
+    """Pulls the `count` key values (record numbers skipped) out of a leaf's payload."""
+    return struct.Struct(f"{key_length}s{RECNO_SIZE}x" * count)
+
+
 def _refuse_duplicates(
-    key_no: int, chunk: list[bytes], get_key: Callable[[bytes], bytes], last_key: bytes | None
+    key_no: int, payload: bytes, key_length: int, count: int, last_key: bytes | None
 ) -> bytes:
-    keys = list(map(get_key, chunk))
+    """Refuse two equal key values in a row (inside the leaf or across from the last
+    leaf's final value); returns this leaf's final value."""
+    keys = list(keys_struct(key_length, count).unpack(payload))
     if last_key is not None:
         keys.insert(0, last_key)
     if any(map(operator.eq, keys, itertools.islice(keys, 1, None))):
         index = next(i for i in range(1, len(keys)) if keys[i] == keys[i - 1])
         shift = 1 if last_key is not None else 0
-        record = recno_of(chunk[index - shift])
+        width = key_length + RECNO_SIZE
+        at = (index - shift) * width
+        record = recno_of(payload[at : at + width])
         raise MediaError(
             f"key {key_no} allows no duplicates, but record {record:,} repeats the value "
             f"{keys[index]!r}",

@@ -150,8 +150,8 @@ def build_key_file(
     roots: dict[int, KeyLoad] = {}
     for key_no in order or range(1, len(control.keys) + 1):
         sorter = feeder.sorters[key_no - 1]
-        stream = sorter.sorted_entries(progress, f"key {key_no} sort ({sorter.count:,} values)")
-        built = builder.build(key_no, sorter.count, stream, progress)
+        stream = sorter.sorted_blocks(progress, f"key {key_no} sort ({sorter.count:,} values)")
+        built = builder.build_blocks(key_no, sorter.count, stream, progress)
         roots[key_no] = KeyLoad(
             key_no,
             sorter.count,
