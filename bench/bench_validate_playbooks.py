@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import measure, recover  # noqa: E402
+from bench.common import Target, measure, record, recover  # noqa: E402
 
 TARGET_SECONDS = 0.25
 
@@ -39,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
         times = [measure(recover("validate", playbook)).seconds for _ in range(runs)]
         median = statistics.median(times)
         worst = max(worst, median)
+        record(
+            Target(
+                "validate_playbooks",
+                f"validate {playbook.name} (median of {runs})",
+                median,
+                TARGET_SECONDS,
+                1.0,
+                note=f"bound: {TARGET_SECONDS} s per playbook, the whole process",
+            )
+        )
         verdict = "ok" if median < TARGET_SECONDS else f"OVER {TARGET_SECONDS}s"
         print(
             f"validate {playbook.name:32} best {min(times):.3f}s  median {median:.3f}s  {verdict}"
