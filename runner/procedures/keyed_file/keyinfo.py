@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -126,18 +125,6 @@ def reset_stamp(seconds: int) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).isoformat() if seconds else None
 
 
-#: the most invalid records, as a share of the map, kept as a set (beyond it
-#: the set would cost more memory than the lookups it saves)
-SPARSE_INVALID = 1 / 16
-
-
-def _invalid_records(valid: bytearray) -> set[int] | None:
-    """The record numbers the map marks invalid, when they are few."""
-    if valid.count(0) > len(valid) * SPARSE_INVALID:
-        return None
-    return {match.start() for match in re.finditer(b"\x00", valid)}
-
-
 def inspect_pair(
     data: BinaryIO,
     key: BinaryIO,
@@ -154,12 +141,6 @@ def inspect_pair(
     valid_records = valid.count(1)
     keyed_eof = header.keyed_eof
     size = control.block_bytes
-    # A leaf's record numbers come in key order, that is at random in the map:
-    # once the map outgrows the CPU's cache, looking each one up costs more per
-    # record the larger the file. Most leaves point only to valid records, and
-    # that is answered from the (small) set of invalid ones below `mapped`.
-    mapped = len(valid)
-    invalid = _invalid_records(valid)
     keys = []
     for key_no, desc in enumerate(control.keys, start=1):
         dangling = 0
@@ -170,8 +151,6 @@ def inspect_pair(
             if not recnos:
                 return
             top = max(recnos)
-            if top < mapped and invalid is not None and invalid.isdisjoint(recnos):
-                return  # every entry points to a valid record
             if len(valid) <= top <= len(valid) + EXTEND_LIMIT:
                 # past the keyed EOF there is no record: pad the map with "invalid"
                 valid.extend(bytes(top + 1 - len(valid)))
