@@ -13,7 +13,8 @@ from wait4) against, in the same run on fresh restored copies:
   rows share one executemany per statement, over the whole log, so fewer groups
   than the runner's per-batch ones), sorts each group by integer key, and runs
   it all in ONE transaction with the runner's pragmas (synchronous=FULL,
-  journal_mode=DELETE, its page cache, temp_store=MEMORY), bulk-inserting the
+  journal_mode=DELETE, its page cache) and temp_store=MEMORY (which the runner
+  leaves at FILE, so that its memory stays flat), bulk-inserting the
   applied transactions' rf_recovery rows with their times made by SQLite. It
   needs no failure handling (it applies exactly what the runner applied). The
   databases' content and the applied rf_recovery rows must equal the runner's.
@@ -211,7 +212,8 @@ def _strong(site: Path, work: Path, applied: set[int]) -> float:
     calls on different rows share one executemany per statement: fewer groups than
     the runner, which groups per batch); then one transaction over the four
     databases with the runner's pragmas (synchronous=FULL, journal_mode=DELETE,
-    its page cache, temp_store=MEMORY) that runs the waves and bulk-inserts the
+    its page cache) and temp_store=MEMORY (stronger than the runner, which keeps
+    FILE for flat memory) that runs the waves and bulk-inserts the
     applied transactions' rf_recovery rows. SQL text per (database, type,
     descriptor) comes from the runner's statement builder, cached: an expert
     would write the same statements.
