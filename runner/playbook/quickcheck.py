@@ -13,7 +13,7 @@ also writes the error messages: this module never explains, it only decides.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from typing import Any
 
 Check = Callable[[Any], bool]
@@ -206,6 +206,16 @@ def _count(limit: Any) -> bool:
     return isinstance(limit, int) and not isinstance(limit, bool)
 
 
+def _size(limit: Any, kind: type[Sized], *, at_least: bool) -> Check:
+    """min/maxProperties, min/maxItems, min/maxLength: a bound on len() of
+    values of one kind (the others pass, as jsonschema lets them)."""
+    if not _count(limit):
+        return _unsure
+    if at_least:
+        return lambda instance: not isinstance(instance, kind) or len(instance) >= limit
+    return lambda instance: not isinstance(instance, kind) or len(instance) <= limit
+
+
 class _Compiler:
     """Turns a schema into nested closures once, so each check is a few calls
     instead of a walk over the schema's keys."""
@@ -380,9 +390,7 @@ class _Compiler:
         return lambda instance: not isinstance(instance, dict) or all(n in instance for n in names)
 
     def _k_minProperties(self, value: Any, schema: dict[str, Any]) -> Check:
-        if not _count(value):
-            return _unsure
-        return lambda instance: not isinstance(instance, dict) or len(instance) >= value
+        return _size(value, dict, at_least=True)
 
     def _k_items(self, value: Any, schema: dict[str, Any]) -> Check:
         if "prefixItems" in schema:
@@ -397,14 +405,10 @@ class _Compiler:
         return check
 
     def _k_minItems(self, value: Any, schema: dict[str, Any]) -> Check:
-        if not _count(value):
-            return _unsure
-        return lambda instance: not isinstance(instance, list) or len(instance) >= value
+        return _size(value, list, at_least=True)
 
     def _k_maxItems(self, value: Any, schema: dict[str, Any]) -> Check:
-        if not _count(value):
-            return _unsure
-        return lambda instance: not isinstance(instance, list) or len(instance) <= value
+        return _size(value, list, at_least=False)
 
     def _k_uniqueItems(self, value: Any, schema: dict[str, Any]) -> Check:
         if not isinstance(value, bool):
@@ -420,14 +424,10 @@ class _Compiler:
         return check
 
     def _k_minLength(self, value: Any, schema: dict[str, Any]) -> Check:
-        if not _count(value):
-            return _unsure
-        return lambda instance: not isinstance(instance, str) or len(instance) >= value
+        return _size(value, str, at_least=True)
 
     def _k_maxLength(self, value: Any, schema: dict[str, Any]) -> Check:
-        if not _count(value):
-            return _unsure
-        return lambda instance: not isinstance(instance, str) or len(instance) <= value
+        return _size(value, str, at_least=False)
 
     def _k_pattern(self, value: Any, schema: dict[str, Any]) -> Check:
         regex = _regex(value)
