@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -45,18 +46,12 @@ RESERVED_NAMES = {"steps"}
 NAME_MAX = 255
 
 
-class _NameTooLong(SiteError):
-    """A site path with a name no file system takes: its own fix, not the
-    generic one for paths that leave the site."""
-
-
 def _is_site_path(value: object) -> bool:
     if isinstance(value, str) and not has_template(value):
-        for part in safe_relpath(value).parts:
-            if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX:
-                raise _NameTooLong(
-                    f"path {value[:60]!r}... has a name of "
-                    f"{len(part.encode('utf-8', 'surrogatepass')):,} bytes, longer than a "
+        for part in safe_relpath(value).parts:  # refuses what no file name can hold
+            if (size := len(os.fsencode(part))) > NAME_MAX:
+                raise SiteError(
+                    f"path {value[:60]!r}... has a name of {size:,} bytes, longer than a "
                     f"file system takes ({NAME_MAX})",
                     fix=f"give names of at most {NAME_MAX} bytes",
                 )
