@@ -150,16 +150,12 @@ def inspect_pair(
             recnos = leaf.recnos
             if not recnos:
                 return
-            top = max(recnos)
-            if len(valid) <= top <= len(valid) + EXTEND_LIMIT:
-                # past the keyed EOF there is no record: pad the map with "invalid"
-                valid.extend(bytes(top + 1 - len(valid)))
-            if top < len(valid):
+            try:  # one C-level gather; a number past the map's end raises
                 flags = operator.itemgetter(*recnos)(valid)
                 if len(recnos) == 1:
                     flags = (flags,)
-            else:
-                flags = tuple(r < keyed_eof and valid[r] for r in recnos)
+            except IndexError:
+                flags = _flags_past_end(valid, recnos, keyed_eof)
             if 0 not in flags:
                 return
             keep = list(itertools.compress(leaf.entries, flags))
@@ -208,6 +204,18 @@ def inspect_pair(
         last_reset_user=control.last_reset_user,
         keys=keys,
     )
+
+
+def _flags_past_end(valid: bytearray, recnos: tuple[int, ...], keyed_eof: int) -> tuple[int, ...]:
+    """Validity flags for a leaf naming a record past the map's end (there is no
+    record there: the value dangles). The map is padded with "invalid" up to
+    EXTEND_LIMIT bytes past its end, so later leaves that point just past the
+    keyed EOF take the fast gather again; a number beyond that is answered alone."""
+    top = max(recnos)
+    if top <= len(valid) + EXTEND_LIMIT:
+        valid.extend(bytes(top + 1 - len(valid)))
+        return tuple(map(valid.__getitem__, recnos))
+    return tuple(int(r < keyed_eof and valid[r]) for r in recnos)
 
 
 def repaired_control(control: Control, findings: Findings, now: datetime, user: str) -> Control:
