@@ -1,11 +1,14 @@
 """Sorting key entries in bounded memory: spill, then sort in memory or merge runs.
 
 Entries are fixed-width byte strings (key bytes + big-endian record number),
-so plain byte order is key order and Python's sort needs no key function.
-Entries are spilled unsorted to a temporary file as they arrive (one per key,
-so all keys can be fed in one pass over the data file); when asked for the
-sorted stream, a key whose entries fit the memory budget is sorted in memory
-with one `list.sort`, otherwise it is cut into sorted runs that are merged
+so plain byte order is key order. They are held in numpy arrays of dtype
+`S<width>` (width bytes per entry, no object per entry), whose sort and
+search compare all `width` bytes as unsigned bytes: the order of Python's
+`sorted()` on the same bytes, trailing zero bytes included (tested). Entries
+are spilled unsorted to a temporary file as they arrive (one per key, so all
+keys can be fed in one pass over the data file); when asked for the sorted
+stream, a key whose entries fit the memory budget is read into one array and
+sorted in place, otherwise it is cut into sorted runs that are merged
 (cascading when there are very many runs).
 
 The sorted stream comes back as blocks of whole entries (`sorted_blocks`), so
@@ -13,26 +16,30 @@ the tree builder slices leaves out of them with no Python object per entry.
 The merge works a block at a time, not an entry at a time: every run lends
 its buffered entries up to the smallest of the runs' last buffered entries (no
 run can still hold anything below it), and those pieces, each already sorted,
-are put in order by one `list.sort` (which merges sorted runs in C).
+are put end to end and sorted once (a merge of sorted runs).
+
+numpy is the one dependency only this procedure has: sorting millions of
+fixed-width entries is what it does in C, with a fifth of the memory a list of
+bytes objects takes (about 14 bytes an entry instead of 63), so the same
+budget sorts four times as many entries before anything spills.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import itertools
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from runner.procedures.keyed_file.records import Progress, no_progress, split
 
-READ_CHUNK = 1 << 16
-SPILL_READ = 1 << 21  # bytes of spilled entries read (and presorted) at a time
+Entries = Any  # a one-dimensional numpy array of dtype S<width>, one entry per item
 OUT_BLOCK = 1 << 15  # entries per block handed to the tree builder
 MAX_FAN_IN = 64
 SCRATCH_PREFIX = "recover-keyed-sort-"
@@ -66,8 +73,8 @@ def _alive(pid: int) -> bool:
 
 
 def entry_cost(width: int) -> int:
-    """Memory one entry takes in a Python list: the bytes object plus the list slot."""
-    return sys.getsizeof(bytes(width)) + 8 + 8  # + allocator rounding
+    """Memory one entry takes while sorted: its bytes in a fixed-width array."""
+    return width
 
 
 class EntrySorter:
@@ -111,41 +118,18 @@ class EntrySorter:
         self._spill.close()
         self._spill = None
         if self.fits_in_memory:
-            entries: list[bytes] = []
-            for _ in progress(range(1), 1, label):  # one list.sort: no finer steps to show
+            entries = _array(0, self.width)
+            for _ in progress(range(1), 1, label):  # one sort: no finer steps to show
                 with open(self._spill_path, "rb") as handle:
-                    entries = self._read_entries(handle, self.count, presort=True)
+                    entries = _read_array(handle, self.count, self.width)
                 os.unlink(self._spill_path)
-                # descending, so blocks are cut off the list's end and freed as they go
-                entries.sort(reverse=True)
-            return _ascending_blocks(entries)
+                entries.sort()
+            return _blocks_of(entries)
         runs = self._write_runs(progress, label)
         while len(runs) > MAX_FAN_IN:
             runs = self._cascade(runs)
         chunk = self._reader_chunk(len(runs))
         return _merged_blocks([self._read_run(path, chunk) for path in runs])
-
-    def _read_entries(self, handle: BinaryIO, most: int, presort: bool = False) -> list[bytes]:
-        """Up to `most` entries from `handle`, read a chunk at a time so the bytes
-        read never sit in memory beside the whole list.
-
-        `presort` sorts each chunk and cuts it again from its sorted bytes: the
-        entries of a chunk then lie in memory in their sorted order, and the final
-        sort merges those runs streaming through memory instead of jumping
-        about it (a fifth less CPU at 1-2 million entries, measured)."""
-        entries: list[bytes] = []
-        per_read = max(1, SPILL_READ // self.width)
-        while len(entries) < most:
-            blob = handle.read(min(per_read, most - len(entries)) * self.width)
-            if not blob:
-                break
-            if presort:
-                chunk = split(blob, self.width)
-                chunk.sort()
-                blob = b"".join(chunk)
-                del chunk
-            entries += split(blob, self.width)
-        return entries
 
     def _reader_chunk(self, readers: int) -> int:
         """Entries each run reader buffers: together they stay within half the
@@ -158,14 +142,13 @@ class EntrySorter:
         expected = (self.count + per_run - 1) // per_run
         with open(self._spill_path, "rb") as handle:
             for _ in progress(range(expected), expected, f"{label}: runs"):
-                entries = self._read_entries(handle, per_run, presort=True)
-                if not entries:
+                entries = _read_array(handle, per_run, self.width)
+                if not len(entries):
                     break
                 entries.sort()
                 path = self.directory / f"{self.name}.run{len(paths)}"
                 with open(path, "wb") as out:
-                    for start in range(0, len(entries), READ_CHUNK):
-                        out.write(b"".join(entries[start : start + READ_CHUNK]))
+                    out.write(entries.data)
                 del entries
                 paths.append(path)
         os.unlink(self._spill_path)
@@ -185,11 +168,11 @@ class EntrySorter:
             merged.append(path)
         return merged
 
-    def _read_run(self, path: Path, chunk: int) -> Iterator[list[bytes]]:
+    def _read_run(self, path: Path, chunk: int) -> Iterator[Entries]:
         """Stream a run back, `chunk` entries at a time, deleting it once read."""
         with open(path, "rb") as handle:
-            while blob := handle.read(chunk * self.width):
-                yield split(blob, self.width)
+            while len(part := _read_array(handle, chunk, self.width)):
+                yield part
         os.unlink(path)
 
     def close(self) -> None:
@@ -198,48 +181,64 @@ class EntrySorter:
             self._spill = None
 
 
-def _ascending_blocks(descending: list[bytes]) -> Iterator[bytes]:
-    """Blocks of `descending` in ascending order, each cut off the list's end so the
-    entries already handed on are freed as the builder goes (memory only falls)."""
-    while descending:
-        piece = descending[-OUT_BLOCK:]
-        del descending[-OUT_BLOCK:]
-        piece.reverse()
-        yield b"".join(piece)
+def _array(count: int, width: int) -> Entries:
+    return np.empty(count, dtype=f"S{width}")
 
 
-def _merged_blocks(runs: list[Iterator[list[bytes]]]) -> Iterator[bytes]:
-    """Merge sorted runs (each a stream of sorted lists) into ascending blocks.
+def _read_array(handle: BinaryIO, most: int, width: int) -> Entries:
+    """Up to `most` entries from `handle`, read straight into a fixed-width array
+    (no second copy of the bytes)."""
+    entries = _array(most, width)
+    got = handle.readinto(memoryview(entries.view(np.uint8)))  # type: ignore[attr-defined]
+    return entries[: (got or 0) // width]
+
+
+def _blocks_of(entries: Entries) -> Iterator[bytes]:
+    """`entries` (sorted) as blocks of OUT_BLOCK entries' bytes."""
+    for start in range(0, len(entries), OUT_BLOCK):
+        yield entries[start : start + OUT_BLOCK].tobytes()
+
+
+def _last(entries: Entries) -> bytes:
+    """An array's last entry with all its bytes (a numpy bytes scalar drops
+    trailing zero bytes, which would not change the order but does the value)."""
+    return entries[-1:].tobytes()
+
+
+def _merged_blocks(runs: list[Iterator[Entries]]) -> Iterator[bytes]:
+    """Merge sorted runs (each a stream of sorted arrays) into ascending blocks.
 
     Each step takes, from every run's buffer, the entries up to the smallest last
     buffered entry of any run: nothing still unread can sort below that bound, so
-    the pieces taken hold exactly the next entries of the merged order. One
-    `list.sort` merges the (already sorted) pieces in C, and at least one buffer is
-    used up per step, so there are about as many steps as buffers read.
+    the pieces taken hold exactly the next entries of the merged order. One sort
+    of the pieces put end to end merges them, and at least one buffer is used up
+    per step, so there are about as many steps as buffers read.
     """
-    buffers: list[list[bytes]] = []
+    buffers: list[Entries] = []
     starts: list[int] = []
-    readers: list[Iterator[list[bytes]]] = []
+    readers: list[Iterator[Entries]] = []
     for run in runs:
         first = next(run, None)
-        if first:
+        if first is not None and len(first):
             buffers.append(first)
             starts.append(0)
             readers.append(run)
     while buffers:
-        bound = min(buffer[-1] for buffer in buffers)
-        taken: list[bytes] = []
+        bound = np.array([min(_last(buffer) for buffer in buffers)], dtype=buffers[0].dtype)
+        taken = []
         for i, buffer in enumerate(buffers):
-            cut = bisect.bisect_right(buffer, bound, starts[i])
-            taken += buffer[starts[i] : cut]
-            starts[i] = cut
-        taken.sort()
-        yield b"".join(taken)
-        del taken
+            cut = int(np.searchsorted(buffer, bound, side="right")[0])
+            if cut > starts[i]:
+                taken.append(buffer[starts[i] : cut])
+            starts[i] = max(starts[i], cut)
+        merged = np.concatenate(taken)
+        merged.sort(kind="stable")  # the pieces are sorted runs: a merge
+        yield merged.tobytes()
+        del taken, merged
         for i in reversed(range(len(buffers))):
             if starts[i] == len(buffers[i]):
                 refill = next(readers[i], None)
-                if refill:
+                if refill is not None and len(refill):
                     buffers[i], starts[i] = refill, 0
                 else:
                     del buffers[i], starts[i], readers[i]
