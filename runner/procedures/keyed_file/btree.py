@@ -72,12 +72,19 @@ class Leaf:
     address: int
     payload: bytes  # the leaf's entries, back to back
     width: int
-    recnos: tuple[int, ...]
+    count: int
+
+    @functools.cached_property
+    def recnos(self) -> tuple[int, ...]:
+        """The entries' record numbers (only decoded when someone asks)."""
+        if not self.count:
+            return ()
+        return recnos_struct(self.width - RECNO_SIZE, self.count).unpack(self.payload)
 
     @functools.cached_property
     def entries(self) -> tuple[bytes, ...]:
         """The entries as separate byte strings (only built when someone asks)."""
-        return entries_struct(self.width, len(self.recnos)).unpack(self.payload)
+        return entries_struct(self.width, self.count).unpack(self.payload)
 
 
 @dataclass
@@ -207,8 +214,7 @@ def _leaf(
     """Check a leaf's order against its neighbours (and inside it when deep), hand it on."""
     count, width = head.count, key.width
     payload = raw[BLOCK_HEADER_SIZE : BLOCK_HEADER_SIZE + count * width]
-    recnos = recnos_struct(key.length, count).unpack(payload) if count else ()
-    leaf = Leaf(address, payload, width, recnos)
+    leaf = Leaf(address, payload, width, count)
     if count:
         first, last = payload[:width], payload[-width:]
         if deep:
@@ -224,10 +230,6 @@ def _leaf(
         previous = last
     on_leaf(leaf)
     return previous
-
-
-def leaf_block(key_no: int, entries: list[bytes] | tuple[bytes, ...], size: int) -> bytes:
-    return encode_block(key_no, 0, len(entries), b"".join(entries), size)
 
 
 # -- bulk loading -------------------------------------------------------------

@@ -15,19 +15,18 @@ not what is found).
 
 from __future__ import annotations
 
-import itertools
-import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from runner.procedures.keyed_file.btree import Leaf, leaf_block, walk
-from runner.procedures.keyed_file.media import Control, PairInfo
+import numpy as np
+
+from runner.procedures.keyed_file.btree import Leaf, walk
+from runner.procedures.keyed_file.media import RECNO_SIZE, Control, PairInfo, encode_block
 from runner.procedures.keyed_file.records import Progress, no_progress, valid_map
 
 Patch = Callable[[int, bytes], None]
-EXTEND_LIMIT = 1 << 24  # pad the valid map up to 16 MB past the keyed EOF
 
 
 @dataclass
@@ -143,27 +142,10 @@ def inspect_pair(
     size = control.block_bytes
     keys = []
     for key_no, desc in enumerate(control.keys, start=1):
-        dangling = 0
-
-        def on_leaf(leaf: Leaf, key_no: int = key_no) -> None:
-            nonlocal dangling
-            recnos = leaf.recnos
-            if not recnos:
-                return
-            try:  # one C-level gather; a number past the map's end raises
-                flags = operator.itemgetter(*recnos)(valid)
-                if len(recnos) == 1:
-                    flags = (flags,)
-            except IndexError:
-                flags = _flags_past_end(valid, recnos, keyed_eof)
-            if 0 not in flags:
-                return
-            keep = list(itertools.compress(leaf.entries, flags))
-            dangling += len(recnos) - len(keep)
-            if patch is not None:
-                patch(leaf.address, leaf_block(key_no, keep, size))
-
-        shape = walk(key, info, key_no, on_leaf, progress, deep=deep)
+        checker = LeafChecker(valid, key_no, desc.length, size, patch)
+        shape = walk(key, info, key_no, checker, progress, deep=deep)
+        checker.flush()
+        dangling = checker.dangling
         after = shape.tree_keys - dangling
         keys.append(
             KeyFinding(
@@ -206,16 +188,66 @@ def inspect_pair(
     )
 
 
-def _flags_past_end(valid: bytearray, recnos: tuple[int, ...], keyed_eof: int) -> tuple[int, ...]:
-    """Validity flags for a leaf naming a record past the map's end (there is no
-    record there: the value dangles). The map is padded with "invalid" up to
-    EXTEND_LIMIT bytes past its end, so later leaves that point just past the
-    keyed EOF take the fast gather again; a number beyond that is answered alone."""
-    top = max(recnos)
-    if top <= len(valid) + EXTEND_LIMIT:
-        valid.extend(bytes(top + 1 - len(valid)))
-        return tuple(map(valid.__getitem__, recnos))
-    return tuple(int(r < keyed_eof and valid[r]) for r in recnos)
+class LeafChecker:
+    """Checks leaves' record numbers against the valid map, many leaves at a time.
+
+    The walker hands leaves over one by one (call the checker with each, then
+    `flush` once the walk is done). Their payloads are kept until about
+    BATCH_ENTRIES entries have come, and then every record number of the batch
+    is looked up in the map by one numpy gather: no Python object per entry. A
+    value dangles when its record number names no valid record: a deleted one,
+    or one at or past the keyed EOF (the map's end). With `patch`, a leaf holding
+    dangling values is handed on rewritten without them.
+    """
+
+    BATCH_ENTRIES = 1 << 16
+
+    def __init__(
+        self, valid: bytearray, key_no: int, key_length: int, block_bytes: int, patch: Patch | None
+    ) -> None:
+        # one byte past the end, never valid, stands for every number at or past it
+        self.valid = np.concatenate([np.frombuffer(valid, np.uint8), np.zeros(1, np.uint8)])
+        self.key_no, self.block_bytes, self.patch = key_no, block_bytes, patch
+        self.width = key_length + RECNO_SIZE
+        self.layout = np.dtype([("key", f"V{key_length}"), ("recno", ">u4")])
+        self.dangling = 0  # values naming no valid record
+        self.valid_values = 0  # values naming a valid record
+        self._addresses: list[int] = []
+        self._payloads: list[bytes] = []
+        self._counts: list[int] = []
+        self._pending = 0
+
+    def __call__(self, leaf: Leaf) -> None:
+        if leaf.count:
+            self._addresses.append(leaf.address)
+            self._payloads.append(leaf.payload)
+            self._counts.append(leaf.count)
+            self._pending += leaf.count
+            if self._pending >= self.BATCH_ENTRIES:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._payloads:
+            return
+        blob = b"".join(self._payloads)
+        numbers = np.frombuffer(blob, self.layout)["recno"].astype(np.intp)
+        good = self.valid[np.minimum(numbers, len(self.valid) - 1)].astype(bool)
+        counts = np.asarray(self._counts)
+        starts = np.cumsum(counts) - counts
+        bad_per_leaf = np.add.reduceat(~good, starts, dtype=np.int64)
+        bad = int(bad_per_leaf.sum())
+        self.dangling += bad
+        self.valid_values += len(numbers) - bad
+        if self.patch is not None and bad:
+            entries = np.frombuffer(blob, f"V{self.width}")
+            for i in np.flatnonzero(bad_per_leaf).tolist():
+                start = int(starts[i])
+                end = start + self._counts[i]
+                kept = entries[start:end][good[start:end]]
+                block = encode_block(self.key_no, 0, len(kept), kept.tobytes(), self.block_bytes)
+                self.patch(self._addresses[i], block)
+        self._addresses, self._payloads, self._counts = [], [], []
+        self._pending = 0
 
 
 def repaired_control(control: Control, findings: Findings, now: datetime, user: str) -> Control:

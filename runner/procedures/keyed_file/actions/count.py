@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import operator
-
 from runner.contract import Output, StepContext, declare_outputs
 from runner.errors import MediaError
 from runner.procedures.keyed_file.actions.base import TEMPLATES, KeyedAction
-from runner.procedures.keyed_file.btree import Leaf, walk
+from runner.procedures.keyed_file.btree import walk
+from runner.procedures.keyed_file.keyinfo import LeafChecker
 from runner.procedures.keyed_file.records import valid_map
 
 
@@ -32,18 +31,11 @@ class Count(KeyedAction):
                 )
             valid = valid_map(data, info.header, info.data_name, ctx.progress)
             valid_records = valid.count(1)
-            limit = len(valid)
-            count = 0
-
-            def on_leaf(leaf: Leaf) -> None:
-                nonlocal count
-                recnos = leaf.recnos
-                if len(recnos) > 1 and max(recnos) < limit:
-                    count += sum(operator.itemgetter(*recnos)(valid))
-                else:
-                    count += sum(1 for r in recnos if r < limit and valid[r])
-
-            walk(key, info, key_no, on_leaf, ctx.progress)
+            desc = info.control.keys[key_no - 1]
+            checker = LeafChecker(valid, key_no, desc.length, info.control.block_bytes, None)
+            walk(key, info, key_no, checker, ctx.progress)
+            checker.flush()
+            count = checker.valid_values
         ctx.note(f"{info.data_name}: {count:,} valid records read in key {key_no} order")
         if count != valid_records:
             ctx.warn(
