@@ -2,6 +2,8 @@
 
 Catalogs (SQLite files) and small files are hashed; large media files are
 identified by size and modification time, which every write path changes.
+Files are read with `heldfiles.read_file`, so a plan's own SQLite locks on a
+catalog survive the hashing (runner/engine/heldfiles.py).
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import os
 import stat
 from pathlib import Path
 
+from runner.engine.heldfiles import SQLITE_MAGIC, read_file
 from runner.site import STATE_DIR
 
 HASH_LIMIT = 64 << 20  # hash files up to this size; larger ones use size + mtime
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def fingerprint(root: Path) -> dict[str, str]:
@@ -49,8 +51,7 @@ def fingerprint(root: Path) -> dict[str, str]:
 def _identify(path: Path, size: int, mtime_ns: int) -> str:
     # O_NOFOLLOW|O_NONBLOCK: if the file was swapped for a link or a FIFO since
     # lstat, fail (recorded as unreadable) instead of following or blocking.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
+    with read_file(path, os.O_NOFOLLOW | os.O_NONBLOCK) as handle:
         head = handle.read(16)
         if size > HASH_LIMIT and head != SQLITE_MAGIC:
             return f"size={size};mtime={mtime_ns}"

@@ -31,6 +31,7 @@ from runner import clock
 from runner.contract import Check
 from runner.engine import journal, lock
 from runner.engine.fingerprint import fingerprint
+from runner.engine.heldfiles import keeping_sqlite_files_open
 from runner.engine.journal import RunState, StepRecord, StepState
 from runner.engine.loss import LossTally
 from runner.engine.planfile import PLAN_FORMAT, evidence, repeat_warning
@@ -155,7 +156,11 @@ def _step_json(outcome: StepOutcome) -> dict[str, Any]:
 def make_plan(request: Request, on_step: Callable[[StepOutcome], None] | None = None) -> PlanResult:
     """The dry run. It reads a consistent site: it is refused while a run holds
     the site, and no run can start while it reads (a shared lock)."""
-    with lock.one_plan_at_a_time(request.site.root), lock.reading(request.site.state_dir):
+    with (
+        lock.one_plan_at_a_time(request.site.root),
+        lock.reading(request.site.state_dir),
+        keeping_sqlite_files_open(),  # closed once the rehearsal's connections are
+    ):
         result = _plan(request, on_step)
         result.evidence = evidence(request)
         if result.run_state is None:

@@ -18,7 +18,8 @@ from typing import Any
 
 from runner.contract import Registry
 from runner.engine import journal
-from runner.engine.fingerprint import SQLITE_MAGIC, describe_differences, fingerprint
+from runner.engine.fingerprint import describe_differences, fingerprint
+from runner.engine.heldfiles import SQLITE_MAGIC, read_file
 from runner.engine.session import Request
 from runner.errors import RecoverError, StalePlan
 from runner.playbook.validate import known_args
@@ -302,7 +303,7 @@ def _row_counts(path: Path) -> dict[str, int] | None:
     if not path.is_file():
         return None  # a FIFO or device would block or never end; preflight says so
     try:
-        with path.open("rb") as handle:
+        with read_file(path) as handle:
             head = handle.read(20)
     except OSError:
         return None

@@ -26,6 +26,7 @@ from urllib.parse import quote
 from runner.contract import Action, Check
 from runner.engine.claims import ReportClaims
 from runner.engine.context import Context
+from runner.engine.heldfiles import SQLITE_MAGIC, read_file
 from runner.engine.journal import StepRecord
 from runner.engine.media import MediaStore
 from runner.engine.reports import make_environment
@@ -36,7 +37,6 @@ from runner.playbook.template import TemplateProblem, has_template, render_value
 from runner.playbook.validate import STEP_REF, known_args
 from runner.site import Site
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _NAME_MAX = 255  # bytes in one file name (Linux, macOS)
 _PATH_MAX = 4096
 
@@ -311,12 +311,12 @@ def _truncated(path: Path, rel: str) -> str | None:
     half way) is found here, before a step reads a page that is not there. A
     file with a rollback journal or a WAL beside it may legitimately differ."""
     try:
-        with open(path, "rb") as handle:
+        with read_file(path) as handle:  # keeps the plan's SQLite locks on it
             header = handle.read(100)
         size = path.stat().st_size
     except OSError:
         return None
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
         return None  # empty, or not SQLite at all: attaching it says which
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
