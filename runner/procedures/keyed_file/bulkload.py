@@ -76,10 +76,22 @@ class ReloadResult:
 class KeyFeeder:
     """Turns chunks of live records into sorted-entry streams, one per key."""
 
-    def __init__(self, keys: Iterable[KeyDescriptor], memory_bytes: int, directory: Path) -> None:
+    def __init__(
+        self,
+        keys: Iterable[KeyDescriptor],
+        memory_bytes: int,
+        directory: Path,
+        *,
+        at_most: int = 0,
+    ) -> None:
+        """`at_most`: how many records can come at most (0: not known). When every
+        key's entries for that many fit the memory budget together, they are kept
+        in memory as they come instead of being spilled to files and read back."""
         self.keys = tuple(keys)
+        together = at_most * sum(k.width for k in self.keys)
+        keep = at_most if 0 < together <= memory_bytes else 0
         self.sorters = [
-            EntrySorter(k.width, memory_bytes, directory, f"key{i + 1}")
+            EntrySorter(k.width, memory_bytes, directory, f"key{i + 1}", at_most=keep)
             for i, k in enumerate(self.keys)
         ]
         self.getters = [
@@ -198,7 +210,7 @@ def reload_pair(
         last_reset_user=user,
     )
     with scratch_dir(temp_dir) as scratch:
-        feeder = KeyFeeder(control.keys, memory_bytes, scratch)
+        feeder = KeyFeeder(control.keys, memory_bytes, scratch, at_most=header.keyed_eof)
         try:
             data_out.write(bytes(DATA_HEADER_SIZE))
             for first, blob in record_chunks(

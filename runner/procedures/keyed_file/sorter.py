@@ -4,12 +4,15 @@ Entries are fixed-width byte strings (key bytes + big-endian record number),
 so plain byte order is key order. They are held in numpy arrays of dtype
 `S<width>` (width bytes per entry, no object per entry), whose sort and
 search compare all `width` bytes as unsigned bytes: the order of Python's
-`sorted()` on the same bytes, trailing zero bytes included (tested). Entries
-are spilled unsorted to a temporary file as they arrive (one per key, so all
-keys can be fed in one pass over the data file); when asked for the sorted
-stream, a key whose entries fit the memory budget is read into one array and
-sorted in place, otherwise it is cut into sorted runs that are merged
-(cascading when there are very many runs).
+`sorted()` on the same bytes, trailing zero bytes included (tested). When
+the caller knows how many entries can come at most and they fit in memory
+(reload: every key's entries for the keyed EOF within the budget together),
+they are kept in one array per key as they arrive and sorted in place.
+Otherwise they are spilled unsorted to a temporary file as they arrive (one
+per key, so all keys can be fed in one pass over the data file); when asked
+for the sorted stream, a key whose entries fit the memory budget is read into
+one array and sorted in place, otherwise it is cut into sorted runs that are
+merged (cascading when there are very many runs).
 
 The sorted stream comes back as blocks of whole entries (`sorted_blocks`), so
 the tree builder slices leaves out of them with no Python object per entry.
@@ -80,7 +83,12 @@ def entry_cost(width: int) -> int:
 class EntrySorter:
     """Collects one key's entries and gives them back in sorted order."""
 
-    def __init__(self, width: int, memory_bytes: int, directory: Path, name: str) -> None:
+    def __init__(
+        self, width: int, memory_bytes: int, directory: Path, name: str, *, at_most: int = 0
+    ) -> None:
+        """`at_most`, if given, is how many entries can come at most: when the caller
+        knows they fit in memory, they are kept in one array as they come (no
+        spill file is written and read back); more than that spill after all."""
         self.width = width
         self.memory_bytes = memory_bytes
         self.directory = directory
@@ -89,13 +97,31 @@ class EntrySorter:
         self.runs = 0  # how many sorted runs the external path wrote (0 = sorted in memory)
         self._serial = 0
         self._spill_path = directory / f"{name}.spill"
-        self._spill: BinaryIO | None = open(self._spill_path, "wb")  # noqa: SIM115
+        self._spill: BinaryIO | None = None
+        self._kept: Entries | None = None
+        if at_most:
+            self._kept = _array(at_most, width)  # pages are only touched as entries come
+        else:
+            self._spill = open(self._spill_path, "wb")  # noqa: SIM115
 
     def add(self, blob: bytes | bytearray) -> None:
         """Add entries given as one blob of whole entries."""
-        assert self._spill is not None and len(blob) % self.width == 0
-        self._spill.write(blob)
-        self.count += len(blob) // self.width
+        assert len(blob) % self.width == 0 and not self._done
+        count = len(blob) // self.width
+        if self._kept is not None and self.count + count > len(self._kept):
+            self._spill = open(self._spill_path, "wb")  # noqa: SIM115
+            self._spill.write(self._kept[: self.count].data)
+            self._kept = None
+        if self._kept is not None:
+            self._kept[self.count : self.count + count] = np.frombuffer(blob, self._kept.dtype)
+        else:
+            assert self._spill is not None
+            self._spill.write(blob)
+        self.count += count
+
+    @property
+    def _done(self) -> bool:
+        return self._spill is None and self._kept is None
 
     @property
     def fits_in_memory(self) -> bool:
@@ -114,6 +140,12 @@ class EntrySorter:
         """The entries in byte order, as blocks of whole entries back to back; call
         once. `progress` sees the sort as one item (in memory) or one item per sorted
         run written (external)."""
+        assert not self._done
+        if self._kept is not None:
+            entries, self._kept = self._kept[: self.count], None
+            for _ in progress(range(1), 1, label):  # one sort: no finer steps to show
+                entries.sort()
+            return _blocks_of(entries)
         assert self._spill is not None
         self._spill.close()
         self._spill = None
@@ -176,6 +208,7 @@ class EntrySorter:
         os.unlink(path)
 
     def close(self) -> None:
+        self._kept = None
         if self._spill is not None:
             self._spill.close()
             self._spill = None

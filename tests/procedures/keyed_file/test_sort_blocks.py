@@ -182,3 +182,23 @@ def test_sorting_duplicates_in_memory_or_in_runs_gives_the_plain_sort(
     assert b"".join(sorter.sorted_blocks()) == b"".join(sorted(entries))
     assert sorter.runs == (0 if runs_of is None else -(-5000 // max(1024, runs_of)))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("at_most", [5000, 4999, 100])
+def test_entries_kept_in_memory_as_they_come_sort_as_spilled_ones_do(
+    tmp_path: Path, at_most: int
+) -> None:
+    """Told how many entries can come, the sorter keeps them in memory and
+    writes no file; if more come after all, it spills them and still sorts
+    them all."""
+    rnd = random.Random(at_most)
+    entries = [rnd.randbytes(5) + bytes(1) for _ in range(5000)]
+    sorter = EntrySorter(6, 1 << 30, tmp_path, "k", at_most=at_most)
+    for start in range(0, len(entries), 700):
+        sorter.add(b"".join(entries[start : start + 700]))
+        came = min(start + 700, len(entries))
+        spilled = list(tmp_path.iterdir())
+        assert spilled == ([] if came <= at_most else [tmp_path / "k.spill"])
+    assert b"".join(sorter.sorted_blocks()) == b"".join(sorted(entries))
+    assert sorter.count == 5000 and sorter.runs == 0
+    assert list(tmp_path.iterdir()) == []
