@@ -8,6 +8,7 @@ must not be able to write a catalog in between.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -55,10 +56,8 @@ def _open_descriptors(path: Path) -> int:
     """How many of this process's descriptors are open on `path`."""
     count = 0
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # the descriptor listdir itself used
             count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
-        except OSError:
-            pass  # the descriptor listdir itself used
     return count
 
 
