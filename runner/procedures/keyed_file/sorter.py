@@ -141,27 +141,31 @@ class EntrySorter:
         once. `progress` sees the sort as one item (in memory) or one item per sorted
         run written (external)."""
         assert not self._done
+        if self._kept is None:
+            assert self._spill is not None
+            self._spill.close()
+            self._spill = None
+            if not self.fits_in_memory:
+                runs = self._write_runs(progress, label)
+                while len(runs) > MAX_FAN_IN:
+                    runs = self._cascade(runs)
+                chunk = self._reader_chunk(len(runs))
+                return _merged_blocks([self._read_run(path, chunk) for path in runs])
+        entries = _array(0, self.width)
+        for _ in progress(range(1), 1, label):  # one sort: no finer steps to show
+            entries = self._all_in_memory()
+            entries.sort()
+        return _blocks_of(entries)
+
+    def _all_in_memory(self) -> Entries:
+        """Every entry in one array: the kept one, or the spill file read back."""
         if self._kept is not None:
             entries, self._kept = self._kept[: self.count], None
-            for _ in progress(range(1), 1, label):  # one sort: no finer steps to show
-                entries.sort()
-            return _blocks_of(entries)
-        assert self._spill is not None
-        self._spill.close()
-        self._spill = None
-        if self.fits_in_memory:
-            entries = _array(0, self.width)
-            for _ in progress(range(1), 1, label):  # one sort: no finer steps to show
-                with open(self._spill_path, "rb") as handle:
-                    entries = _read_array(handle, self.count, self.width)
-                os.unlink(self._spill_path)
-                entries.sort()
-            return _blocks_of(entries)
-        runs = self._write_runs(progress, label)
-        while len(runs) > MAX_FAN_IN:
-            runs = self._cascade(runs)
-        chunk = self._reader_chunk(len(runs))
-        return _merged_blocks([self._read_run(path, chunk) for path in runs])
+            return entries
+        with open(self._spill_path, "rb") as handle:
+            entries = _read_array(handle, self.count, self.width)
+        os.unlink(self._spill_path)
+        return entries
 
     def _reader_chunk(self, readers: int) -> int:
         """Entries each run reader buffers: together they stay within half the
@@ -260,10 +264,11 @@ def _merged_blocks(runs: list[Iterator[Entries]]) -> Iterator[bytes]:
         bound = np.array([min(_last(buffer) for buffer in buffers)], dtype=buffers[0].dtype)
         taken = []
         for i, buffer in enumerate(buffers):
-            cut = int(np.searchsorted(buffer, bound, side="right")[0])
-            if cut > starts[i]:
-                taken.append(buffer[starts[i] : cut])
-            starts[i] = max(starts[i], cut)
+            rest = buffer[starts[i] :]
+            cut = int(np.searchsorted(rest, bound, side="right")[0])
+            if cut:
+                taken.append(rest[:cut])
+                starts[i] += cut
         merged = np.concatenate(taken)
         merged.sort(kind="stable")  # the pieces are sorted runs: a merge
         yield merged.tobytes()
