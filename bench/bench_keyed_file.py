@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,48 +156,35 @@ def _measure(work: Path, rows: list[dict[str, Any]], op: str, memory_mb: int, re
         row["before"] = work / f"keyed-{row['records']}-before-{op}"
         shutil.rmtree(row["before"], ignore_errors=True)
         shutil.copytree(row["site"], row["before"])
-        row["trials"] = []
-    for attempt in range(repeats):
-        for row in rows:
-            site = row["site"]
-            if attempt:  # the same site again, as it was before the step
-                _replace_tree(row["before"], site)
-            os.sync()
-            ran = measure(
-                recover("run", work / f"{op}.yaml", "--site", site, "--yes"),
-                child_env(RECOVER_NOW=NOW.isoformat()),
-            )
-            row["trials"].append(
-                {
-                    "process": ran.seconds,
-                    "rss": ran.rss_kib,
-                    "step": step_seconds(site, op),
-                    "cpu": ran.cpu_seconds,
-                }
-            )
+
+    def runner_trial(row: dict[str, Any], attempt: int) -> dict[str, float]:
+        site = row["site"]
+        if attempt:  # the same site again, as it was before the step
+            _replace_tree(row["before"], site)
+        os.sync()
+        ran = measure(
+            recover("run", playbook, "--site", site, "--yes"),
+            child_env(RECOVER_NOW=NOW.isoformat()),
+        )
+        step = step_seconds(site, op)
+        return {"process": ran.seconds, "rss": ran.rss_kib, "step": step, "cpu": ran.cpu_seconds}
+
+    _best_in_turns(rows, op, repeats, runner_trial)
     for row in rows:
         shutil.rmtree(row.pop("before"), ignore_errors=True)
-        trials = row.pop("trials")
-        row[op] = min(trials, key=lambda trial: trial["step"])
-        steps = ", ".join(f"{trial['step']:.2f}" for trial in trials)
-        print(f"[{row['records']:,}] {op}: step times {steps} s", flush=True)
     for number, name in enumerate(BASELINES[op]):
-        for row in rows:
-            row[f"raw-{name}"] = []
-        for _ in range(repeats if number == 0 else 1):
-            for row in rows:
-                raw = row["raw"]
-                shutil.rmtree(raw / name, ignore_errors=True)  # each run writes anew
-                os.sync()
-                base = measure(
-                    [sys.executable, str(Path(__file__).resolve()), "--baseline", name, str(raw)]
-                )
-                work_s = float((raw / f"{name}.seconds").read_text())
-                row[f"raw-{name}"].append(
-                    {"process": base.seconds, "rss": base.rss_kib, "step": work_s}
-                )
-        for row in rows:
-            row[f"raw-{name}"] = min(row[f"raw-{name}"], key=lambda run: run["step"])
+
+        def baseline_trial(row: dict[str, Any], attempt: int, name: str = name) -> dict[str, float]:
+            raw = row["raw"]
+            shutil.rmtree(raw / name, ignore_errors=True)  # each run writes anew
+            os.sync()
+            base = measure(
+                [sys.executable, str(Path(__file__).resolve()), "--baseline", name, str(raw)]
+            )
+            step = float((raw / f"{name}.seconds").read_text())
+            return {"process": base.seconds, "rss": base.rss_kib, "step": step}
+
+        _best_in_turns(rows, f"raw-{name}", repeats if number == 0 else 1, baseline_trial)
     for row in rows:
         if op == "reload":
             row["same"] = all(
@@ -208,6 +196,24 @@ def _measure(work: Path, rows: list[dict[str, Any]], op: str, memory_mb: int, re
             f"{row[op]['step']:.2f}s, {row[op]['rss'] / 1024:.0f} MB",
             flush=True,
         )
+
+
+def _best_in_turns(
+    rows: list[dict[str, Any]],
+    key: str,
+    rounds: int,
+    trial: Callable[[dict[str, Any], int], dict[str, float]],
+) -> None:
+    """Run `trial` on every row in turn, `rounds` times round; keep each row's
+    fastest (least "step") under row[key] and print every row's step times."""
+    trials: list[list[dict[str, float]]] = [[] for _ in rows]
+    for attempt in range(rounds):
+        for row, done in zip(rows, trials, strict=True):
+            done.append(trial(row, attempt))
+    for row, done in zip(rows, trials, strict=True):
+        row[key] = min(done, key=lambda result: result["step"])
+        steps = ", ".join(f"{result['step']:.2f}" for result in done)
+        print(f"[{row['records']:,}] {key}: step times {steps} s", flush=True)
 
 
 def _replace_tree(source: Path, target: Path) -> None:
